@@ -1,0 +1,413 @@
+/* lg_norm.c: batch_norm, layer_norm and instance_norm.
+ *
+ * Batch norm in training mode is one fused op: statistics, normalisation
+ * and the running-statistics update in one pass per channel, and a fused
+ * backward kernel when no graph of the gradient is wanted. With
+ * create_graph on, the formula is instead written with public ops (mean,
+ * rsqrt, mul, ...) recomputing the statistics from x, so gradients of
+ * gradients flow through them. Eval mode is a per-channel affine map built
+ * from ops. Layer norm has a fused forward and an ops backward; instance
+ * norm is batch norm on the (1, N*C, rest) view plus an affine map.
+ *
+ * Shapes: x (N,C,...) viewed as (N,C,S) with S the product of the rest. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lg_ops.h"
+
+#define LG_OMP_MIN 32768
+
+static lg_tensor *lg_dense(const lg_tensor *t)
+{
+  if (!t || lg_is_contiguous(t)) return lg_retain((lg_tensor *)t);
+  lg_tensor *c = lg_empty(t->ndim, t->shape);
+  if (c && lg_copy_(c, t)) { lg_release(c); return NULL; }
+  return c;
+}
+
+/* ---- kernels -------------------------------------------------------------------- */
+/* x: (N,C,S) -> y: (N,C,S), mean, invstd, var (biased): (C). w, b: (C) or NULL. */
+static void lg_bn_forward(const float *x, const float *w, const float *b, float *y, float *mean,
+                          float *invstd, double *var, int64_t N, int64_t C, int64_t S, float eps)
+{
+  const double M = (double)N * S;
+  #pragma omp parallel for if (N * C * S > LG_OMP_MIN)
+  for (int64_t c = 0; c < C; c++) {
+    double s = 0, q = 0;
+    for (int64_t n = 0; n < N; n++) {
+      const float *p = x + (n * C + c) * S;
+      for (int64_t i = 0; i < S; i++) s += p[i];
+    }
+    double mu = s / M;
+    for (int64_t n = 0; n < N; n++) {   /* second pass: no cancellation */
+      const float *p = x + (n * C + c) * S;
+      for (int64_t i = 0; i < S; i++) { double d = p[i] - mu; q += d * d; }
+    }
+    double v = q / M, is = 1.0 / sqrt(v + eps);
+    mean[c] = (float)mu;
+    invstd[c] = (float)is;
+    var[c] = v;
+    float sc = (float)is * (w ? w[c] : 1), sh = (b ? b[c] : 0) - (float)mu * sc;
+    for (int64_t n = 0; n < N; n++) {
+      const float *p = x + (n * C + c) * S;
+      float *o = y + (n * C + c) * S;
+      for (int64_t i = 0; i < S; i++) o[i] = p[i] * sc + sh;
+    }
+  }
+}
+
+/* g, x: (N,C,S); mean, invstd, w: (C) -> gx (N,C,S) or NULL, gw, gb (C) or NULL:
+ * gx = w*invstd * (g - mean(g) - xhat * mean(g*xhat)), gw = sum g*xhat, gb = sum g */
+static void lg_bn_backward(const float *g, const float *x, const float *mean,
+                           const float *invstd, const float *w, float *gx, float *gw, float *gb,
+                           int64_t N, int64_t C, int64_t S)
+{
+  const double M = (double)N * S;
+  #pragma omp parallel for if (N * C * S > LG_OMP_MIN)
+  for (int64_t c = 0; c < C; c++) {
+    double sg = 0, sgx = 0;
+    const float mu = mean[c], is = invstd[c];
+    for (int64_t n = 0; n < N; n++) {
+      const float *gp = g + (n * C + c) * S, *xp = x + (n * C + c) * S;
+      for (int64_t i = 0; i < S; i++) { sg += gp[i]; sgx += gp[i] * ((xp[i] - mu) * is); }
+    }
+    if (gw) gw[c] = (float)sgx;
+    if (gb) gb[c] = (float)sg;
+    if (!gx) continue;
+    float k = is * (w ? w[c] : 1), mg = (float)(sg / M), mgx = (float)(sgx / M);
+    for (int64_t n = 0; n < N; n++) {
+      const float *gp = g + (n * C + c) * S, *xp = x + (n * C + c) * S;
+      float *o = gx + (n * C + c) * S;
+      for (int64_t i = 0; i < S; i++) o[i] = k * (gp[i] - mg - (xp[i] - mu) * is * mgx);
+    }
+  }
+}
+
+/* x: (R,D) -> y: (R,D) normalised per row, then * w + b (w, b: (D) or NULL) */
+static void lg_ln_forward(const float *x, const float *w, const float *b, float *y, int64_t R,
+                          int64_t D, float eps)
+{
+  #pragma omp parallel for if (R * D > LG_OMP_MIN)
+  for (int64_t r = 0; r < R; r++) {
+    const float *p = x + r * D;
+    float *o = y + r * D;
+    double s = 0, q = 0;
+    for (int64_t i = 0; i < D; i++) s += p[i];
+    double mu = s / D;
+    for (int64_t i = 0; i < D; i++) { double d = p[i] - mu; q += d * d; }
+    float is = (float)(1.0 / sqrt(q / D + eps)), m = (float)mu;
+    for (int64_t i = 0; i < D; i++)
+      o[i] = (p[i] - m) * is * (w ? w[i] : 1) + (b ? b[i] : 0);
+  }
+}
+
+/* ---- shared pieces of the ops formulas ------------------------------------------------- */
+/* A (C) tensor viewed as (1,C,1,...) with ndim dims, for broadcasting. */
+static lg_tensor *lg_chan_view(lg_tensor *v, int ndim)
+{
+  int64_t sh[LG_MAXDIM];
+  for (int d = 0; d < ndim; d++) sh[d] = 1;
+  sh[1] = v->shape[0];
+  return lg_view(v, ndim, sh);
+}
+
+/* Gradients of y = xhat * w + b, xhat = (x - mean) * rsqrt(var + eps), the
+ * statistics taken over dims (nd of them), written with ops so they are
+ * differentiable. w is already broadcastable to x (or NULL). Fills gx, gw
+ * (xhat*g reduced by red_w), gb (g reduced by red_w) where wanted. */
+typedef lg_tensor *(*lg_reduce_fn)(lg_tensor *t, void *ctx);
+
+static int lg_norm_bw_ops(lg_tensor *x, lg_tensor *w, lg_tensor *g, int nd, const int *dims,
+                          float eps, int want_x, int want_w, int want_b, lg_reduce_fn red,
+                          void *ctx, lg_tensor **gx, lg_tensor **gw, lg_tensor **gb)
+{
+  lg_tensor *mu = NULL, *xc = NULL, *sq = NULL, *var = NULL, *ve = NULL, *inv = NULL;
+  lg_tensor *xhat = NULL, *gxh = NULL, *m1 = NULL, *t1 = NULL, *m2 = NULL, *t2 = NULL;
+  lg_tensor *t3 = NULL, *t4 = NULL, *gxx = NULL;
+  int rc = -1;
+  if (want_b && !(*gb = red(g, ctx))) goto done;
+  if (!want_x && !want_w) { rc = 0; goto done; }
+  if (!(mu = lg_mean(x, nd, dims, 1)) || !(xc = lg_sub(x, mu)) || !(sq = lg_mul(xc, xc)) ||
+      !(var = lg_mean(sq, nd, dims, 1)) || !(ve = lg_add_scalar(var, eps)) ||
+      !(inv = lg_rsqrt(ve)) || !(xhat = lg_mul(xc, inv)))
+    goto done;
+  if (want_w) {
+    if (!(t1 = lg_mul(g, xhat)) || !(*gw = red(t1, ctx))) goto done;
+    lg_release(t1);
+    t1 = NULL;
+  }
+  if (want_x) {
+    gxh = w ? lg_mul(g, w) : lg_retain(g);
+    if (!gxh || !(m1 = lg_mean(gxh, nd, dims, 1)) || !(t1 = lg_sub(gxh, m1)) ||
+        !(t2 = lg_mul(gxh, xhat)) || !(m2 = lg_mean(t2, nd, dims, 1)) ||
+        !(t3 = lg_mul(xhat, m2)) || !(t4 = lg_sub(t1, t3)) || !(gxx = lg_mul(t4, inv)))
+      goto done;
+    *gx = gxx;
+    gxx = NULL;
+  }
+  rc = 0;
+done:
+  lg_release(mu); lg_release(xc); lg_release(sq); lg_release(var); lg_release(ve);
+  lg_release(inv); lg_release(xhat); lg_release(gxh); lg_release(m1); lg_release(t1);
+  lg_release(m2); lg_release(t2); lg_release(t3); lg_release(t4); lg_release(gxx);
+  return rc;
+}
+
+/* ---- batch norm ------------------------------------------------------------------------ */
+static int lg_check_chan(const char *op, const char *what, const lg_tensor *v, int64_t C,
+                         const char *xs)
+{
+  char b1[128];
+  if (v && (v->ndim != 1 || v->shape[0] != C))
+    return lg_error("%s: input %s: %s %s should have shape %lld (one per channel)", op, xs,
+                    what, lg_shape_str(v, b1, sizeof b1), (long long)C), -1;
+  return 0;
+}
+
+/* Eval mode: y = x * scale + shift, scale = w * rsqrt(rv + eps), shift = b - rm * scale. */
+static lg_tensor *lg_bn_eval(lg_tensor *x, lg_tensor *rm, lg_tensor *rv, lg_tensor *w,
+                             lg_tensor *b, float eps)
+{
+  lg_tensor *ve = NULL, *inv = NULL, *sc = NULL, *ms = NULL, *sh = NULL, *scv = NULL;
+  lg_tensor *shv = NULL, *xs = NULL, *out = NULL;
+  if (!(ve = lg_add_scalar(rv, eps)) || !(inv = lg_rsqrt(ve))) goto done;
+  sc = w ? lg_mul(w, inv) : lg_retain(inv);
+  if (!sc || !(ms = lg_mul(rm, sc))) goto done;
+  sh = b ? lg_sub(b, ms) : lg_neg(ms);
+  if (!sh || !(scv = lg_chan_view(sc, x->ndim)) || !(shv = lg_chan_view(sh, x->ndim)) ||
+      !(xs = lg_mul(x, scv)))
+    goto done;
+  out = lg_add(xs, shv);
+done:
+  lg_release(ve); lg_release(inv); lg_release(sc); lg_release(ms); lg_release(sh);
+  lg_release(scv); lg_release(shv); lg_release(xs);
+  return out;
+}
+
+/* running = (1 - m) running + m v, on a 1-D (possibly strided) buffer */
+static void lg_running_update(lg_tensor *r, const float *v, const double *vd, double scale,
+                              float m, int64_t C)
+{
+  float *p = lg_data(r);
+  for (int64_t c = 0; c < C; c++) {
+    float *q = p + c * r->stride[0];
+    double val = vd ? vd[c] * scale : v[c];
+    *q = (float)((1.0 - m) * *q + m * val);
+  }
+  lg_bump_version(r);
+}
+
+lg_tensor *lg_batch_norm(lg_tensor *x, lg_tensor *running_mean, lg_tensor *running_var,
+                         lg_tensor *weight, lg_tensor *bias, int training, float momentum,
+                         float eps)
+{
+  char xs[128];
+  const char *op = "batch_norm";
+  lg_shape_str(x, xs, sizeof xs);
+  if (x->ndim < 2)
+    return lg_error("%s: input %s: expected (N,C) or (N,C,...) with at least 2 dims", op, xs);
+  int64_t N = x->shape[0], C = x->shape[1], S = 1;
+  for (int d = 2; d < x->ndim; d++) S *= x->shape[d];
+  if (lg_check_chan(op, "running_mean", running_mean, C, xs) ||
+      lg_check_chan(op, "running_var", running_var, C, xs) ||
+      lg_check_chan(op, "weight", weight, C, xs) || lg_check_chan(op, "bias", bias, C, xs))
+    return NULL;
+  if (!!running_mean != !!running_var)
+    return lg_error("%s: give both running_mean and running_var, or neither", op);
+  if (!(eps > 0)) return lg_error("%s: eps %g must be > 0", op, eps);
+  if (!training) {
+    if (!running_mean)
+      return lg_error("%s: input %s: eval mode needs running statistics (or training=true)",
+                      op, xs);
+    return lg_bn_eval(x, running_mean, running_var, weight, bias, eps);
+  }
+  if (N * S <= 1)
+    return lg_error("%s: input %s: expected more than 1 value per channel when training", op, xs);
+  lg_tensor *xd = lg_dense(x), *wd = lg_dense(weight), *bd = lg_dense(bias);
+  int64_t cs[1] = {C};
+  lg_tensor *out = lg_empty(x->ndim, x->shape), *mean = lg_empty(1, cs), *inv = lg_empty(1, cs);
+  double *var = malloc(sizeof(double) * (C ? C : 1));
+  if (!xd || (weight && !wd) || (bias && !bd) || !out || !mean || !inv || !var) {
+    if (!var) lg_error("%s: out of memory", op);
+    lg_release(out);
+    out = NULL;
+    goto done;
+  }
+  lg_bn_forward(lg_data(xd), wd ? lg_data(wd) : NULL, bd ? lg_data(bd) : NULL, lg_data(out),
+                lg_data(mean), lg_data(inv), var, N, C, S, eps);
+  if (running_mean) {
+    double M = (double)N * S;
+    lg_running_update(running_mean, lg_data(mean), NULL, 1, momentum, C);
+    lg_running_update(running_var, NULL, var, M / (M - 1), momentum, C);
+  }
+  lg_tensor *in[3] = {x, weight, bias};
+  if (lg_should_record(3, in)) {
+    lg_node *nd = lg_record(LG_OP_BATCH_NORM, out, 3, in, 4);
+    if (!nd) { lg_release(out); out = NULL; goto done; }
+    lg_save(nd, 0, x);
+    if (weight) lg_save(nd, 1, weight);
+    lg_save(nd, 2, mean);
+    lg_save(nd, 3, inv);
+    nd->f[0] = eps;
+    nd->i[0] = weight != NULL;
+  }
+done:
+  free(var);
+  lg_release(xd); lg_release(wd); lg_release(bd); lg_release(mean); lg_release(inv);
+  return out;
+}
+
+static lg_tensor *lg_red_chan(lg_tensor *t, void *ctx)
+{
+  int nd = *(int *)ctx, dims[LG_MAXDIM];
+  for (int d = 0, k = 0; d < nd; d++)
+    if (d != 1) dims[k++] = d;
+  return lg_sum(t, nd - 1, dims, 0);
+}
+
+/* Fused when no graph of the gradient is wanted; ops otherwise (see top). */
+int lg_bw_batch_norm(lg_node *n, lg_tensor *g, lg_tensor **gin)
+{
+  int has_w = (int)n->i[0], nd = n->in_ndim[0], rc = -1;
+  lg_tensor *x = lg_saved(n, 0), *w = has_w ? lg_saved(n, 1) : NULL;
+  lg_tensor *mean = NULL, *inv = NULL, *gd = NULL, *xd = NULL, *wv = NULL;
+  if (!x || (has_w && !w)) goto done;
+  if (lg_grad_enabled()) {
+    int dims[LG_MAXDIM];
+    for (int d = 0, k = 0; d < nd; d++)
+      if (d != 1) dims[k++] = d;
+    if (w && !(wv = lg_chan_view(w, nd))) goto done;
+    rc = lg_norm_bw_ops(x, wv, g, nd - 1, dims, (float)n->f[0], n->needs[0], n->needs[1] && w,
+                        n->needs[2], lg_red_chan, &nd, &gin[0], &gin[1], &gin[2]);
+    goto done;
+  }
+  int64_t N = x->shape[0], C = x->shape[1], S = lg_numel(x) / (N * C > 0 ? N * C : 1);
+  int64_t cs[1] = {C};
+  if (!(mean = lg_saved(n, 2)) || !(inv = lg_saved(n, 3)) || !(gd = lg_dense(g)) ||
+      !(xd = lg_dense(x)))
+    goto done;
+  if (n->needs[0] && !(gin[0] = lg_empty(x->ndim, x->shape))) goto done;
+  if (n->needs[1] && !(gin[1] = lg_empty(1, cs))) goto done;
+  if (n->needs[2] && !(gin[2] = lg_empty(1, cs))) goto done;
+  lg_tensor *wd = w ? lg_dense(w) : NULL;
+  if (w && !wd) goto done;
+  lg_bn_backward(lg_data(gd), lg_data(xd), lg_data(mean), lg_data(inv), wd ? lg_data(wd) : NULL,
+                 gin[0] ? lg_data(gin[0]) : NULL, gin[1] ? lg_data(gin[1]) : NULL,
+                 gin[2] ? lg_data(gin[2]) : NULL, N, C, S);
+  lg_release(wd);
+  rc = 0;
+done:
+  lg_release(x); lg_release(w); lg_release(mean); lg_release(inv); lg_release(gd);
+  lg_release(xd); lg_release(wv);
+  return rc;
+}
+
+/* ---- layer norm ------------------------------------------------------------------------- */
+lg_tensor *lg_layer_norm(lg_tensor *x, int k, lg_tensor *weight, lg_tensor *bias, float eps)
+{
+  char xs[128], b1[128];
+  const char *op = "layer_norm";
+  lg_shape_str(x, xs, sizeof xs);
+  if (k < 1 || k > x->ndim)
+    return lg_error("%s: input %s: cannot normalise over the last %d dims", op, xs, k);
+  if (!(eps > 0)) return lg_error("%s: eps %g must be > 0", op, eps);
+  const int64_t *ns = x->shape + (x->ndim - k);
+  lg_tensor *pv[2] = {weight, bias};
+  for (int j = 0; j < 2; j++)
+    if (pv[j] && (pv[j]->ndim != k || memcmp(pv[j]->shape, ns, sizeof(int64_t) * k)))
+      return lg_error("%s: input %s: %s %s should have shape %s", op, xs,
+                      j ? "bias" : "weight", lg_shape_str(pv[j], b1, sizeof b1),
+                      lg_shape_str_raw(k, ns, (char[128]){0}, 128));
+  int64_t D = 1;
+  for (int d = 0; d < k; d++) D *= ns[d];
+  int64_t R = D ? lg_numel(x) / D : 0;
+  lg_tensor *xd = lg_dense(x), *wd = lg_dense(weight), *bd = lg_dense(bias);
+  lg_tensor *out = lg_empty(x->ndim, x->shape);
+  if (!xd || (weight && !wd) || (bias && !bd) || !out) {
+    lg_release(out);
+    out = NULL;
+    goto done;
+  }
+  lg_ln_forward(lg_data(xd), wd ? lg_data(wd) : NULL, bd ? lg_data(bd) : NULL, lg_data(out), R,
+                D, eps);
+  lg_tensor *in[3] = {x, weight, bias};
+  if (lg_should_record(3, in)) {
+    lg_node *nd = lg_record(LG_OP_LAYER_NORM, out, 3, in, 2);
+    if (!nd) { lg_release(out); out = NULL; goto done; }
+    lg_save(nd, 0, x);
+    if (weight) lg_save(nd, 1, weight);
+    nd->f[0] = eps;
+    nd->i[0] = k;
+    nd->i[1] = weight != NULL;
+  }
+done:
+  lg_release(xd); lg_release(wd); lg_release(bd);
+  return out;
+}
+
+static lg_tensor *lg_red_to(lg_tensor *t, void *ctx)
+{
+  lg_node *n = ctx;   /* reduce to the weight's shape: the last k dims of x */
+  int k = (int)n->i[0];
+  return lg_sum_to(t, k, n->in_shape[0] + (n->in_ndim[0] - k));
+}
+
+int lg_bw_layer_norm(lg_node *n, lg_tensor *g, lg_tensor **gin)
+{
+  int k = (int)n->i[0], has_w = (int)n->i[1], nd = n->in_ndim[0], dims[LG_MAXDIM];
+  for (int d = 0; d < k; d++) dims[d] = nd - k + d;
+  lg_tensor *x = lg_saved(n, 0), *w = has_w ? lg_saved(n, 1) : NULL;
+  int rc = -1;
+  if (x && (!has_w || w))
+    rc = lg_norm_bw_ops(x, w, g, k, dims, (float)n->f[0], n->needs[0], n->needs[1] && w,
+                        n->needs[2], lg_red_to, n, &gin[0], &gin[1], &gin[2]);
+  lg_release(x);
+  lg_release(w);
+  return rc;
+}
+
+/* ---- instance norm ------------------------------------------------------------------------ */
+lg_tensor *lg_instance_norm(lg_tensor *x, lg_tensor *weight, lg_tensor *bias, float eps)
+{
+  char xs[128];
+  const char *op = "instance_norm";
+  lg_shape_str(x, xs, sizeof xs);
+  if (x->ndim < 3)
+    return lg_error("%s: input %s: expected (N,C,H,W) or (N,C,...) with at least 3 dims", op, xs);
+  int64_t C = x->shape[1];
+  if (lg_check_chan(op, "weight", weight, C, xs) || lg_check_chan(op, "bias", bias, C, xs))
+    return NULL;
+  int64_t sh[3] = {1, x->shape[0] * C, -1};
+  if (lg_numel(x) == 0)
+    return lg_error("%s: input %s: expected a non-empty input", op, xs);
+  lg_tensor *v = lg_reshape(x, 3, sh), *y = NULL, *ys = NULL, *wv = NULL, *bv = NULL, *t = NULL;
+  if (!v) return NULL;
+  if (v->shape[2] <= 1) {
+    lg_release(v);
+    return lg_error("%s: input %s: expected more than 1 value per channel", op, xs);
+  }
+  if (!(y = lg_batch_norm(v, NULL, NULL, NULL, NULL, 1, 0, eps)) ||
+      !(ys = lg_reshape(y, x->ndim, x->shape)))
+    goto fail;
+  lg_release(v);
+  lg_release(y);
+  v = y = NULL;
+  if (weight) {
+    if (!(wv = lg_chan_view(weight, x->ndim)) || !(t = lg_mul(ys, wv))) goto fail;
+    lg_release(ys);
+    ys = t;
+    t = NULL;
+  }
+  if (bias) {
+    if (!(bv = lg_chan_view(bias, x->ndim)) || !(t = lg_add(ys, bv))) goto fail;
+    lg_release(ys);
+    ys = t;
+    t = NULL;
+  }
+  lg_release(wv);
+  lg_release(bv);
+  return ys;
+fail:
+  lg_release(v); lg_release(y); lg_release(ys); lg_release(wv); lg_release(bv); lg_release(t);
+  return NULL;
+}

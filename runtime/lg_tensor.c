@@ -1,0 +1,444 @@
+/* lg_tensor.c: tensor lifetime, errors, the caching allocator, geometry
+ * helpers, the strided iterator, grad mode and threads. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <assert.h>
+#include <omp.h>
+#include "lg_tensor.h"
+#include "lg_autograd.h"
+
+/* ---- errors ----------------------------------------------------------- */
+static _Thread_local char lg_errbuf[1024];
+
+void *lg_error(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(lg_errbuf, sizeof lg_errbuf, fmt, ap);
+  va_end(ap);
+  return NULL;
+}
+
+const char *lg_last_error(void) { return lg_errbuf[0] ? lg_errbuf : "unknown error"; }
+
+void lg_error_prefix(const char *ctx)
+{
+  char tmp[sizeof lg_errbuf];
+  size_t k = strlen(ctx);
+  if (k > sizeof tmp / 2) k = sizeof tmp / 2;
+  memcpy(tmp, ctx, k);
+  memcpy(tmp + k, ": ", 2);
+  size_t rest = strlen(lg_errbuf);
+  if (rest > sizeof tmp - k - 3) rest = sizeof tmp - k - 3;
+  memcpy(tmp + k + 2, lg_errbuf, rest);
+  tmp[k + 2 + rest] = 0;
+  memcpy(lg_errbuf, tmp, sizeof tmp);
+}
+
+/* ---- caching allocator -------------------------------------------------
+ * Freed blocks go to a free list keyed by their exact rounded size, so a
+ * training step that allocates the same shapes every iteration reuses them
+ * and makes no system allocation in steady state. The cache is capped; the
+ * oldest-size buckets are not tracked, we simply free when over the cap. */
+#define LG_ALIGN 64
+#define LG_NBUCKETS 1024
+#define LG_CACHE_CAP ((size_t)2 << 30)   /* 2 GiB kept for reuse at most */
+
+typedef struct lg_block { struct lg_block *next; } lg_block;
+typedef struct { size_t size; lg_block *head; } lg_bucket;
+
+static lg_bucket lg_buckets[LG_NBUCKETS];
+static size_t lg_live_bytes, lg_cached_bytes;
+static uint64_t lg_sys_allocs;
+static omp_lock_t lg_alloc_lock;
+static int lg_alloc_lock_ready;
+
+static void lg_lock(void)
+{
+  /* Tensors are created from one thread (the Lua state); the lock guards
+   * against kernels that allocate from worker threads. */
+  if (!lg_alloc_lock_ready) { omp_init_lock(&lg_alloc_lock); lg_alloc_lock_ready = 1; }
+  omp_set_lock(&lg_alloc_lock);
+}
+static void lg_unlock(void) { omp_unset_lock(&lg_alloc_lock); }
+
+static size_t lg_round(size_t n) { return (n + LG_ALIGN - 1) / LG_ALIGN * LG_ALIGN; }
+
+static lg_bucket *lg_bucket_for(size_t size, int create)
+{
+  size_t h = (size / LG_ALIGN) * 2654435761u % LG_NBUCKETS;
+  for (size_t k = 0; k < LG_NBUCKETS; k++) {
+    lg_bucket *b = &lg_buckets[(h + k) % LG_NBUCKETS];
+    if (b->size == size) return b;
+    if (b->size == 0) {
+      if (!create) return NULL;
+      b->size = size;
+      return b;
+    }
+  }
+  return NULL;   /* table full: caller falls back to the system allocator */
+}
+
+static void *lg_alloc(size_t n)
+{
+  size_t size = lg_round(n ? n : 1);
+  lg_lock();
+  lg_bucket *b = lg_bucket_for(size, 0);
+  void *p = NULL;
+  if (b && b->head) {
+    p = b->head;
+    b->head = b->head->next;
+    lg_cached_bytes -= size;
+  }
+  lg_unlock();
+  if (!p) {
+    p = aligned_alloc(LG_ALIGN, size);
+    if (!p) return NULL;
+    lg_lock();
+    lg_sys_allocs++;
+    lg_unlock();
+  }
+  lg_lock();
+  lg_live_bytes += size;
+  lg_unlock();
+  return p;
+}
+
+static void lg_dealloc(void *p, size_t n)
+{
+  size_t size = lg_round(n ? n : 1);
+  lg_lock();
+  lg_live_bytes -= size;
+  lg_bucket *b = lg_cached_bytes + size <= LG_CACHE_CAP ? lg_bucket_for(size, 1) : NULL;
+  if (b) {
+    lg_block *blk = p;
+    blk->next = b->head;
+    b->head = blk;
+    lg_cached_bytes += size;
+    p = NULL;
+  }
+  lg_unlock();
+  free(p);
+}
+
+size_t lg_mem_live_bytes(void) { return lg_live_bytes; }
+size_t lg_mem_cached_bytes(void) { return lg_cached_bytes; }
+uint64_t lg_mem_sys_allocs(void) { return lg_sys_allocs; }
+
+void lg_mem_trim(void)
+{
+  lg_lock();
+  for (int i = 0; i < LG_NBUCKETS; i++) {
+    lg_block *blk = lg_buckets[i].head;
+    while (blk) { lg_block *nx = blk->next; free(blk); blk = nx; }
+    lg_buckets[i].head = NULL;
+    lg_buckets[i].size = 0;
+  }
+  lg_cached_bytes = 0;
+  lg_unlock();
+}
+
+/* ---- lifetime ------------------------------------------------------------- */
+static void lg_storage_release(lg_storage *s)
+{
+  if (s && --s->refcount == 0) {
+    lg_dealloc(s->data, s->nbytes);
+    free(s);
+  }
+}
+
+lg_tensor *lg_retain(lg_tensor *t)
+{
+  if (t) t->refcount++;
+  return t;
+}
+
+void lg_release(lg_tensor *t)
+{
+  if (!t || --t->refcount > 0) return;
+  if (t->retains_grad) lg_forget_retained(t);
+  lg_storage_release(t->storage);
+  lg_release(t->grad);
+  if (t->grad_fn) lg_node_release(t->grad_fn);
+  free(t);
+}
+
+/* ---- construction ----------------------------------------------------- */
+static lg_tensor *lg_tensor_new(void)
+{
+  lg_tensor *t = calloc(1, sizeof *t);
+  if (!t) return lg_error("out of memory");
+  t->refcount = 1;
+  return t;
+}
+
+static void lg_set_contiguous_strides(lg_tensor *t)
+{
+  int64_t s = 1;
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    t->stride[d] = s;
+    s *= t->shape[d];
+  }
+}
+
+lg_tensor *lg_empty(int ndim, const int64_t *shape)
+{
+  char buf[128];
+  if (ndim < 0 || ndim > LG_MAXDIM)
+    return lg_error("empty: %d dims requested, at most %d supported", ndim, LG_MAXDIM);
+  int64_t n = 1;
+  for (int d = 0; d < ndim; d++) {
+    if (shape[d] < 0)
+      return lg_error("empty: negative size %lld in shape %s", (long long)shape[d],
+                      lg_shape_str_raw(ndim, shape, buf, sizeof buf));
+    if (shape[d] && n > LG_MAXNUMEL / shape[d])
+      return lg_error("empty: shape %s is too large (more than 2^40 elements)",
+                      lg_shape_str_raw(ndim, shape, buf, sizeof buf));
+    n *= shape[d];
+  }
+  lg_tensor *t = lg_tensor_new();
+  if (!t) return NULL;
+  lg_storage *s = calloc(1, sizeof *s);
+  if (s) {
+    s->refcount = 1;
+    s->nbytes = (size_t)n * sizeof(float);
+    s->data = lg_alloc(s->nbytes);
+  }
+  if (!s || !s->data) {
+    free(s);
+    free(t);
+    return lg_error("empty: out of memory allocating %s (%.1f MiB)",
+                    lg_shape_str_raw(ndim, shape, buf, sizeof buf), n * 4.0 / (1 << 20));
+  }
+  t->storage = s;
+  t->ndim = ndim;
+  if (ndim) memcpy(t->shape, shape, sizeof(int64_t) * ndim);   /* shape may be NULL at 0 dims */
+  lg_set_contiguous_strides(t);
+  return t;
+}
+
+lg_tensor *lg_empty_like(const lg_tensor *t) { return lg_empty(t->ndim, t->shape); }
+
+lg_tensor *lg_alias(const lg_tensor *t, int ndim, const int64_t *shape,
+                    const int64_t *stride, int64_t offset)
+{
+  assert(ndim >= 0 && ndim <= LG_MAXDIM);
+  lg_tensor *a = lg_tensor_new();
+  if (!a) return NULL;
+  a->ndim = ndim;
+  if (ndim) {
+    memcpy(a->shape, shape, sizeof(int64_t) * ndim);
+    memcpy(a->stride, stride, sizeof(int64_t) * ndim);
+  }
+  a->offset = offset;
+  a->storage = t->storage;
+  a->storage->refcount++;
+  return a;
+}
+
+lg_tensor *lg_detach(const lg_tensor *t)
+{
+  return lg_alias(t, t->ndim, t->shape, t->stride, t->offset);
+}
+
+lg_tensor *lg_from_data(int ndim, const int64_t *shape, const float *data)
+{
+  lg_tensor *t = lg_empty(ndim, shape);
+  if (t) memcpy(t->storage->data, data, t->storage->nbytes);
+  return t;
+}
+
+lg_tensor *lg_scalar(float v)
+{
+  lg_tensor *t = lg_empty(0, NULL);
+  if (t) t->storage->data[0] = v;
+  return t;
+}
+
+/* ---- geometry ------------------------------------------------------------ */
+int64_t lg_numel(const lg_tensor *t)
+{
+  int64_t n = 1;
+  for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+  return n;
+}
+
+int lg_is_contiguous(const lg_tensor *t)
+{
+  int64_t s = 1;
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    if (t->shape[d] != 1 && t->stride[d] != s) return 0;
+    s *= t->shape[d];
+  }
+  return 1;
+}
+
+char *lg_shape_str_raw(int ndim, const int64_t *shape, char *buf, size_t n)
+{
+  if (ndim == 0) { snprintf(buf, n, "scalar"); return buf; }
+  size_t k = 0;
+  buf[0] = 0;
+  for (int d = 0; d < ndim && k < n; d++)
+    k += snprintf(buf + k, n - k, d ? "x%lld" : "%lld", (long long)shape[d]);
+  return buf;
+}
+
+char *lg_shape_str(const lg_tensor *t, char *buf, size_t n)
+{
+  return lg_shape_str_raw(t->ndim, t->shape, buf, n);
+}
+
+int lg_wrap_dim(const char *op, int dim, int ndim)
+{
+  int d = dim < 0 ? dim + ndim : dim;
+  if (d < 0 || d >= ndim) {
+    lg_error("%s: dim %d out of range for a tensor of %d dims", op, dim, ndim);
+    return -1;
+  }
+  return d;
+}
+
+int lg_same_shape(const lg_tensor *a, const lg_tensor *b)
+{
+  if (a->ndim != b->ndim) return 0;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->shape[d] != b->shape[d]) return 0;
+  return 1;
+}
+
+int lg_broadcast_shape(const char *op, int na, const int64_t *sa, int nb,
+                       const int64_t *sb, int *nout, int64_t *out)
+{
+  int n = na > nb ? na : nb;
+  for (int k = 0; k < n; k++) {
+    int64_t x = k < n - na ? 1 : sa[k - (n - na)];
+    int64_t y = k < n - nb ? 1 : sb[k - (n - nb)];
+    if (x != y && x != 1 && y != 1) {
+      char b1[128], b2[128];
+      lg_error("%s: shapes %s and %s cannot broadcast", op,
+               lg_shape_str_raw(na, sa, b1, sizeof b1), lg_shape_str_raw(nb, sb, b2, sizeof b2));
+      return -1;
+    }
+    out[k] = x == 1 ? y : x;
+  }
+  *nout = n;
+  return 0;
+}
+
+float lg_get(const lg_tensor *t, const int64_t *idx)
+{
+  int64_t off = t->offset;
+  for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
+  return t->storage->data[off];
+}
+
+void lg_read(const lg_tensor *t, float *dst)
+{
+  if (lg_is_contiguous(t)) {
+    memcpy(dst, lg_data(t), sizeof(float) * lg_numel(t));
+    return;
+  }
+  lg_iter it;
+  lg_tensor *ops[1] = {(lg_tensor *)t};
+  lg_iter_init(&it, 1, ops, t->ndim, t->shape);
+  int64_t outer = lg_iter_outer(&it), inner = lg_iter_inner(&it), k = 0;
+  for (int64_t r = 0; r < outer; r++) {
+    float *p; int64_t s;
+    lg_iter_run(&it, r, &p, &s);
+    for (int64_t i = 0; i < inner; i++) dst[k++] = p[i * s];
+  }
+}
+
+/* ---- strided iteration ---------------------------------------------------- */
+void lg_iter_init(lg_iter *it, int nops, lg_tensor *const *t, int ndim, const int64_t *shape)
+{
+  assert(nops <= LG_ITER_MAX);
+  it->nops = nops;
+  /* Per operand strides aligned to `shape` (stride 0 where broadcast). */
+  int64_t st[LG_ITER_MAX][LG_MAXDIM];
+  for (int o = 0; o < nops; o++) {
+    const lg_tensor *x = t[o];
+    it->base[o] = lg_data(x);
+    for (int d = 0; d < ndim; d++) {
+      int xd = d - (ndim - x->ndim);
+      st[o][d] = (xd < 0 || x->shape[xd] == 1) ? 0 : x->stride[xd];
+    }
+  }
+  /* Drop size-1 dims, then coalesce neighbours whose strides chain for every
+   * operand, so contiguous data becomes one long run. */
+  int n = 0;
+  int64_t sh[LG_MAXDIM];
+  int64_t cs[LG_ITER_MAX][LG_MAXDIM];
+  for (int d = 0; d < ndim; d++) {
+    if (shape[d] == 1) continue;
+    if (n > 0) {
+      int ok = 1;
+      for (int o = 0; o < nops; o++)
+        if (cs[o][n - 1] != st[o][d] * shape[d]) { ok = 0; break; }
+      if (ok) {
+        sh[n - 1] *= shape[d];
+        for (int o = 0; o < nops; o++) cs[o][n - 1] = st[o][d];
+        continue;
+      }
+    }
+    sh[n] = shape[d];
+    for (int o = 0; o < nops; o++) cs[o][n] = st[o][d];
+    n++;
+  }
+  int empty = 0;
+  for (int d = 0; d < ndim; d++) if (shape[d] == 0) empty = 1;
+  if (n == 0) { sh[0] = empty ? 0 : 1; for (int o = 0; o < nops; o++) cs[o][0] = 0; n = 1; }
+  if (empty) { sh[0] = 0; n = 1; }
+  it->ndim = n;
+  memcpy(it->shape, sh, sizeof(int64_t) * n);
+  for (int o = 0; o < nops; o++) memcpy(it->stride[o], cs[o], sizeof(int64_t) * n);
+}
+
+int64_t lg_iter_inner(const lg_iter *it) { return it->shape[it->ndim - 1]; }
+
+int64_t lg_iter_outer(const lg_iter *it)
+{
+  int64_t n = 1;
+  for (int d = 0; d < it->ndim - 1; d++) n *= it->shape[d];
+  return it->shape[it->ndim - 1] == 0 ? 0 : n;
+}
+
+void lg_iter_run(const lg_iter *it, int64_t r, float **ptrs, int64_t *inner_stride)
+{
+  int64_t off[LG_ITER_MAX] = {0};
+  for (int d = it->ndim - 2; d >= 0; d--) {
+    int64_t i = r % it->shape[d];
+    r /= it->shape[d];
+    for (int o = 0; o < it->nops; o++) off[o] += i * it->stride[o][d];
+  }
+  for (int o = 0; o < it->nops; o++) {
+    ptrs[o] = it->base[o] + off[o];
+    inner_stride[o] = it->stride[o][it->ndim - 1];
+  }
+}
+
+/* ---- grad mode ------------------------------------------------------------- */
+static _Thread_local int lg_grad_off;   /* zero-initialised: grad mode starts on */
+
+int lg_grad_enabled(void) { return !lg_grad_off; }
+
+int lg_set_grad_enabled(int on)
+{
+  int prev = !lg_grad_off;
+  lg_grad_off = !on;
+  return prev;
+}
+
+/* ---- threads ------------------------------------------------------------------ */
+void openblas_set_num_threads(int n);   /* from OpenBLAS; declared here to keep cblas.h out */
+
+void lg_set_num_threads(int n)
+{
+  if (n < 1) n = 1;
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);
+}
+
+int lg_get_num_threads(void) { return omp_get_max_threads(); }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# setup.sh: install what is missing (Debian 12), build, then run the main job
+# or the tests.
+#   bash setup.sh          # deps + build + the main job
+#   bash setup.sh test     # deps + build + every test (C, Lua, sanitizer build)
+#   bash setup.sh build    # deps + build only
+set -euo pipefail
+cd "$(dirname "$0")"
+what=${1:-main}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# ---- packages ---------------------------------------------------------------
+pkgs=(cmake gcc make pkg-config liblua5.4-dev libopenblas-dev libstb-dev zlib1g-dev dataset-fashion-mnist)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# ---- build ------------------------------------------------------------------
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+
+case "$what" in
+  build) ;;
+  main)
+    exec build/luagan scripts/examples/mlp_gan.lua 1500 out/mlp_gan
+    ;;
+  test)
+    # The core's C tests again under AddressSanitizer + UBSan.
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLUAGAN_SANITIZE=ON >/dev/null
+    cmake --build build-asan -j"$jobs"
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest -L core --output-on-failure -j"$jobs")
+    (cd build && ctest --output-on-failure -j"$jobs")
+    ;;
+  *) echo "usage: bash setup.sh [main|test|build]" >&2; exit 2 ;;
+esac

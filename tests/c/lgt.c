@@ -1,0 +1,71 @@
+/* lgt.c: the tiny C test harness (see lgt.h). */
+#include <string.h>
+#include <stdlib.h>
+#include "lgt.h"
+
+int lgt_failed_checks = 0;
+static int passed, failed;
+
+void lgt_run(const char *name, void (*fn)(void))
+{
+  int before = lgt_failed_checks;
+  fn();
+  if (lgt_failed_checks == before) { passed++; printf("ok   %s\n", name); }
+  else { failed++; printf("FAIL %s\n", name); }
+  fflush(stdout);
+}
+
+int lgt_finish(void)
+{
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
+
+lg_tensor *lgt_ok(lg_tensor *t, const char *expr, const char *file, int line)
+{
+  if (!t) {
+    lgt_failed_checks++;
+    fprintf(stderr, "%s:%d: %s failed: %s\n", file, line, expr, lg_last_error());
+    exit(1);   /* later checks would dereference NULL */
+  }
+  return t;
+}
+
+void lgt_fails(int failed_, const char *expr, const char *substr, const char *file, int line)
+{
+  if (!failed_) {
+    lgt_failed_checks++;
+    fprintf(stderr, "%s:%d: %s succeeded, expected an error with '%s'\n", file, line, expr, substr);
+  } else if (!strstr(lg_last_error(), substr)) {
+    lgt_failed_checks++;
+    fprintf(stderr, "%s:%d: %s: error '%s' does not mention '%s'\n", file, line, expr,
+            lg_last_error(), substr);
+  }
+}
+
+lg_tensor *lgt_randn(lg_gen *g, int ndim, const int64_t *shape)
+{
+  lg_tensor *t = lg_empty(ndim, shape);
+  int64_t n = lg_numel(t);
+  float *p = lg_data(t);
+  for (int64_t i = 0; i < n; i++) p[i] = (float)lg_gen_normal(g);
+  return t;
+}
+
+double lgt_maxdiff(const lg_tensor *a, const lg_tensor *b)
+{
+  if (!lg_same_shape(a, b)) return INFINITY;
+  int64_t n = lg_numel(a);
+  float *x = malloc(sizeof(float) * (n ? n : 1)), *y = malloc(sizeof(float) * (n ? n : 1));
+  lg_read(a, x);
+  lg_read(b, y);
+  double m = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double d = fabs((double)x[i] - y[i]) / (1 + fabs((double)y[i]));
+    if (isnan(x[i]) != isnan(y[i])) d = INFINITY;
+    if (d > m) m = d;
+  }
+  free(x);
+  free(y);
+  return m;
+}
