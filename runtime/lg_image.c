@@ -1,0 +1,377 @@
+/* lg_image.c: PNG out, images in, resize, grids and drawing (see lg_image.h).
+ *
+ * Debian's libstb ships stb_image and stb_image_write compiled into
+ * libstb.so, so only the headers are included here (defining the
+ * *_IMPLEMENTATION macros would duplicate the symbols). stb_easy_font is
+ * all static functions and is compiled into this file. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "stb_image.h"
+#include "stb_image_write.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-braces"   /* in the stb header */
+#include "stb_easy_font.h"
+#pragma GCC diagnostic pop
+#include "lg_image.h"
+#include "lg_atomic.h"
+
+/* malloc size for n items, never 0 (malloc(0) may return NULL) */
+static size_t lg_nz(int64_t n) { return n > 0 ? (size_t)n : 1; }
+
+/* ---- PNG out ------------------------------------------------------------------ */
+static void lg_png_sink(void *ctx, void *data, int size)
+{
+  lg_afile *a = ctx;
+  if (fwrite(data, 1, (size_t)size, a->f) != (size_t)size) { /* ferror checked at commit */ }
+}
+
+static unsigned char lg_to_u8(float v, float lo, float scale)
+{
+  float s = (v - lo) * scale;
+  if (!(s > 0)) return 0;          /* also NaN */
+  if (s >= 255) return 255;
+  return (unsigned char)(s + 0.5f);
+}
+
+int lg_png_write(const char *path, const lg_tensor *t, float lo, float hi)
+{
+  char sb[128];
+  int64_t C, H, W;
+  if (t->ndim == 2) { C = 1; H = t->shape[0]; W = t->shape[1]; }
+  else if (t->ndim == 3) { C = t->shape[0]; H = t->shape[1]; W = t->shape[2]; }
+  else {
+    lg_error("write_png: %s: expected an image (C,H,W) or (H,W), got shape %s", path,
+             lg_shape_str(t, sb, sizeof sb));
+    return -1;
+  }
+  if (C < 1 || C > 4) {
+    lg_error("write_png: %s: %lld channels in shape %s (expected 1 gray, 2 gray+alpha, 3 RGB "
+             "or 4 RGBA)", path, (long long)C, lg_shape_str(t, sb, sizeof sb));
+    return -1;
+  }
+  if (H < 1 || W < 1 || H > (1 << 24) || W > (1 << 24)) {
+    lg_error("write_png: %s: cannot write an image of shape %s", path, lg_shape_str(t, sb, sizeof sb));
+    return -1;
+  }
+  if (!(hi > lo)) {
+    lg_error("write_png: %s: value range [%g, %g] is empty", path, lo, hi);
+    return -1;
+  }
+  int64_t n = C * H * W;
+  float *v = malloc(sizeof(float) * n);
+  unsigned char *px = malloc((size_t)n);
+  if (!v || !px) { free(v); free(px); lg_error("write_png: %s: out of memory", path); return -1; }
+  lg_read(t, v);
+  float scale = 255.0f / (hi - lo);
+  for (int64_t c = 0; c < C; c++)       /* planar CHW -> interleaved HWC */
+    for (int64_t i = 0; i < H * W; i++) px[i * C + c] = lg_to_u8(v[c * H * W + i], lo, scale);
+  free(v);
+
+  lg_afile a;
+  if (lg_atomic_open(&a, path, "write_png") != 0) { free(px); return -1; }
+  int ok = stbi_write_png_to_func(lg_png_sink, &a, (int)W, (int)H, (int)C, px, (int)(W * C));
+  free(px);
+  if (!ok) {
+    lg_error("write_png: %s: PNG encoder failed", path);
+    lg_atomic_abort(&a);
+    return -1;
+  }
+  return lg_atomic_commit(&a);
+}
+
+/* ---- images in ---------------------------------------------------------------- */
+lg_tensor *lg_image_read(const char *path, int channels)
+{
+  if (channels < 0 || channels > 4)
+    return lg_error("read_image: %s: channels = %d (expected 0 = as stored, or 1..4)", path, channels);
+  FILE *f = fopen(path, "rb");
+  if (!f) return lg_error("read_image: %s: cannot open: %s", path, strerror(errno));
+  int w, h, c;
+  unsigned char *px = stbi_load_from_file(f, &w, &h, &c, channels);
+  fclose(f);
+  if (!px)
+    return lg_error("read_image: %s: cannot decode: %s", path, stbi_failure_reason());
+  int C = channels ? channels : c;
+  int64_t shape[3] = {C, h, w};
+  lg_tensor *t = lg_empty(3, shape);
+  if (!t) { stbi_image_free(px); return NULL; }
+  float *d = lg_data(t);
+  int64_t hw = (int64_t)h * w;
+  for (int k = 0; k < C; k++)
+    for (int64_t i = 0; i < hw; i++) d[k * hw + i] = px[i * C + k];
+  stbi_image_free(px);
+  return t;
+}
+
+/* ---- resize ---------------------------------------------------------------------- */
+/* Triangle-filter weights for one axis: output i reads input [first[i],
+ * first[i]+len[i]) with weights w[i*K + j]; K = the widest window. */
+typedef struct { int64_t *first; int *len; float *w; int K; } lg_taps;
+
+static int lg_taps_make(lg_taps *tp, int64_t in, int64_t out)
+{
+  double scale = (double)in / out, fs = scale > 1 ? scale : 1, support = fs;
+  int K = (int)ceil(support) * 2 + 2;
+  tp->K = K;
+  tp->first = malloc(sizeof(int64_t) * out);
+  tp->len = malloc(sizeof(int) * out);
+  tp->w = malloc(sizeof(float) * out * K);
+  if (!tp->first || !tp->len || !tp->w) return -1;
+  for (int64_t i = 0; i < out; i++) {
+    double center = (i + 0.5) * scale;           /* in input pixel units, edges at integers */
+    int64_t lo = (int64_t)floor(center - support), hi = (int64_t)ceil(center + support);
+    if (lo < 0) lo = 0;
+    if (hi > in) hi = in;
+    if (hi - lo > K) hi = lo + K;
+    float *wt = tp->w + i * K;
+    double sum = 0;
+    for (int j = 0; j < K; j++) wt[j] = 0;
+    for (int64_t j = lo; j < hi; j++) {
+      double d = fabs((j + 0.5 - center) / fs);  /* distance of pixel centre j */
+      wt[j - lo] = (float)(d < 1 ? 1 - d : 0);
+      sum += wt[j - lo];
+    }
+    if (sum <= 0) {   /* cannot happen for in >= 1; keep the nearest pixel */
+      int64_t nn = (int64_t)center;
+      lo = nn < in ? nn : in - 1;
+      hi = lo + 1;
+      wt[0] = 1;
+      sum = 1;
+    }
+    tp->first[i] = lo;
+    tp->len[i] = (int)(hi - lo);
+    for (int j = 0; j < K; j++) wt[j] = (float)(wt[j] / sum);
+  }
+  return 0;
+}
+
+static void lg_taps_free(lg_taps *tp) { free(tp->first); free(tp->len); free(tp->w); }
+
+lg_tensor *lg_resize_bilinear(const lg_tensor *x, int64_t oh, int64_t ow)
+{
+  char sb[128];
+  if (x->ndim < 2 || x->ndim > 4)
+    return lg_error("resize: expected (H,W), (C,H,W) or (N,C,H,W), got shape %s",
+                    lg_shape_str(x, sb, sizeof sb));
+  int64_t H = x->shape[x->ndim - 2], W = x->shape[x->ndim - 1];
+  if (oh < 1 || ow < 1)
+    return lg_error("resize: output size %lldx%lld must be positive", (long long)oh, (long long)ow);
+  if (H < 1 || W < 1)
+    return lg_error("resize: cannot resize an empty image of shape %s", lg_shape_str(x, sb, sizeof sb));
+  int64_t planes = 1;
+  for (int d = 0; d < x->ndim - 2; d++) planes *= x->shape[d];
+  int64_t shape[4];
+  memcpy(shape, x->shape, sizeof(int64_t) * x->ndim);
+  shape[x->ndim - 2] = oh;
+  shape[x->ndim - 1] = ow;
+  lg_tensor *out = lg_empty(x->ndim, shape);
+  if (!out) return NULL;
+  float *src = malloc(sizeof(float) * lg_nz(planes * H * W));
+  float *mid = malloc(sizeof(float) * lg_nz(H * ow));
+  lg_taps tx = {0}, ty = {0};
+  if (!src || !mid || lg_taps_make(&tx, W, ow) || lg_taps_make(&ty, H, oh)) {
+    free(src); free(mid); lg_taps_free(&tx); lg_taps_free(&ty); lg_release(out);
+    return lg_error("resize: out of memory");
+  }
+  lg_read(x, src);
+  float *dst = lg_data(out);
+  for (int64_t p = 0; p < planes; p++) {
+    const float *s = src + p * H * W;
+    for (int64_t i = 0; i < H; i++)          /* rows: W -> ow */
+      for (int64_t j = 0; j < ow; j++) {
+        const float *w = tx.w + j * tx.K, *r = s + i * W + tx.first[j];
+        float acc = 0;
+        for (int k = 0; k < tx.len[j]; k++) acc += w[k] * r[k];
+        mid[i * ow + j] = acc;
+      }
+    float *o = dst + p * oh * ow;
+    for (int64_t i = 0; i < oh; i++) {       /* columns: H -> oh */
+      const float *w = ty.w + i * ty.K;
+      for (int64_t j = 0; j < ow; j++) o[i * ow + j] = 0;
+      for (int k = 0; k < ty.len[i]; k++) {
+        const float *r = mid + (ty.first[i] + k) * ow;
+        for (int64_t j = 0; j < ow; j++) o[i * ow + j] += w[k] * r[j];
+      }
+    }
+  }
+  free(src); free(mid); lg_taps_free(&tx); lg_taps_free(&ty);
+  return out;
+}
+
+/* ---- grids ------------------------------------------------------------------------ */
+lg_tensor *lg_image_grid(const lg_tensor *x, int nrow, int padding, float lo, float hi,
+                         float pad_value)
+{
+  char sb[128];
+  if (x->ndim != 4)
+    return lg_error("image_grid: expected images (N,C,H,W), got shape %s", lg_shape_str(x, sb, sizeof sb));
+  int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+  if (N < 1) return lg_error("image_grid: no images (shape %s)", lg_shape_str(x, sb, sizeof sb));
+  if (nrow < 1) return lg_error("image_grid: nrow = %d must be at least 1", nrow);
+  if (padding < 0) return lg_error("image_grid: padding = %d must be >= 0", padding);
+  if (!(hi > lo)) return lg_error("image_grid: value range [%g, %g] is empty", lo, hi);
+  int64_t cols = nrow < N ? nrow : N, rows = (N + cols - 1) / cols;
+  int64_t GH = rows * (H + padding) + padding, GW = cols * (W + padding) + padding;
+  int64_t shape[3] = {C, GH, GW};
+  lg_tensor *g = lg_empty(3, shape);
+  if (!g) return NULL;
+  float *src = malloc(sizeof(float) * lg_nz(N * C * H * W));
+  if (!src) { lg_release(g); return lg_error("image_grid: out of memory"); }
+  lg_read(x, src);
+  float *d = lg_data(g), inv = 1.0f / (hi - lo);
+  for (int64_t i = 0; i < C * GH * GW; i++) d[i] = pad_value;
+  for (int64_t n = 0; n < N; n++) {
+    int64_t r = n / cols, c = n % cols;
+    int64_t y0 = padding + r * (H + padding), x0 = padding + c * (W + padding);
+    for (int64_t k = 0; k < C; k++)
+      for (int64_t i = 0; i < H; i++) {
+        const float *s = src + ((n * C + k) * H + i) * W;
+        float *o = d + (k * GH + y0 + i) * GW + x0;
+        for (int64_t j = 0; j < W; j++) {
+          float v = (s[j] - lo) * inv;
+          o[j] = v > 1 ? 1 : v > 0 ? v : 0;     /* NaN -> 0 */
+        }
+      }
+  }
+  free(src);
+  return g;
+}
+
+/* ---- drawing ------------------------------------------------------------------------ */
+static int lg_canvas(const char *op, lg_tensor *img)
+{
+  char sb[128];
+  if (img->ndim != 3) {
+    lg_error("%s: expected an image (C,H,W), got shape %s", op, lg_shape_str(img, sb, sizeof sb));
+    return -1;
+  }
+  if (img->requires_grad && lg_grad_enabled()) {
+    lg_error("%s: cannot draw into a tensor that requires grad", op);
+    return -1;
+  }
+  return 0;
+}
+
+/* Blend color into pixel (y,x), which the caller has clipped. */
+static inline void lg_plot(lg_tensor *img, int64_t y, int64_t x, const float *color, float alpha)
+{
+  float *p = lg_data(img) + y * img->stride[1] + x * img->stride[2];
+  for (int64_t c = 0; c < img->shape[0]; c++) {
+    float *q = p + c * img->stride[0];
+    *q = alpha >= 1 ? color[c] : *q + alpha * (color[c] - *q);
+  }
+}
+
+static void lg_fill_disc(lg_tensor *img, float cx, float cy, float r, const float *color, float alpha)
+{
+  int64_t H = img->shape[1], W = img->shape[2];
+  if (r < 0.5f) r = 0.5f;   /* at least the pixel under the centre */
+  int64_t y0 = (int64_t)floorf(cy - r), y1 = (int64_t)ceilf(cy + r);
+  int64_t x0 = (int64_t)floorf(cx - r), x1 = (int64_t)ceilf(cx + r);
+  if (y0 < 0) y0 = 0;
+  if (x0 < 0) x0 = 0;
+  if (y1 > H) y1 = H;
+  if (x1 > W) x1 = W;
+  for (int64_t y = y0; y < y1; y++)
+    for (int64_t x = x0; x < x1; x++) {
+      float dy = y + 0.5f - cy, dx = x + 0.5f - cx;
+      if (dx * dx + dy * dy <= r * r) lg_plot(img, y, x, color, alpha);
+    }
+}
+
+int lg_draw_points(lg_tensor *img, const lg_tensor *pts, float r, const float *color, float alpha)
+{
+  char sb[128];
+  if (lg_canvas("draw_points", img)) return -1;
+  if (pts->ndim != 2 || pts->shape[1] != 2) {
+    lg_error("draw_points: expected points (N,2), got shape %s", lg_shape_str(pts, sb, sizeof sb));
+    return -1;
+  }
+  int64_t n = pts->shape[0];
+  float *xy = malloc(sizeof(float) * lg_nz(2 * n));
+  if (!xy) { lg_error("draw_points: out of memory"); return -1; }
+  lg_read(pts, xy);
+  for (int64_t i = 0; i < n; i++)
+    if (isfinite(xy[2 * i]) && isfinite(xy[2 * i + 1]))
+      lg_fill_disc(img, xy[2 * i], xy[2 * i + 1], r, color, alpha);
+  free(xy);
+  lg_bump_version(img);
+  return 0;
+}
+
+int lg_draw_line(lg_tensor *img, float x0, float y0, float x1, float y1, float width,
+                 const float *color)
+{
+  if (lg_canvas("draw_line", img)) return -1;
+  if (!isfinite(x0) || !isfinite(y0) || !isfinite(x1) || !isfinite(y1)) return 0;
+  float len = hypotf(x1 - x0, y1 - y0), r = width > 1 ? width / 2 : 0.5f;
+  /* clip absurd lengths (a diverged loss) to a bounded number of steps */
+  int64_t steps = (int64_t)ceilf(len * 2);
+  if (steps > 1 << 20) steps = 1 << 20;
+  for (int64_t k = 0; k <= steps; k++) {
+    float t = steps ? (float)k / steps : 0;
+    lg_fill_disc(img, x0 + t * (x1 - x0), y0 + t * (y1 - y0), r, color, 1);
+  }
+  lg_bump_version(img);
+  return 0;
+}
+
+int lg_draw_rect(lg_tensor *img, float x0, float y0, float x1, float y1, const float *color)
+{
+  if (lg_canvas("draw_rect", img)) return -1;
+  int64_t H = img->shape[1], W = img->shape[2];
+  float fx0 = fmaxf(0, roundf(x0)), fy0 = fmaxf(0, roundf(y0));
+  float fx1 = fminf((float)W, roundf(x1)), fy1 = fminf((float)H, roundf(y1));
+  for (int64_t y = (int64_t)fy0; y < (int64_t)fy1; y++)
+    for (int64_t x = (int64_t)fx0; x < (int64_t)fx1; x++) lg_plot(img, y, x, color, 1);
+  lg_bump_version(img);
+  return 0;
+}
+
+/* stb_easy_font indexes a table by (char - 32): keep to printable ASCII. */
+static char *lg_ascii(const char *text)
+{
+  size_t n = strlen(text);
+  char *s = malloc(n + 1);
+  if (!s) return NULL;
+  for (size_t i = 0; i <= n; i++) {
+    unsigned char c = (unsigned char)text[i];
+    s[i] = (c == 0 || c == '\n' || (c >= 32 && c < 127)) ? (char)c : '?';
+  }
+  return s;
+}
+
+int lg_text_width(const char *text)
+{
+  char *s = lg_ascii(text);
+  if (!s) return 0;
+  int w = stb_easy_font_width(s);
+  free(s);
+  return w;
+}
+
+int lg_draw_text(lg_tensor *img, float x, float y, const char *text, int scale,
+                 const float *color, int *w)
+{
+  if (lg_canvas("draw_text", img)) return -1;
+  if (scale < 1) scale = 1;
+  char *s = lg_ascii(text);
+  size_t cap = 300 * (strlen(text) + 1);   /* ~270 bytes of quads per character */
+  float *vb = malloc(cap);
+  if (!s || !vb) { free(s); free(vb); lg_error("draw_text: out of memory"); return -1; }
+  int nq = stb_easy_font_print(0, 0, s, NULL, vb, (int)cap);
+  for (int q = 0; q < nq; q++) {
+    const float *v = vb + q * 16;   /* 4 vertices of (x, y, z, rgba) = 4 floats each */
+    float ax = v[0], ay = v[1], bx = v[8], by = v[9];   /* opposite corners */
+    lg_draw_rect(img, x + scale * fminf(ax, bx), y + scale * fminf(ay, by),
+                 x + scale * fmaxf(ax, bx), y + scale * fmaxf(ay, by), color);
+  }
+  if (w) *w = scale * stb_easy_font_width(s);
+  free(s);
+  free(vb);
+  (void)stb_easy_font_height;
+  (void)stb_easy_font_spacing;
+  return 0;
+}

@@ -1,0 +1,55 @@
+/* lg_image.h: images in and out (PNG via stb_image_write, PNG/JPEG/BMP/...
+ * via stb_image), resizing, sample grids, and a few drawing primitives for
+ * plots (scatter plots of 2D samples, loss curves) so that no plotting
+ * library is needed.
+ *
+ * Images are float tensors (C,H,W), C = 1 (gray), 3 (RGB) or 2/4 (with alpha).
+ * Functions return a new reference / 0, or NULL / -1 with the error set,
+ * naming the function and the file or shapes.
+ */
+#ifndef LG_IMAGE_H
+#define LG_IMAGE_H
+
+#include "lg_tensor.h"
+
+/* Write a PNG. t: (C,H,W) with C in 1..4, or (H,W) for gray. Values are
+ * mapped from [lo,hi] to 0..255, rounded and clamped (NaN -> 0). Written
+ * atomically (temp + rename). */
+int lg_png_write(const char *path, const lg_tensor *t, float lo, float hi);
+
+/* Read an image file (PNG, JPEG, BMP, GIF, TGA, ...) -> (C,H,W) floats in
+ * [0,255]. channels = 0 keeps the file's channel count, 1..4 converts. */
+lg_tensor *lg_image_read(const char *path, int channels);
+
+/* Bilinear resize with half-pixel centres (PyTorch align_corners=False);
+ * when shrinking, the triangle filter widens with the scale (antialiasing,
+ * as PIL's BILINEAR and PyTorch antialias=True do) so small outputs do not
+ * alias. x: (H,W), (C,H,W) or (N,C,H,W) -> same leading dims, (oh,ow). */
+lg_tensor *lg_resize_bilinear(const lg_tensor *x, int64_t oh, int64_t ow);
+
+/* Tile images into one grid like torchvision's make_grid.
+ * x: (N,C,H,W) -> (C, rows*(H+pad)+pad, cols*(W+pad)+pad) with
+ * cols = min(nrow, N), rows = ceil(N/cols); values mapped from [lo,hi] to
+ * [0,1] and clamped; the padding is pad_value. */
+lg_tensor *lg_image_grid(const lg_tensor *x, int nrow, int padding, float lo, float hi,
+                         float pad_value);
+
+/* ---- drawing into an image in place: img (C,H,W), any strides ---------------
+ * Coordinates are in pixels, x right, y down, pixel (i,j) covering
+ * [j, j+1) x [i, i+1). color has C entries; alpha in [0,1] blends
+ * (1 = opaque). Shapes outside the image are clipped. 0, or -1 with error. */
+/* pts: (N,2) pixel coordinates (x,y); a filled disc of radius r per point. */
+int lg_draw_points(lg_tensor *img, const lg_tensor *pts, float r, const float *color, float alpha);
+/* A segment of the given width (>= 1 px). */
+int lg_draw_line(lg_tensor *img, float x0, float y0, float x1, float y1, float width,
+                 const float *color);
+/* Filled rectangle [x0,x1) x [y0,y1). */
+int lg_draw_rect(lg_tensor *img, float x0, float y0, float x1, float y1, const float *color);
+/* ASCII text (stb_easy_font, ~6x12 px per character at scale 1) with its top
+ * left corner at (x,y); returns the width in pixels through *w if non-NULL. */
+int lg_draw_text(lg_tensor *img, float x, float y, const char *text, int scale,
+                 const float *color, int *w);
+/* Width in pixels of text at scale 1. */
+int lg_text_width(const char *text);
+
+#endif
