@@ -1,0 +1,332 @@
+/* luagan_main.c: the `luagan` executable: Lua 5.4 with luagan.core preloaded
+ * and the project's scripts/ and models/ on package.path. Modelled on lua.c:
+ *
+ *   luagan script.lua a b     run a script; arg[0] = script, arg[1..] = a, b
+ *   luagan -e 'code'          run a string (several -e run in order)
+ *   luagan -                  run stdin
+ *   luagan -i script.lua      interactive prompt after the script
+ *   luagan -v                 version
+ *   luagan                    interactive prompt (stdin as a script when not a terminal)
+ *   luagan run NAME ...       a command: handed to require("luagan.cli").main{"run", NAME, ...}
+ *
+ * The root holding scripts/ and models/ is $LUAGAN_ROOT, else the source
+ * tree this binary was built from (if it still has scripts/luagan/init.lua),
+ * else the install prefix. Errors print a traceback and exit with status 1. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include "lgl.h"
+
+#ifndef LUAGAN_SOURCE_DIR
+#define LUAGAN_SOURCE_DIR "."
+#endif
+#ifndef LUAGAN_INSTALL_DIR
+#define LUAGAN_INSTALL_DIR "/usr/local/share/luagan"
+#endif
+#define LUAGAN_VERSION "0.1.0"
+#define MAXINPUT 4096
+
+static const char *progname = "luagan";
+
+static void message(const char *msg)
+{
+  fprintf(stderr, "%s: %s\n", progname, msg);
+  fflush(stderr);
+}
+
+/* Error handler: the message plus a traceback. */
+static int msghandler(lua_State *L)
+{
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+static int docall(lua_State *L, int narg, int nres)
+{
+  int base = lua_gettop(L) - narg;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  int status = lua_pcall(L, narg, nres, base);
+  lua_remove(L, base);
+  return status;
+}
+
+static int report(lua_State *L, int status)
+{
+  if (status != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    message(msg ? msg : "(error object is not a string)");
+    lua_pop(L, 1);
+  }
+  return status;
+}
+
+static int exists(const char *path)
+{
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+static const char *find_root(void)
+{
+  static char buf[4096];
+  const char *env = getenv("LUAGAN_ROOT");
+  if (env && *env) return env;
+  snprintf(buf, sizeof buf, "%s/scripts/luagan/init.lua", LUAGAN_SOURCE_DIR);
+  if (exists(buf)) return LUAGAN_SOURCE_DIR;
+  return LUAGAN_INSTALL_DIR;
+}
+
+/* package.preload["luagan.core"], package.path, package.loaded["luagan.config"]. */
+static void setup(lua_State *L, const char *root)
+{
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_luagan_core);
+  lua_setfield(L, -2, "luagan.core");
+  lua_pop(L, 1);
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  lua_pushfstring(L, "%s/scripts/?.lua;%s/scripts/?/init.lua;%s/models/?.lua;%s",
+                  root, root, root, lua_tostring(L, -1));
+  lua_setfield(L, -3, "path");
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "loaded");
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, root);
+  lua_setfield(L, -2, "root");
+  lua_pushliteral(L, LUAGAN_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_setfield(L, -2, "luagan.config");
+  lua_pop(L, 2);
+}
+
+/* arg: arg[0] = the script, arg[1..] its arguments, negative indices for
+ * the interpreter and its options (as lua.c does). */
+static void create_arg(lua_State *L, char **argv, int argc, int script)
+{
+  lua_createtable(L, argc - script - 1 > 0 ? argc - script - 1 : 0, script + 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+static int run_chunk(lua_State *L, int status, char **argv, int argc, int first)
+{
+  if (status == LUA_OK) {
+    int n = 0;
+    for (int i = first; i < argc; i++, n++) lua_pushstring(L, argv[i]);
+    status = docall(L, n, 0);
+  }
+  return report(L, status);
+}
+
+/* A command word ("run") rather than a script path: no such file, no dot or slash. */
+static int is_command(const char *s)
+{
+  if (!islower((unsigned char)s[0]) || exists(s)) return 0;
+  for (const char *p = s; *p; p++)
+    if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' || *p == '_'))
+      return 0;
+  return 1;
+}
+
+/* require("luagan.cli").main({argv[first], ...}); -1 when luagan.cli is absent. */
+static int run_command(lua_State *L, char **argv, int argc, int first)
+{
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchpath");
+  lua_pushliteral(L, "luagan.cli");
+  lua_getfield(L, -3, "path");
+  lua_call(L, 2, 1);
+  int found = !lua_isnil(L, -1);
+  lua_pop(L, 2);
+  if (!found) return -1;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luagan.cli");
+  int status = docall(L, 1, 1);
+  if (status != LUA_OK) return report(L, status) == LUA_OK ? 0 : 1;
+  lua_getfield(L, -1, "main");
+  lua_remove(L, -2);
+  lua_createtable(L, argc - first, 0);
+  for (int i = first; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - first + 1);
+  }
+  status = docall(L, 1, 1);
+  if (report(L, status) != LUA_OK) return 1;
+  int rc = lua_type(L, -1) == LUA_TNUMBER ? (int)lua_tointeger(L, -1)
+         : (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) ? 1 : 0;
+  lua_pop(L, 1);
+  return rc;
+}
+
+/* ---- interactive prompt ------------------------------------------------------ */
+static int incomplete(lua_State *L, int status)
+{
+  if (status == LUA_ERRSYNTAX) {
+    size_t lmsg;
+    const char *msg = lua_tolstring(L, -1, &lmsg);
+    if (lmsg >= 5 && strcmp(msg + lmsg - 5, "<eof>") == 0) {
+      lua_pop(L, 1);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int read_line(lua_State *L, int first)
+{
+  char buf[MAXINPUT];
+  fputs(first ? "> " : ">> ", stdout);
+  fflush(stdout);
+  if (!fgets(buf, sizeof buf, stdin)) return 0;
+  size_t l = strlen(buf);
+  if (l > 0 && buf[l - 1] == '\n') buf[--l] = 0;
+  if (first && buf[0] == '=') lua_pushfstring(L, "return %s", buf + 1);  /* Lua 5.1 habit */
+  else lua_pushlstring(L, buf, l);
+  return 1;
+}
+
+/* Compile a line, first as an expression to print, then as a statement,
+ * reading more lines while the statement is incomplete. Leaves the chunk. */
+static int load_line(lua_State *L)
+{
+  lua_settop(L, 0);
+  if (!read_line(L, 1)) return -1;
+  const char *line = lua_tostring(L, 1);
+  const char *ret = lua_pushfstring(L, "return %s;", line);
+  if (luaL_loadbuffer(L, ret, strlen(ret), "=stdin") == LUA_OK) {
+    lua_remove(L, -2);                   /* the "return" string */
+    lua_remove(L, 1);                    /* the line */
+    return LUA_OK;
+  }
+  lua_pop(L, 2);
+  for (;;) {
+    size_t len;
+    const char *code = lua_tolstring(L, 1, &len);
+    int status = luaL_loadbuffer(L, code, len, "=stdin");
+    if (!incomplete(L, status)) {
+      lua_remove(L, 1);
+      return status;
+    }
+    if (!read_line(L, 0)) {
+      lua_pushliteral(L, "incomplete statement at end of input");
+      lua_remove(L, 1);
+      return LUA_ERRSYNTAX;
+    }
+    lua_pushliteral(L, "\n");
+    lua_insert(L, -2);
+    lua_concat(L, 3);
+  }
+}
+
+static void print_results(lua_State *L)
+{
+  int n = lua_gettop(L);
+  if (n == 0) return;
+  luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
+  lua_getglobal(L, "print");
+  lua_insert(L, 1);
+  if (lua_pcall(L, n, 0, 0) != LUA_OK)
+    message(lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
+}
+
+static void repl(lua_State *L)
+{
+  const char *oldprog = progname;
+  progname = NULL;
+  int status;
+  while ((status = load_line(L)) != -1) {
+    if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
+    if (status == LUA_OK) print_results(L);
+    else {
+      const char *msg = lua_tostring(L, -1);
+      fprintf(stderr, "%s\n", msg ? msg : "(error object is not a string)");
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, 0);
+  fputs("\n", stdout);
+  progname = oldprog;
+}
+
+static void print_version(void)
+{
+  printf("luagan %s (%s)\n", LUAGAN_VERSION, LUA_RELEASE);
+  fflush(stdout);
+}
+
+static void usage(const char *badopt)
+{
+  fprintf(stderr, "%s: unrecognized option '%s'\n"
+          "usage: %s [options] [script [args]]\n"
+          "       %s run NAME [args]   (a command of luagan.cli)\n"
+          "  -e stat   execute string 'stat'\n"
+          "  -i        enter interactive mode after running the script\n"
+          "  -v        show version information\n"
+          "  --        stop handling options\n"
+          "  -         execute stdin and stop handling options\n",
+          progname, badopt, progname, progname);
+}
+
+int main(int argc, char **argv)
+{
+  int has_e = 0, has_i = 0, has_v = 0, script = 0, i;
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-') break;
+    if (!strcmp(a, "--")) { i++; break; }
+    if (!strcmp(a, "-")) break;
+    if (!strcmp(a, "-e")) {
+      if (++i >= argc) { usage(a); return EXIT_FAILURE; }
+      has_e = 1;
+    } else if (!strcmp(a, "-i")) has_i = has_v = 1;
+    else if (!strcmp(a, "-v")) has_v = 1;
+    else { usage(a); return EXIT_FAILURE; }
+  }
+  if (i < argc) script = i;
+
+  lua_State *L = luaL_newstate();
+  if (!L) { message("cannot create Lua state: not enough memory"); return EXIT_FAILURE; }
+  setup(L, find_root());
+  create_arg(L, argv, argc, script ? script : 0);
+  int ok = 1;
+
+  if (has_v) print_version();
+  for (int k = 1; ok && k < (script ? script : argc); k++) {
+    if (!strcmp(argv[k], "-e")) {
+      const char *code = argv[++k];
+      ok = run_chunk(L, luaL_loadbuffer(L, code, strlen(code), "=(command line)"), argv, 0, 0) == LUA_OK;
+    }
+  }
+  if (ok && script) {
+    const char *fname = argv[script];
+    int rc = is_command(fname) ? run_command(L, argv, argc, script) : -1;
+    if (rc >= 0) ok = rc == 0;
+    else {
+      if (!strcmp(fname, "-") && strcmp(argv[script - 1], "--")) fname = NULL;  /* stdin */
+      ok = run_chunk(L, luaL_loadfile(L, fname), argv, argc, script + 1) == LUA_OK;
+    }
+  }
+  if (ok && has_i) repl(L);
+  else if (ok && !script && !has_e && !has_v) {
+    if (isatty(0)) { print_version(); repl(L); }
+    else ok = run_chunk(L, luaL_loadfile(L, NULL), argv, 0, 0) == LUA_OK;
+  }
+  lua_close(L);
+  return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}

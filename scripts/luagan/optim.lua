@@ -1,0 +1,569 @@
+-- luagan.optim (lg.optim): optimizers, learning-rate schedules, clipping, EMA.
+--
+--   local opt = optim.Adam(G:parameters(), {lr = 2e-4, betas = {0.5, 0.999}})
+--   opt:zero_grad(); loss:backward(); opt:step()
+--
+-- Parameter groups: optim.Adam({{params = a, lr = 1e-3}, {params = b}}, {lr = 2e-4})
+-- (a group's own options override the constructor's). The update of each
+-- parameter runs in C (runtime/lg_optim.c); Lua only walks the list.
+local lg = require "luagan.nn.lg"
+
+local optim = {}
+
+local core_cache
+local function core()
+  if not core_cache then core_cache = package.loaded["luagan.core"] or require "luagan.core" end
+  return core_cache
+end
+
+local function is_tensor(v)
+  if type(v) ~= "userdata" then return false end
+  local f = lg.is_tensor
+  if f then return f(v) end
+  return true
+end
+
+local function shape_str(t) return table.concat(t:shape(), "x") end
+
+local function same_shape(a, b)
+  local sa, sb = a:shape(), b:shape()
+  if #sa ~= #sb then return false end
+  for i = 1, #sa do if sa[i] ~= sb[i] then return false end end
+  return true
+end
+
+-- A module or a list of tensors -> list of tensors.
+local function param_list(p, who)
+  if type(p) == "table" and p.parameters and getmetatable(p) then p = p:parameters() end
+  if type(p) ~= "table" then
+    error(who .. ": expected a list of parameters (net:parameters()), got " .. type(p), 3)
+  end
+  for i, t in ipairs(p) do
+    if not is_tensor(t) then
+      error(string.format("%s: parameter %d is a %s, not a tensor", who, i, type(t)), 3)
+    end
+  end
+  return p
+end
+
+---------------------------------------------------------------------------
+-- Optimizer base
+
+local Optimizer = {}
+Optimizer.__index = Optimizer
+
+local function class(name, defaults, check)
+  local cls = {}
+  cls.__index = cls
+  cls.__name = name
+  cls.defaults = defaults
+  cls.check = check
+  setmetatable(cls, {__index = Optimizer, __call = function(c, params, opts) return c.new(c, params, opts) end})
+  return cls
+end
+
+-- A group's options: defaults < constructor options < the group's own.
+-- Table values (betas) are copied so each group owns its own.
+local function merge(defaults, opts, extra)
+  local g = {}
+  for _, src in ipairs{defaults, opts or {}, extra or {}} do
+    for k, v in pairs(src) do
+      if k ~= "params" then
+        if type(v) == "table" then v = table.move(v, 1, #v, 1, {}) end
+        g[k] = v
+      end
+    end
+  end
+  return g
+end
+
+function Optimizer.new(cls, params, opts)
+  local who = "optim." .. cls.__name
+  if opts ~= nil and type(opts) ~= "table" then
+    error(who .. "(params, opts): options go in a table, e.g. {lr = 1e-3}", 3)
+  end
+  local self = setmetatable({param_groups = {}, state = {}}, cls)
+  local groups
+  if type(params) == "table" and not getmetatable(params) and type(params[1]) == "table"
+     and params[1].params ~= nil then
+    groups = params
+  else
+    groups = {{params = params}}
+  end
+  local seen = {}
+  for gi, spec in ipairs(groups) do
+    local g = merge(cls.defaults, opts, spec)
+    g.params = param_list(spec.params, who)
+    for _, p in ipairs(g.params) do
+      if seen[p] then error(who .. ": a parameter appears in more than one group", 3) end
+      seen[p] = true
+    end
+    if g.lr == nil then error(who .. ": lr is required", 3) end
+    if cls.check then
+      local msg = cls.check(g)
+      if msg then error(string.format("%s: group %d: %s", who, gi, msg), 3) end
+    end
+    g.initial_lr = g.initial_lr or g.lr
+    self.param_groups[gi] = g
+  end
+  return self
+end
+
+-- All parameters in group order (the numbering of state_dict).
+function Optimizer:params()
+  local out = {}
+  for _, g in ipairs(self.param_groups) do
+    for _, p in ipairs(g.params) do out[#out + 1] = p end
+  end
+  return out
+end
+
+function Optimizer:zero_grad()
+  for _, p in ipairs(self:params()) do p.grad = nil end
+end
+
+-- The gradient as the C update wants it: detached and contiguous.
+local function grad_of(p)
+  local g = p.grad
+  if g == nil then return nil end
+  g = g:detach()
+  if not g:is_contiguous() then g = g:contiguous() end
+  return g
+end
+
+function Optimizer:step()
+  for _, g in ipairs(self.param_groups) do
+    for _, p in ipairs(g.params) do
+      local d = grad_of(p)
+      if d then
+        local st = self.state[p]
+        if not st then st = {step = 0}; self.state[p] = st end
+        st.step = st.step + 1
+        self:update(p, d, st, g)
+      end
+    end
+  end
+end
+
+function Optimizer:add_param_group(spec)
+  local g = merge(self.defaults, spec)
+  g.params = param_list(spec.params, "optim." .. self.__name)
+  if g.lr == nil then g.lr = self.param_groups[1] and self.param_groups[1].lr end
+  g.initial_lr = g.initial_lr or g.lr
+  self.param_groups[#self.param_groups + 1] = g
+end
+
+-- The state as a flat table a checkpoint can store:
+--   "state.<i>.<name>" -> tensor (i numbers parameters across groups),
+--   "state.<i>.step"   -> number,
+--   "group.<g>.<opt>"  -> number (lr, momentum, ...; betas as betas.1, betas.2),
+--   "n_params"         -> number.
+-- Tensors are the optimizer's own (not copies). Numbers may come back as
+-- strings (checkpoint metadata); load_state_dict accepts both.
+function Optimizer:state_dict()
+  local sd = {}
+  local params = self:params()
+  sd.n_params = #params
+  for i, p in ipairs(params) do
+    local st = self.state[p]
+    if st then
+      for k, v in pairs(st) do
+        if is_tensor(v) then sd["state." .. i .. "." .. k] = v
+        elseif type(v) == "number" then sd["state." .. i .. "." .. k] = v end
+      end
+    end
+  end
+  for gi, g in ipairs(self.param_groups) do
+    for k, v in pairs(g) do
+      if type(v) == "number" then
+        sd["group." .. gi .. "." .. k] = v
+      elseif type(v) == "boolean" then
+        sd["group." .. gi .. "." .. k] = v and 1 or 0
+      elseif type(v) == "table" and k ~= "params" then
+        for j, x in ipairs(v) do sd["group." .. gi .. "." .. k .. "." .. j] = x end
+      end
+    end
+  end
+  return sd
+end
+
+local function num(v, name)
+  local n = tonumber(v)
+  if n == nil then error("load_state_dict: " .. name .. " is not a number", 3) end
+  return n
+end
+
+function Optimizer:load_state_dict(sd)
+  local who = "optim." .. self.__name .. ":load_state_dict"
+  local params = self:params()
+  if sd.n_params ~= nil and num(sd.n_params, "n_params") ~= #params then
+    error(string.format("%s: the saved state is for %d parameters, this optimizer has %d",
+                        who, num(sd.n_params, "n_params"), #params), 2)
+  end
+  -- validate everything before changing anything
+  local new_state, group_vals = {}, {}
+  for key, v in pairs(sd) do
+    local i, field = tostring(key):match("^state%.(%d+)%.(.+)$")
+    local gi, gk = tostring(key):match("^group%.(%d+)%.(.+)$")
+    if i then
+      i = tonumber(i)
+      local p = params[i]
+      if not p then error(string.format("%s: %s names parameter %d of %d", who, key, i, #params), 2) end
+      new_state[i] = new_state[i] or {}
+      if is_tensor(v) then
+        if not same_shape(v, p) then
+          error(string.format("%s: %s has shape %s, parameter %d has shape %s", who, key,
+                              shape_str(v), i, shape_str(p)), 2)
+        end
+        new_state[i][field] = v
+      else
+        new_state[i][field] = num(v, key)
+      end
+    elseif gi then
+      gi = tonumber(gi)
+      if not self.param_groups[gi] then
+        error(string.format("%s: %s names group %d of %d", who, key, gi, #self.param_groups), 2)
+      end
+      group_vals[#group_vals + 1] = {gi, gk, num(v, key)}
+    elseif key ~= "n_params" then
+      error(who .. ": unexpected key " .. tostring(key), 2)
+    end
+  end
+  self.state = {}
+  for i, st in pairs(new_state) do
+    local s = {}
+    for k, v in pairs(st) do
+      if is_tensor(v) then s[k] = lg.no_grad(function() return v:detach():clone():contiguous() end)
+      else s[k] = v end
+    end
+    self.state[params[i]] = s
+  end
+  for _, e in ipairs(group_vals) do
+    local g, k, v = self.param_groups[e[1]], e[2], e[3]
+    local base, j = k:match("^(.-)%.(%d+)$")
+    if base and type(g[base]) == "table" then
+      g[base][tonumber(j)] = v
+    elseif type(g[k]) == "boolean" then
+      g[k] = v ~= 0
+    else
+      g[k] = v
+    end
+  end
+end
+
+optim.Optimizer = Optimizer
+
+---------------------------------------------------------------------------
+-- SGD{lr, momentum = 0, dampening = 0, nesterov = false, weight_decay = 0}
+
+local SGD = class("SGD", {momentum = 0, dampening = 0, nesterov = false, weight_decay = 0},
+  function(g)
+    if g.nesterov and (g.momentum <= 0 or g.dampening ~= 0) then
+      return "nesterov needs momentum > 0 and dampening = 0"
+    end
+    if g.lr < 0 then return "lr must be >= 0" end
+  end)
+
+function SGD:update(p, d, st, g)
+  local buf = nil
+  local first = false
+  if g.momentum ~= 0 then
+    buf = st.momentum_buffer
+    if not buf then
+      buf = lg.zeros_like(p)
+      st.momentum_buffer = buf
+      first = true
+    end
+  end
+  core().sgd_step(p, d, buf, g.lr, g.momentum, g.dampening, g.weight_decay, g.nesterov, first)
+end
+optim.SGD = SGD
+
+---------------------------------------------------------------------------
+-- Adam{lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0 (L2)}
+-- AdamW: the same with decoupled weight decay (default 0.01).
+
+local function adam_check(g)
+  if type(g.betas) ~= "table" or #g.betas ~= 2 then return "betas must be {beta1, beta2}" end
+  for _, b in ipairs(g.betas) do
+    if b < 0 or b >= 1 then return "betas must be in [0, 1)" end
+  end
+  if g.lr < 0 then return "lr must be >= 0" end
+  if g.amsgrad then return "amsgrad is not supported" end
+end
+
+local function adam_update(decoupled)
+  return function(self, p, d, st, g)
+    if not st.exp_avg then
+      st.exp_avg = lg.zeros_like(p)
+      st.exp_avg_sq = lg.zeros_like(p)
+    end
+    core().adam_step(p, d, st.exp_avg, st.exp_avg_sq, g.lr, g.betas[1], g.betas[2], g.eps,
+                     g.weight_decay, decoupled, st.step)
+  end
+end
+
+local Adam = class("Adam", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0}, adam_check)
+Adam.update = adam_update(false)
+optim.Adam = Adam
+
+local AdamW = class("AdamW", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0.01}, adam_check)
+AdamW.update = adam_update(true)
+optim.AdamW = AdamW
+
+---------------------------------------------------------------------------
+-- RMSprop{lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0}
+-- (PyTorch's form: eps outside the square root; not centered.)
+
+local RMSprop = class("RMSprop", {lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0},
+  function(g)
+    if g.centered then return "centered RMSprop is not supported" end
+    if g.alpha < 0 or g.alpha > 1 then return "alpha must be in [0, 1]" end
+    if g.lr < 0 then return "lr must be >= 0" end
+  end)
+
+function RMSprop:update(p, d, st, g)
+  if not st.square_avg then st.square_avg = lg.zeros_like(p) end
+  local buf = nil
+  if g.momentum ~= 0 then
+    buf = st.momentum_buffer
+    if not buf then buf = lg.zeros_like(p); st.momentum_buffer = buf end
+  end
+  core().rmsprop_step(p, d, st.square_avg, buf, g.lr, g.alpha, g.eps, g.weight_decay, g.momentum)
+end
+optim.RMSprop = RMSprop
+
+---------------------------------------------------------------------------
+-- Learning-rate schedules. Each keeps the groups' starting lr and sets
+-- group.lr = base * factor(t) where t counts sched:step() calls (per
+-- iteration or per epoch, the recipe's choice).
+
+local Scheduler = {}
+Scheduler.__index = Scheduler
+
+local function scheduler(name, factor)
+  local cls = setmetatable({__name = name, factor = factor}, {__index = Scheduler})
+  cls.__index = cls
+  return cls
+end
+
+local function new_sched(cls, opt, fields)
+  if type(opt) ~= "table" or not opt.param_groups then
+    error("optim." .. cls.__name .. ": the first argument must be an optimizer", 3)
+  end
+  local self = setmetatable(fields, cls)
+  self.optimizer = opt
+  self.last_step = 0
+  self.base_lrs = {}
+  for i, g in ipairs(opt.param_groups) do self.base_lrs[i] = g.initial_lr or g.lr end
+  return self
+end
+
+function Scheduler:apply()
+  local f = self:factor(self.last_step)
+  for i, g in ipairs(self.optimizer.param_groups) do g.lr = self.base_lrs[i] * f end
+end
+
+function Scheduler:step()
+  self.last_step = self.last_step + 1
+  self:apply()
+end
+
+function Scheduler:get_lr()
+  local out = {}
+  for i, g in ipairs(self.optimizer.param_groups) do out[i] = g.lr end
+  return out
+end
+
+function Scheduler:state_dict()
+  local sd = {last_step = self.last_step}
+  for i, b in ipairs(self.base_lrs) do sd["base_lr." .. i] = b end
+  return sd
+end
+
+function Scheduler:load_state_dict(sd)
+  self.last_step = num(sd.last_step, "last_step")
+  for i in ipairs(self.base_lrs) do
+    if sd["base_lr." .. i] ~= nil then self.base_lrs[i] = num(sd["base_lr." .. i], "base_lr") end
+  end
+  self:apply()
+end
+
+-- StepLR(opt, {step_size = n, gamma = 0.1}): lr * gamma^floor(t / step_size)
+optim.StepLR = setmetatable(scheduler("StepLR", function(self, t)
+  return self.gamma ^ (t // self.step_size)
+end), {__index = Scheduler, __call = function(cls, opt, o)
+  o = o or {}
+  if type(o.step_size) ~= "number" or o.step_size < 1 then
+    error("optim.StepLR(opt, {step_size = n, gamma = 0.1}): step_size must be >= 1", 2)
+  end
+  return new_sched(cls, opt, {step_size = o.step_size, gamma = o.gamma or 0.1})
+end})
+
+-- LinearDecay(opt, start_step, end_step, {final = 0}): factor 1 up to
+-- start_step, then linear down to `final` at end_step, constant after.
+optim.LinearDecay = setmetatable(scheduler("LinearDecay", function(self, t)
+  if t <= self.start_step then return 1 end
+  if t >= self.end_step then return self.final end
+  local a = (t - self.start_step) / (self.end_step - self.start_step)
+  return 1 + (self.final - 1) * a
+end), {__index = Scheduler, __call = function(cls, opt, s, e, o)
+  if type(s) ~= "number" or type(e) ~= "number" or e <= s then
+    error("optim.LinearDecay(opt, start_step, end_step): need start_step < end_step", 2)
+  end
+  return new_sched(cls, opt, {start_step = s, end_step = e, final = o and o.final or 0})
+end})
+
+-- CosineAnnealing(opt, {T_max = n, eta_min = 0}): lr = eta_min +
+-- (base - eta_min)(1 + cos(pi t / T_max)) / 2, constant at eta_min after T_max.
+local Cosine = scheduler("CosineAnnealing", nil)
+function Cosine:apply()
+  local t = math.min(self.last_step, self.T_max)
+  local c = (1 + math.cos(math.pi * t / self.T_max)) / 2
+  for i, g in ipairs(self.optimizer.param_groups) do
+    g.lr = self.eta_min + (self.base_lrs[i] - self.eta_min) * c
+  end
+end
+optim.CosineAnnealing = setmetatable(Cosine, {__index = Scheduler, __call = function(cls, opt, o)
+  o = o or {}
+  if type(o.T_max) ~= "number" or o.T_max <= 0 then
+    error("optim.CosineAnnealing(opt, {T_max = n, eta_min = 0}): T_max must be > 0", 2)
+  end
+  return new_sched(cls, opt, {T_max = o.T_max, eta_min = o.eta_min or 0})
+end})
+
+-- LambdaLR(opt, fn): lr = base * fn(t)
+optim.LambdaLR = setmetatable(scheduler("LambdaLR", function(self, t) return self.fn(t) end),
+  {__index = Scheduler, __call = function(cls, opt, fn)
+    return new_sched(cls, opt, {fn = fn})
+  end})
+
+---------------------------------------------------------------------------
+-- clipping
+
+-- Scale all gradients so their joint norm is at most max_norm. params: a
+-- list or a module. opts.norm_type: 2 (default) or math.huge. Returns the
+-- norm before clipping.
+function optim.clip_grad_norm(params, max_norm, opts)
+  params = param_list(params, "clip_grad_norm")
+  local p_norm = opts and opts.norm_type or 2
+  local grads = {}
+  for _, p in ipairs(params) do
+    local g = p.grad
+    if g then grads[#grads + 1] = g end
+  end
+  local total = 0
+  return lg.no_grad(function()
+    if p_norm == math.huge then
+      for _, g in ipairs(grads) do
+        if g:numel() > 0 then total = math.max(total, g:abs():max():item()) end
+      end
+    else
+      for _, g in ipairs(grads) do total = total + g:norm(p_norm):item() ^ p_norm end
+      total = total ^ (1 / p_norm)
+    end
+    local coef = max_norm / (total + 1e-6)
+    if coef < 1 then
+      for _, g in ipairs(grads) do g:mul_(coef) end
+    end
+    return total
+  end)
+end
+
+-- Clamp every gradient element to [-v, v].
+function optim.clip_grad_value(params, v)
+  params = param_list(params, "clip_grad_value")
+  lg.no_grad(function()
+    for _, p in ipairs(params) do
+      local g = p.grad
+      if g then g:clamp_(-v, v) end
+    end
+  end)
+end
+
+-- Clamp every weight to [-c, c] (the WGAN critic's Lipschitz constraint).
+function optim.clip_weights(params, c)
+  params = param_list(params, "clip_weights")
+  lg.no_grad(function()
+    for _, p in ipairs(params) do p:clamp_(-c, c) end
+  end)
+end
+
+---------------------------------------------------------------------------
+-- EMA(module, {decay = 0.999, warmup = false}): an exponential moving
+-- average of a module's parameters, kept in a shadow copy of the module
+-- (buffers such as batch-norm statistics are copied, not averaged).
+--   ema:update()         after each optimizer step
+--   ema:module()         the averaged copy (sample from it)
+--   ema:copy_to(net)     write the averages into a module of the same structure
+-- warmup = true uses min(decay, (1 + n) / (10 + n)) for the n-th update.
+
+local EMA = {}
+EMA.__index = EMA
+
+function optim.EMA(module, o)
+  if type(module) ~= "table" or not module.parameters then
+    error("optim.EMA(module, {decay = 0.999}): expected a module", 2)
+  end
+  local decay = o and o.decay or 0.999
+  if decay < 0 or decay > 1 then error("optim.EMA: decay must be in [0, 1]", 2) end
+  local shadow = module:clone()
+  for _, p in ipairs(shadow:parameters()) do p:requires_grad_(false) end
+  return setmetatable({source = module, shadow = shadow, decay = decay,
+                       warmup = o and o.warmup or false, num_updates = 0}, EMA)
+end
+
+local function pairs_of(a, b, what)
+  local pa, pb = a, b
+  if #pa ~= #pb then
+    error(string.format("EMA: the modules have %d and %d %s", #pa, #pb, what), 3)
+  end
+  return pa, pb
+end
+
+function EMA:current_decay()
+  if self.warmup then
+    local n = self.num_updates
+    return math.min(self.decay, (1 + n) / (10 + n))
+  end
+  return self.decay
+end
+
+function EMA:update()
+  local d = self:current_decay()
+  self.num_updates = self.num_updates + 1
+  local sp, mp = pairs_of(self.shadow:parameters(), self.source:parameters(), "parameters")
+  local sb, mb = pairs_of(self.shadow:buffers(), self.source:buffers(), "buffers")
+  lg.no_grad(function()
+    for i, s in ipairs(sp) do s:mul_(d):add_(mp[i], 1 - d) end
+    for i, s in ipairs(sb) do s:copy_(mb[i]) end
+  end)
+end
+
+function EMA:module() return self.shadow end
+
+function EMA:copy_to(module)
+  module = module or self.source
+  local sp, mp = pairs_of(self.shadow:parameters(), module:parameters(), "parameters")
+  local sb, mb = pairs_of(self.shadow:buffers(), module:buffers(), "buffers")
+  lg.no_grad(function()
+    for i, s in ipairs(sp) do mp[i]:copy_(s) end
+    for i, s in ipairs(sb) do mb[i]:copy_(s) end
+  end)
+  return module
+end
+
+function EMA:state_dict()
+  local sd = self.shadow:state_dict()
+  sd.num_updates = self.num_updates
+  return sd
+end
+
+function EMA:load_state_dict(sd)
+  local t = {}
+  for k, v in pairs(sd) do if k ~= "num_updates" then t[k] = v end end
+  self.shadow:load_state_dict(t)
+  if sd.num_updates ~= nil then self.num_updates = num(sd.num_updates, "num_updates") end
+end
+
+return optim
