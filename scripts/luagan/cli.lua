@@ -41,9 +41,39 @@ cli.commands.run = {
   end,
 }
 
+-- A command may also live in its own module, scripts/luagan/commands/NAME.lua,
+-- returning {help = "one line", fn = function(args) end}; it loads on first use.
+local function find_command(name)
+  if cli.commands[name] then return cli.commands[name] end
+  if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then return nil end
+  local mod = "luagan.commands." .. name
+  if not package.searchpath(mod, package.path) then return nil end
+  cli.commands[name] = require(mod)
+  return cli.commands[name]
+end
+
+-- every command module on package.path, so `luagan help` lists them
+local function load_all_commands()
+  for dir in package.path:gmatch("[^;]+") do
+    local d = dir:match("^(.*)%?%.lua$")
+    if d then
+      local p = io.popen('ls "' .. d .. 'luagan/commands" 2>/dev/null')
+      if p then
+        for f in p:lines() do
+          local n = f:match("^([%a_][%w_]*)%.lua$")
+          if n then find_command(n) end
+        end
+        p:close()
+      end
+    end
+  end
+end
+
 function cli.main(argv)
   local name = argv[1]
-  local cmd = cli.commands[name]
+  if name == "help" then load_all_commands() end
+  local cmd = find_command(name)
+  if not cmd then load_all_commands() end
   if not cmd then
     error(string.format("unknown command '%s' (commands: %s)", tostring(name),
                         table.concat(command_names(), ", ")), 0)
