@@ -249,3 +249,34 @@ T.test("graph memory is freed: 2000 training-like steps keep memory flat", funct
   end
   T.ok(peak < 64 * 2^20, ("live tensor memory grew by %.1f MB"):format(peak / 2^20))
 end)
+
+-- Issue 3's memory bar: 10 000 iterations of a step with a gradient penalty
+-- (double backward) keep both the runtime's live bytes and Lua's heap flat.
+-- Under the sanitizer build this also proves the graphs are freed cleanly.
+T.test("10 000 gradient-penalty steps keep memory flat", function()
+  local w1 = lg.randn(8, 16, {requires_grad = true})
+  local w2 = lg.randn(16, 1, {requires_grad = true})
+  collectgarbage()
+  local live0, lua0 = lg.mem_live_bytes(), collectgarbage("count")
+  local live_mid, lua_mid
+  for i = 1, 10000 do
+    local x = lg.randn(4, 8, {requires_grad = true})
+    local d = lg.matmul(lg.matmul(x, w1):tanh(), w2)
+    local gx = lg.grad({d:sum()}, {x}, {create_graph = true})[1]
+    local loss = d:mean() + ((gx:norm(2, 2) - 1) ^ 2):mean() * 10
+    loss:backward()
+    w1.grad, w2.grad = nil, nil
+    if i == 5000 then
+      collectgarbage()
+      live_mid, lua_mid = lg.mem_live_bytes(), collectgarbage("count")
+    end
+  end
+  collectgarbage()
+  local live1, lua1 = lg.mem_live_bytes(), collectgarbage("count")
+  -- the second half may not grow at all beyond collector noise
+  T.ok(live1 - live_mid < 64 * 1024,
+       ("runtime memory grew %d bytes over the second 5000 steps"):format(live1 - live_mid))
+  T.ok(lua1 - lua_mid < 256, ("Lua heap grew %.0f KB over the second 5000 steps"):format(lua1 - lua_mid))
+  T.ok(live1 - live0 < 1024 * 1024, "runtime memory grew over the whole loop")
+  T.ok(lua1 - lua0 < 1024, "Lua heap grew over the whole loop")
+end)
