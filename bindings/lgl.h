@@ -72,6 +72,7 @@ void lgl_open_autograd(lua_State *L);  /* lgl_autograd.c: backward, grad, Functi
 void lgl_open_nn(lua_State *L);        /* lgl_nn.c: neural-network ops */
 void lgl_open_optim(lua_State *L);     /* lgl_optim.c: fused optimizer steps */
 void lgl_open_io(lua_State *L);        /* lgl_io.c: datasets, checkpoints, images */
+void lgl_open_linalg(lua_State *L);    /* lgl_linalg.c: evaluation kernels (the table linalg) */
 
 int luaopen_luagan_core(lua_State *L);
 

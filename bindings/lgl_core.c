@@ -2,6 +2,8 @@
  * argument helpers of lgl.h that are not about the tensor userdata:
  * dims, shapes, options tables, registration. */
 #include <string.h>
+#include <time.h>
+#include <sys/resource.h>
 #include "lgl.h"
 
 /* ---- dims ------------------------------------------------------------------ */
@@ -145,9 +147,38 @@ void lgl_setfuncs(lua_State *L, const luaL_Reg *fns, int as_methods)
   lua_pop(L, 2);
 }
 
+/* ---- timing and process memory (benchmarks, progress bars) ---------------------- */
+/* lg.clock() -> seconds of a monotonic wall clock (os.clock is CPU time
+ * summed over threads, which overstates a threaded step). */
+static int c_clock(lua_State *L)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
+/* lg.peak_rss() -> the process's peak resident set size in bytes (ru_maxrss). */
+static int c_peak_rss(lua_State *L)
+{
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru)) return luaL_error(L, "peak_rss: getrusage failed");
+  lua_pushinteger(L, (lua_Integer)ru.ru_maxrss * 1024);
+  return 1;
+}
+
+/* lg.blas_corename() -> the OpenBLAS kernels in use, e.g. "SkylakeX". */
+static int c_blas_corename(lua_State *L)
+{
+  lua_pushstring(L, lg_blas_corename());
+  return 1;
+}
+
 /* ---- the module ------------------------------------------------------------- */
 int luaopen_luagan_core(lua_State *L)
 {
+  static const luaL_Reg core_fns[] = {{"clock", c_clock}, {"peak_rss", c_peak_rss},
+                                       {"blas_corename", c_blas_corename}, {NULL, NULL}};
   lua_newtable(L);
   lgl_open_tensor(L);     /* first: the others register methods in its metatable */
   lgl_open_create(L);
@@ -156,6 +187,8 @@ int luaopen_luagan_core(lua_State *L)
   lgl_open_nn(L);
   lgl_open_optim(L);
   lgl_open_io(L);
+  lgl_open_linalg(L);
+  lgl_setfuncs(L, core_fns, 0);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   return 1;

@@ -361,8 +361,19 @@ static int two_vals(lua_State *L, lg_tensor **a, lg_tensor **b)
   *b = lgl_checkval(L, 2);
   return 0;
 }
-static int o_maximum(lua_State *L) { lg_tensor *a, *b; two_vals(L, &a, &b); return lgl_push(L, lg_maximum(a, b)); }
-static int o_minimum(lua_State *L) { lg_tensor *a, *b; two_vals(L, &a, &b); return lgl_push(L, lg_minimum(a, b)); }
+/* a and b start NULL only to quiet -Wmaybe-uninitialized: two_vals sets or raises */
+static int o_maximum(lua_State *L)
+{
+  lg_tensor *a = NULL, *b = NULL;
+  two_vals(L, &a, &b);
+  return lgl_push(L, lg_maximum(a, b));
+}
+static int o_minimum(lua_State *L)
+{
+  lg_tensor *a = NULL, *b = NULL;
+  two_vals(L, &a, &b);
+  return lgl_push(L, lg_minimum(a, b));
+}
 
 static int o_where(lua_State *L)
 {

@@ -9,14 +9,21 @@
  *   luagan                    interactive prompt (stdin as a script when not a terminal)
  *   luagan run NAME ...       a command: handed to require("luagan.cli").main{"run", NAME, ...}
  *
+ * It also preloads the small module "luagan.sys" (process services the
+ * training loop needs and plain Lua lacks; see sys_funcs below). Scripts run
+ * by a stock lua5.4 do without it: luagan.train falls back to os.clock/os.time
+ * and plain progress lines.
+ *
  * The root holding scripts/ and models/ is $LUAGAN_ROOT, else the source
  * tree this binary was built from (if it still has scripts/luagan/init.lua),
  * else the install prefix. Errors print a traceback and exit with status 1. */
 #include <ctype.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <lua.h>
 #include <lauxlib.h>
@@ -40,9 +47,21 @@ static void message(const char *msg)
   fflush(stderr);
 }
 
-/* Error handler: the message plus a traceback. */
+/* Error handler: the message plus a traceback. A usage error (a table with
+ * usage = true and a message, raised by luagan.recipe.fail for a bad option
+ * or a missing file) is the user's mistake, not a bug: its message alone. */
 static int msghandler(lua_State *L)
 {
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_getfield(L, 1, "usage");
+    int usage = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (usage) {
+      lua_getfield(L, 1, "message");
+      if (lua_type(L, -1) == LUA_TSTRING) return 1;
+      lua_pop(L, 1);
+    }
+  }
   const char *msg = lua_tostring(L, 1);
   if (!msg) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
@@ -88,6 +107,99 @@ static const char *find_root(void)
   return LUAGAN_INSTALL_DIR;
 }
 
+
+/* ---- luagan.sys -------------------------------------------------------------
+ * catch_sigint(true) makes Ctrl-C set a flag instead of killing the process,
+ * so the training loop can finish its step, save a checkpoint and return;
+ * the loop polls interrupted() once per step. A second Ctrl-C while the flag
+ * is still set means "stop now": the default action is restored and the
+ * signal re-raised. catch_sigint(false) puts the previous action back.
+ * The handler only writes a sig_atomic_t, so it is safe whichever thread
+ * (OpenMP workers included) the signal lands on. */
+static volatile sig_atomic_t sigint_flag = 0;
+static struct sigaction sigint_saved;
+static int sigint_caught = 0;
+
+static void on_sigint(int sig)
+{
+  if (sigint_flag) {                       /* second Ctrl-C: give up now */
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
+  sigint_flag = 1;
+}
+
+static int sys_catch_sigint(lua_State *L)
+{
+  int on = lua_toboolean(L, 1);
+  if (on && !sigint_caught) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;              /* blocking reads carry on */
+    sigint_flag = 0;
+    if (sigaction(SIGINT, &sa, &sigint_saved) != 0)
+      return luaL_error(L, "catch_sigint: sigaction failed");
+    sigint_caught = 1;
+  } else if (!on && sigint_caught) {
+    sigaction(SIGINT, &sigint_saved, NULL);
+    sigint_caught = 0;
+  }
+  return 0;
+}
+
+/* true once Ctrl-C was pressed since catch_sigint(true) / clear_interrupt() */
+static int sys_interrupted(lua_State *L)
+{
+  lua_pushboolean(L, sigint_flag != 0);
+  return 1;
+}
+
+static int sys_clear_interrupt(lua_State *L)
+{
+  sigint_flag = 0;
+  return 0;
+}
+
+/* isatty(fd = 1): is the descriptor a terminal (decides progress bar vs lines) */
+static int sys_isatty(lua_State *L)
+{
+  lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
+  return 1;
+}
+
+/* clock(): wall-clock seconds from a monotonic origin (os.clock is CPU time,
+ * which counts every thread and so overstates elapsed time) */
+static int sys_clock(lua_State *L)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
+/* getpid(): the process id (tests signal a training run by it) */
+static int sys_getpid(lua_State *L)
+{
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
+static const luaL_Reg sys_funcs[] = {
+  {"catch_sigint", sys_catch_sigint}, {"interrupted", sys_interrupted},
+  {"clear_interrupt", sys_clear_interrupt}, {"isatty", sys_isatty},
+  {"clock", sys_clock}, {"getpid", sys_getpid},
+  {NULL, NULL},
+};
+
+static int luaopen_luagan_sys(lua_State *L)
+{
+  luaL_newlib(L, sys_funcs);
+  return 1;
+}
+
 /* package.preload["luagan.core"], package.path, package.loaded["luagan.config"]. */
 static void setup(lua_State *L, const char *root)
 {
@@ -95,6 +207,8 @@ static void setup(lua_State *L, const char *root)
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_luagan_core);
   lua_setfield(L, -2, "luagan.core");
+  lua_pushcfunction(L, luaopen_luagan_sys);
+  lua_setfield(L, -2, "luagan.sys");
   lua_pop(L, 1);
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "path");
@@ -283,9 +397,25 @@ static void usage(const char *badopt)
           progname, badopt, progname, progname);
 }
 
+/* OpenMP threads that spin-wait between parallel regions take the cores from
+ * the thread with the work whenever a machine has more runnable threads than
+ * cores: a 2-thread GAN step ran 5-50x slower under load with libgomp's
+ * default spinning than with OMP_WAIT_POLICY=PASSIVE (BENCHMARKS.md).
+ * libgomp reads the policy once, while it loads, before main(): so when the
+ * user chose none, set it and start this program again (exec keeps the pid,
+ * arguments and open files). OMP_WAIT_POLICY=active brings spinning back. */
+static void passive_openmp(char **argv)
+{
+  if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+  if (setenv("OMP_WAIT_POLICY", "PASSIVE", 0)) return;
+  execv("/proc/self/exe", argv);
+  /* no /proc: run on with libgomp's default (the variable stays for children) */
+}
+
 int main(int argc, char **argv)
 {
-  int has_e = 0, has_i = 0, has_v = 0, script = 0, i;
+  int has_e = 0, has_i = 0, has_v = 0, script = 0, exit_code = 0, i;
+  passive_openmp(argv);
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (a[0] != '-') break;
@@ -316,7 +446,10 @@ int main(int argc, char **argv)
   if (ok && script) {
     const char *fname = argv[script];
     int rc = is_command(fname) ? run_command(L, argv, argc, script) : -1;
-    if (rc >= 0) ok = rc == 0;
+    if (rc >= 0) {
+      ok = rc == 0;
+      exit_code = rc;          /* a command's own status (130: stopped by Ctrl-C) */
+    }
     else {
       if (!strcmp(fname, "-") && strcmp(argv[script - 1], "--")) fname = NULL;  /* stdin */
       ok = run_chunk(L, luaL_loadfile(L, fname), argv, argc, script + 1) == LUA_OK;
@@ -328,5 +461,6 @@ int main(int argc, char **argv)
     else ok = run_chunk(L, luaL_loadfile(L, NULL), argv, 0, 0) == LUA_OK;
   }
   lua_close(L);
-  return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+  if (ok) return EXIT_SUCCESS;
+  return exit_code > 0 && exit_code < 256 ? exit_code : EXIT_FAILURE;
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <cblas.h>
 #include "lg_ops.h"
+#include "lg_kernels_conv.h"
 
 #define LG_OMP_MIN 32768
 #define LG_CONV_COL_BUDGET ((int64_t)1 << 22)   /* floats in one column buffer */
@@ -32,25 +33,55 @@ int64_t lg_conv_chunk(const lg_conv_geom *g, int64_t N)
   return nb < N ? nb : N;
 }
 
+/* Scratch layout (in floats): columns (K, nb*P), then the Co x (nb*P)
+ * products when nb > 1, then room for the im2col or the col2im table (int32
+ * entries; the col2im table's size does not depend on the pitch). */
+static int64_t lg_conv_table_room(const lg_conv_geom *g, int64_t nb)
+{
+  int64_t a = lg_im2col_table_size(g), b = lg_col2im_table_size(g, nb * g->OH * g->OW);
+  return a > b ? a : b;
+}
+
 int64_t lg_conv_scratch_size(const lg_conv_geom *g, int64_t N, int64_t Co)
 {
   int64_t nb = lg_conv_chunk(g, N), P = g->OH * g->OW;
   int64_t n = g->C * g->KH * g->KW * nb * P;          /* columns */
   if (nb > 1) n += Co * nb * P;                        /* Co x (nb*P) products */
-  return n;
+  return n + lg_conv_table_room(g, nb);
+}
+
+static int32_t *lg_conv_table_at(const lg_conv_geom *g, int64_t N, int64_t Co, float *scratch)
+{
+  return (int32_t *)(scratch + lg_conv_scratch_size(g, N, Co) -
+                     lg_conv_table_room(g, lg_conv_chunk(g, N)));
+}
+
+/* The im2col table inside scratch (built here), or NULL for the direct form. */
+static const int32_t *lg_conv_table(const lg_conv_geom *g, int64_t N, int64_t Co, float *scratch)
+{
+  if (!lg_im2col_table_size(g)) return NULL;
+  int32_t *idx = lg_conv_table_at(g, N, Co, scratch);
+  lg_im2col_table(g, idx);
+  return idx;
 }
 
 /* Samples [n0, n0+m) of x: (N,C,H,W) -> col: (C*KH*KW, m*P) */
 static void lg_im2col_batch(const float *x, int64_t n0, int64_t m, const lg_conv_geom *g,
-                            float *col)
+                            const int32_t *idx, float *col)
 {
   const int64_t C = g->C, P = g->OH * g->OW, KK = g->KH * g->KW, HW = g->H * g->W;
   lg_conv_geom g1 = *g;
   g1.C = 1;
+  /* channel outer: the KK rows of a channel are then written front to back
+   * across the samples, KK sequential streams instead of scattered blocks */
   #pragma omp parallel for collapse(2) if (m * C * KK * P > LG_OMP_MIN)
-  for (int64_t n = 0; n < m; n++)
-    for (int64_t c = 0; c < C; c++)
-      lg_im2col(x + ((n0 + n) * C + c) * HW, &g1, col + c * KK * m * P + n * P, m * P);
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t n = 0; n < m; n++) {
+      const float *xp = x + ((n0 + n) * C + c) * HW;
+      float *cp = col + c * KK * m * P + n * P;
+      if (idx) lg_im2col_tab(xp, &g1, idx, cp, m * P);
+      else lg_im2col(xp, &g1, cp, m * P);
+    }
 }
 
 /* Samples [n0, n0+m) of t: (N,Co,P) -> buf: (Co, m*P) */
@@ -75,9 +106,10 @@ void lg_conv2d_forward(const float *x, const float *w, const float *b, float *y,
     return;
   }
   float *col = scratch, *tmp = scratch + K * nb * P;
+  const int32_t *idx = lg_conv_table(g, N, Co, scratch);
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
     int64_t m = N - n0 < nb ? N - n0 : nb;
-    lg_im2col_batch(x, n0, m, g, col);
+    lg_im2col_batch(x, n0, m, g, idx, col);
     if (m == 1) {
       /* y[n0]: (Co, P) = w: (Co, K) @ col: (K, P) */
       float *yn = y + n0 * Co * P;
@@ -110,19 +142,27 @@ void lg_conv2d_backward_input(const float *gy, const float *w, float *gx, int64_
   if (N == 0 || K == 0 || HW == 0) return;
   if (Co == 0 || P == 0) { memset(gx, 0, sizeof(float) * N * C * HW); return; }
   float *col = scratch, *buf = scratch + K * nb * P;
+  int32_t *tab = lg_conv_table_at(g, N, Co, scratch);
+  int64_t tab_ldc = 0;                                 /* the pitch tab was built for */
   lg_conv_geom g1 = *g;
   g1.C = 1;
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
     int64_t m = N - n0 < nb ? N - n0 : nb;
+    int use_tab = lg_col2im_table_size(g, m * P) > 0;
+    if (use_tab && tab_ldc != m * P) { lg_col2im_table(g, m * P, tab); tab_ldc = m * P; }
     const float *B = gy + n0 * Co * P;                 /* (Co, m*P) */
     if (m > 1) { lg_gather_rows(gy, n0, m, Co, P, buf); B = buf; }
     /* col: (K, m*P) = w^T: (K, Co) @ B: (Co, m*P) */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)(m * P), (int)Co, 1.0f, w,
                 (int)K, B, (int)(m * P), 0.0f, col, (int)(m * P));
     #pragma omp parallel for collapse(2) if (m * K * P > LG_OMP_MIN)
-    for (int64_t n = 0; n < m; n++)
-      for (int64_t c = 0; c < C; c++)
-        lg_col2im(col + c * KK * m * P + n * P, &g1, m * P, gx + ((n0 + n) * C + c) * HW);
+    for (int64_t c = 0; c < C; c++)       /* channel outer, as in lg_im2col_batch */
+      for (int64_t n = 0; n < m; n++) {
+        const float *cp = col + c * KK * m * P + n * P;
+        float *xp = gx + ((n0 + n) * C + c) * HW;
+        if (use_tab) lg_col2im_tab(cp, &g1, tab, m * P, xp);
+        else lg_col2im(cp, &g1, m * P, xp);
+      }
   }
 }
 
@@ -134,9 +174,10 @@ void lg_conv2d_backward_weight(const float *x, const float *gy, float *gw, int64
   if (Co == 0 || K == 0) return;
   if (N == 0 || P == 0) { memset(gw, 0, sizeof(float) * Co * K); return; }
   float *col = scratch, *buf = scratch + K * nb * P;
+  const int32_t *idx = lg_conv_table(g, N, Co, scratch);
   for (int64_t n0 = 0; n0 < N; n0 += nb) {
     int64_t m = N - n0 < nb ? N - n0 : nb;
-    lg_im2col_batch(x, n0, m, g, col);
+    lg_im2col_batch(x, n0, m, g, idx, col);
     const float *B = gy + n0 * Co * P;
     if (m > 1) { lg_gather_rows(gy, n0, m, Co, P, buf); B = buf; }
     /* gw: (Co, K) (+)= B: (Co, m*P) @ col^T: (m*P, K) */

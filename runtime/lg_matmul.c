@@ -189,6 +189,13 @@ static lg_tensor *lg_bw_product(lg_tensor *lhs, lg_tensor *rhs, int sq, int ndim
   return r;
 }
 
+/* t: (K,N) stored column-major (unit stride down the rows), K, N > 1. */
+static int lg_col_major_2d(const lg_tensor *t)
+{
+  return t->ndim == 2 && t->shape[0] > 1 && t->shape[1] > 1 && t->stride[0] == 1 &&
+         t->stride[1] == t->shape[0];
+}
+
 /* With the 1-D cases made 2-D (A = a as (1,K), B = b as (K,1), G = g with
  * the dropped M / N dims restored): ga = G @ B^T, gb = A^T @ G, then the
  * restored dims squeezed again and broadcast batch dims summed away. */
@@ -213,7 +220,17 @@ int lg_bw_matmul(lg_node *n, lg_tensor *g, lg_tensor **gin)
     lg_release(Bt);
     if (!gin[0]) goto done;
   }
-  if (n->needs[1]) {
+  if (n->needs[1] && lg_col_major_2d(b) && a->ndim == 2) {
+    /* b is a transposed view (Linear's weight:t()): build gb in b's own
+     * layout, gb = (G^T @ A)^T, so the transpose's backward hands the leaf a
+     * contiguous gradient instead of a strided one that must be copied. */
+    lg_tensor *Gt = lg_transpose(G, -1, -2);             /* (N,M) */
+    lg_tensor *P = Gt ? lg_matmul(Gt, A) : NULL;         /* (N,K) */
+    gin[1] = P ? lg_transpose(P, -1, -2) : NULL;         /* (K,N), column-major */
+    lg_release(Gt);
+    lg_release(P);
+    if (!gin[1]) goto done;
+  } else if (n->needs[1]) {
     lg_tensor *At = lg_transpose(A, -1, -2);             /* (...,K,M) */
     if (!At) goto done;
     gin[1] = lg_bw_product(At, G, b1 ? -1 : 0, n->in_ndim[1], n->in_shape[1]);

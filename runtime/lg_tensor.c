@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <assert.h>
 #include <omp.h>
 #include "lg_tensor.h"
@@ -433,6 +434,55 @@ int lg_set_grad_enabled(int on)
 
 /* ---- threads ------------------------------------------------------------------ */
 void openblas_set_num_threads(int n);   /* from OpenBLAS; declared here to keep cblas.h out */
+char *openblas_get_corename(void);
+
+/* ---- OpenBLAS kernels -------------------------------------------------------------
+ * OpenBLAS 0.3.21 (Debian 12) predates AMD Zen 4/5: on those AVX-512 CPUs its
+ * runtime dispatch falls back to the Haswell (AVX2) kernels (and some
+ * environments pin OPENBLAS_CORETYPE=Haswell), half the sgemm throughput:
+ * measured 108 vs 205 GFLOP/s per core at n=1024 on a Zen 5. Later OpenBLAS
+ * releases run the SkylakeX kernels there; do the same by re-running the
+ * library's dispatch once at load time, before any BLAS call, when the CPU
+ * has the AVX-512 subsets those kernels use and the choice was a generic AVX2
+ * core. LUAGAN_BLAS_CORETYPE=<name> picks the kernels explicitly instead
+ * ("" = leave OpenBLAS's choice alone). Needs a DYNAMIC_ARCH OpenBLAS that
+ * exports its dispatch hooks (weak references: other builds keep theirs). */
+void gotoblas_dynamic_init(void) __attribute__((weak));
+void gotoblas_dynamic_quit(void) __attribute__((weak));
+
+__attribute__((constructor)) static void lg_blas_pick_kernels(void)
+{
+  if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit) return;
+  const char *want = getenv("LUAGAN_BLAS_CORETYPE"), *core = openblas_get_corename();
+  if (!core || (want && !*want)) return;
+  if (!want) {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+        !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl") ||
+        !__builtin_cpu_supports("avx512cd"))
+      return;
+    if (strcasecmp(core, "haswell") && strcasecmp(core, "zen")) return;
+    want = "SkylakeX";
+  }
+  if (!strcasecmp(core, want)) return;
+  /* OpenBLAS reads OPENBLAS_CORETYPE; put the caller's value back after, so
+   * child processes see the environment they were given. */
+  const char *prev = getenv("OPENBLAS_CORETYPE");
+  char saved[64] = {0};
+  if (prev) snprintf(saved, sizeof saved, "%s", prev);
+  setenv("OPENBLAS_CORETYPE", want, 1);
+  gotoblas_dynamic_quit();
+  gotoblas_dynamic_init();
+  if (prev) setenv("OPENBLAS_CORETYPE", saved, 1);
+  else unsetenv("OPENBLAS_CORETYPE");
+}
+
+/* Which OpenBLAS kernels run (for benchmarks and bug reports). */
+const char *lg_blas_corename(void)
+{
+  const char *c = openblas_get_corename();
+  return c ? c : "?";
+}
 
 void lg_set_num_threads(int n)
 {

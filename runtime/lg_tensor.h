@@ -123,5 +123,7 @@ int lg_set_grad_enabled(int on);          /* returns the previous mode */
 /* ---- threads ------------------------------------------------------------- */
 void lg_set_num_threads(int n);           /* OpenMP and OpenBLAS together */
 int lg_get_num_threads(void);
+/* Name of the OpenBLAS kernels in use ("SkylakeX", "Haswell", ...). */
+const char *lg_blas_corename(void);
 
 #endif

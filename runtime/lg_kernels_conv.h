@@ -1,0 +1,29 @@
+/* lg_kernels_conv.h: private to lg_im2col.c, lg_conv.c and the C tests: the
+ * table form of im2col/col2im (see lg_im2col.c). */
+#ifndef LG_KERNELS_CONV_H
+#define LG_KERNELS_CONV_H
+
+#include <stdint.h>
+#include "lg_nn.h"
+
+/* Planes of up to this many floats (H*W + 1) take the table form; larger
+ * ones the direct lg_im2col/lg_col2im (the plane is copied to the stack). */
+#define LG_IM2COL_MAX_PLANE 16384
+
+/* Entries of the index table for geometry g (KH*KW*OH*OW), 0 when the plane
+ * is too large for the table form. */
+int64_t lg_im2col_table_size(const lg_conv_geom *g);
+/* idx: (KH*KW, OH*OW) source offsets within one (H,W) plane, H*W for padding. */
+void lg_im2col_table(const lg_conv_geom *g, int32_t *idx);
+/* As lg_im2col, with the table of g. */
+void lg_im2col_tab(const float *x, const lg_conv_geom *g, const int32_t *idx, float *col,
+                   int64_t ldc);
+/* int32 entries of the col2im (gather) table for g and row pitch ldc, 0
+ * when the table form does not apply. */
+int64_t lg_col2im_table_size(const lg_conv_geom *g, int64_t ldc);
+void lg_col2im_table(const lg_conv_geom *g, int64_t ldc, int32_t *tab);
+/* As lg_col2im, with tab from lg_col2im_table(g, ldc) (same ldc). */
+void lg_col2im_tab(const float *col, const lg_conv_geom *g, const int32_t *tab, int64_t ldc,
+                   float *x);
+
+#endif
