@@ -25,18 +25,64 @@ cli.commands.help = {
   end,
 }
 
--- run NAME args...: load the recipe models/NAME.lua (a module on package.path)
--- and call its main(args) when it returns a table with one.
+-- run NAME args...: a recipe (models/NAME.lua, or a path to a .lua file)
+-- runs in luagan.train with its --options; a file that returns a table
+-- with main(args) gets main(rest); a plain script just runs with rest as `...`.
+local function list_recipes()
+  local recipe = require "luagan.recipe"
+  local names, paths = {}, recipe.list()
+  for n in pairs(paths) do names[#names + 1] = n end
+  table.sort(names)
+  local lines = {}
+  for _, n in ipairs(names) do
+    local ok, r = pcall(recipe.load, paths[n])
+    local about = ok and r.about
+    if not about then            -- a script rather than a recipe: its header line
+      local f = io.open(paths[n], "r")
+      local first = f and f:read("l") or ""
+      if f then f:close() end
+      about = first:match("^%-%-%s*[%w_]+%.lua:%s*(.*)$") or first:match("^%-%-%s*(.*)$") or "(a script)"
+    end
+    lines[#lines + 1] = string.format("  %-12s %s", n, about)
+  end
+  return lines
+end
+
 cli.commands.run = {
-  help = "run the recipe models/NAME.lua: luagan run NAME [args]",
+  help = "train a recipe: luagan run NAME [--option value ...] (NAME --help lists its options)",
   fn = function(args)
     local name = args[1]
-    if not name then error("run: which recipe? usage: luagan run NAME [args]", 0) end
-    local path = package.searchpath(name, package.path)
-    if not path then error("run: no recipe named '" .. name .. "' on package.path", 0) end
-    local chunk = assert(loadfile(path))
+    if not name or name == "--help" or name == "-h" then
+      local lines = list_recipes()
+      local text = "usage: luagan run NAME [--option value ...]   (luagan run NAME --help)\n" ..
+                   "recipes:\n" .. (#lines > 0 and table.concat(lines, "\n") or "  (none found)")
+      if not name then require("luagan.recipe").fail("run: which recipe? " .. text) end
+      print(text)
+      return 0
+    end
+    local path
+    if name:find("/", 1, true) or name:match("%.lua$") then
+      path = name
+      local f = io.open(path, "r")
+      if not f then require("luagan.recipe").fail("run: no recipe file " .. path) end
+      f:close()
+    else
+      path = package.searchpath(name, package.path)
+      if not path then
+        local lines = list_recipes()
+        require("luagan.recipe").fail("run: no recipe named '" .. name .. "' (models/" .. name ..
+                                      ".lua); recipes:\n" .. table.concat(lines, "\n"))
+      end
+    end
+    local chunk, err = loadfile(path)
+    if not chunk then error("run: cannot load " .. path .. ": " .. tostring(err), 0) end
     local rest = table.move(args, 2, #args, 1, {})
     local m = chunk(table.unpack(rest))
+    local recipe = require "luagan.recipe"
+    if recipe.is_recipe(m) then
+      m._path, m._cli = path, name
+      return require("luagan.train").main(m, rest)
+    end
     if type(m) == "table" and type(m.main) == "function" then return m.main(rest) end
   end,
 }
@@ -75,8 +121,8 @@ function cli.main(argv)
   local cmd = find_command(name)
   if not cmd then load_all_commands() end
   if not cmd then
-    error(string.format("unknown command '%s' (commands: %s)", tostring(name),
-                        table.concat(command_names(), ", ")), 0)
+    require("luagan.recipe").fail(string.format("unknown command '%s' (commands: %s)",
+                                  tostring(name), table.concat(command_names(), ", ")))
   end
   return cmd.fn(table.move(argv, 2, #argv, 1, {}))
 end

@@ -1,0 +1,234 @@
+-- cgan.lua: conditional GAN (Mirza & Osindero 2014, "Conditional Generative
+-- Adversarial Nets", arXiv:1411.1784) on Fashion-MNIST: G(z, y) draws a
+-- garment of class y, D(x, y) judges image and label together.
+--
+--   luagan run cgan                          # one-hot labels, 2000 steps
+--   luagan run cgan --mismatch               # + real image with a wrong label counts as fake
+--   luagan run cgan --label embed --embed-dim 16
+--   luagan run cgan --ch 64 --hidden 1024 --steps 5000   # the full 28x28 DCGAN widths
+--
+-- The label enters G as a one-hot vector (or a learned embedding, --label
+-- embed) concatenated to z, and D as the same code tiled into constant extra
+-- image channels (VARIANTS.md, "CGAN"). The nets are the 28x28 DCGAN ones
+-- ("Reference architectures") at half width by default, so a run takes
+-- minutes on two cores:
+--   G: [z, y] -> (FC hidden-BN-ReLU) -> FC 2ch*7*7-BN-ReLU -> deconv4 s2 ch-BN-ReLU
+--        -> deconv4 s2 1 -> tanh
+--   D: [x, y tiled] -> conv4 s2 ch-LReLU(0.2) -> conv4 s2 2ch-BN-LReLU
+--        -> (FC hidden-BN-LReLU) -> FC 1
+-- Non-saturating loss on logits, Adam(2e-4, 0.5, 0.999), batch 64. With
+-- --mismatch D also minimises w * E sp(D(x, y_wrong)), y_wrong a uniformly
+-- drawn wrong class, which forces D to check the label and not only realism.
+--
+-- Samples: one row per class (T-shirt, trouser, pullover, dress, coat,
+-- sandal, shirt, sneaker, bag, ankle boot, top to bottom), the same noise
+-- down each column. What to expect: rows become class-correct within a few
+-- hundred steps; at the end (finish) the classifier of models/weights/ (when
+-- present) scores the label accuracy of 2000 samples, written to eval.json.
+local lg = require "luagan"
+local nn, optim, data, image = lg.nn, lg.optim, lg.data, lg.image
+
+local NCLS = 10
+
+-- The label code (N, dim): one-hot rows, or a learned embedding.
+local LabelCode = nn.Module:extend("LabelCode")
+function LabelCode:init(kind, dim)
+  self.kind = kind
+  if kind == "embed" then
+    self.embed = nn.Embedding(NCLS, dim)
+    self.dim = dim
+  else
+    self.dim = NCLS
+  end
+end
+function LabelCode:forward(y)
+  if self.kind == "embed" then return self.embed(y) end
+  return lg.eye(NCLS):index_select(1, y)
+end
+
+local CondG = nn.Module:extend("CondG")
+function CondG:init(opt)
+  self.code = LabelCode(opt.label, opt.embed_dim)
+  local ch, layers, nin = opt.ch, {}, opt.nz + self.code.dim
+  if opt.hidden > 0 then
+    for _, m in ipairs{nn.Linear(nin, opt.hidden), nn.BatchNorm1d(opt.hidden), nn.ReLU()} do
+      layers[#layers + 1] = m
+    end
+    nin = opt.hidden
+  end
+  for _, m in ipairs{
+    nn.Linear(nin, 2 * ch * 7 * 7), nn.BatchNorm1d(2 * ch * 7 * 7), nn.ReLU(),
+    nn.Reshape(2 * ch, 7, 7),
+    nn.ConvTranspose2d(2 * ch, ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(ch), nn.ReLU(),
+    nn.ConvTranspose2d(ch, 1, 4, {stride = 2, padding = 1}), nn.Tanh(),
+  } do layers[#layers + 1] = m end
+  self.net = nn.Sequential(layers)
+end
+-- z (N,nz), y (N) classes 1..10 -> (N,1,28,28)
+function CondG:forward(z, y) return self.net(lg.cat({z, self.code(y)}, 2)) end
+
+local CondD = nn.Module:extend("CondD")
+function CondD:init(opt)
+  self.code = LabelCode(opt.label, opt.embed_dim)
+  local ch = opt.ch
+  local layers = {
+    nn.Conv2d(1 + self.code.dim, ch, 4, {stride = 2, padding = 1}), nn.LeakyReLU(0.2),
+    nn.Conv2d(ch, 2 * ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(2 * ch), nn.LeakyReLU(0.2),
+    nn.Flatten(),
+  }
+  local nin = 2 * ch * 7 * 7
+  if opt.hidden > 0 then
+    for _, m in ipairs{nn.Linear(nin, opt.hidden), nn.BatchNorm1d(opt.hidden), nn.LeakyReLU(0.2)} do
+      layers[#layers + 1] = m
+    end
+    nin = opt.hidden
+  end
+  layers[#layers + 1] = nn.Linear(nin, 1)
+  self.net = nn.Sequential(layers)
+end
+-- x (N,1,28,28), y (N) -> logits (N,1); the label code as constant channels
+function CondD:forward(x, y)
+  local s = x:shape()
+  local c = self.code(y)
+  local planes = c:view(s[1], self.code.dim, 1, 1):expand(s[1], self.code.dim, s[3], s[4])
+  return self.net(lg.cat({x, planes}, 2))
+end
+
+-- A uniformly drawn wrong class for every label of y (N).
+local function wrong_labels(y)
+  local w = y + lg.randint(1, NCLS, {y:size(1)})          -- y + 1..9
+  return w - w:gt(NCLS) * NCLS
+end
+
+local function classifier_weights()
+  local ok, C = pcall(require, "classifier")
+  if not ok then return nil end
+  local f = io.open(C.WEIGHTS, "rb")
+  if not f then return nil end
+  f:close()
+  return C.WEIGHTS
+end
+
+-- labels 1..10 repeated: 1,2,...,10,1,2,... (n of them)
+local function cycled_labels(n)
+  local t = {}
+  for i = 1, n do t[i] = (i - 1) % NCLS + 1 end
+  return lg.tensor(t)
+end
+
+return require("luagan.recipe"){
+  name = "cgan",
+  about = "conditional GAN on Fashion-MNIST (Mirza & Osindero 2014): G(z, y), D(x, y), --mismatch term",
+  options = {
+    {"steps", 2000, "training steps (one D and one G update each; 937 per epoch at batch 64)"},
+    {"batch", 64, "batch size"},
+    {"nz", 100, "noise dimension"},
+    {"label", "onehot", "how the label enters G and D", choices = {"onehot", "embed"}},
+    {"embed_dim", 16, "embedding size with --label embed"},
+    {"mismatch", false, "add the D term E sp(D(x, y_wrong)): real image, wrong label = fake"},
+    {"mismatch_weight", 1.0, "weight of the mismatched-label term"},
+    {"ch", 32, "base channels (64 = the reference DCGAN widths)"},
+    {"hidden", 0, "width of an extra FC layer in G and D (1024 = the reference; 0 = none)"},
+    {"lr", 2e-4, "Adam learning rate (both nets)"},
+    {"beta1", 0.5, "Adam beta1"},
+    {"beta2", 0.999, "Adam beta2"},
+    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    {"eval_n", 2000, "samples for the label accuracy at the end (0 = skip)"},
+    {"sample_every", 500, "write samples_STEP.png every N steps"},
+    {"ckpt_every", 1000, "write the checkpoint every N steps"},
+  },
+  smoke = {steps = 3, batch = 8, limit = 64, ch = 4, nz = 8, mismatch = true, eval_n = 0},
+
+  setup = function(opt)
+    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
+    local G, D = nn.init.dcgan(CondG(opt)), nn.init.dcgan(CondD(opt))
+    local betas = {opt.beta1, opt.beta2}
+    return {
+      opt = opt, G = G, D = D,
+      optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
+      optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
+      data = lg.train.stream(data.DataLoader({ds.images, ds.labels},
+        {batch_size = opt.batch, shuffle = true, drop_last = true, seed = opt.seed})),
+      loss = lg.losses.nsgan(),
+      fixed_z = lg.randn(NCLS, opt.nz),      -- one noise vector per column of the grid
+    }
+  end,
+
+  step = function(s)
+    local B = s.opt.batch
+    local x, y = s.data:next()
+    local yf = lg.randint(1, NCLS + 1, {B})          -- classes of the fakes, uniform
+    local fake = s.G(lg.randn(B, s.opt.nz), yf)
+    -- D step: fakes detached; optionally real images with wrong labels as fakes
+    local lr_, lf = s.D(x, y), s.D(fake:detach(), yf)
+    local ld = s.loss.d(lr_, lf)
+    local m = {}
+    if s.opt.mismatch then
+      local lw = s.D(x, wrong_labels(y))
+      local term = lg.softplus(lw):mean()
+      ld = ld + term * s.opt.mismatch_weight
+      m.d_wrong = lw:detach():sigmoid():mean()
+    end
+    s.optD:zero_grad()
+    ld:backward()
+    s.optD:step()
+    -- G step through the updated D
+    local lgen = s.loss.g(s.D(fake, yf))
+    s.optG:zero_grad()
+    lgen:backward()
+    s.optG:step()
+    m.loss_d, m.loss_g = ld, lgen
+    m.d_real = lr_:detach():sigmoid():mean()
+    m.d_fake = lf:detach():sigmoid():mean()
+    return m
+  end,
+
+  -- Training grid: row c is class c, column j uses fixed_z[j]. With o.n:
+  -- n samples of classes 1,2,..,10,1,.. and fresh noise (rows of 10).
+  sample = function(s, path, o)
+    local z, y
+    if o.n then
+      z, y = lg.randn(o.n, s.opt.nz), cycled_labels(o.n)
+    else
+      local cols, ys = {}, {}
+      for c = 1, NCLS do
+        for j = 1, NCLS do cols[#cols + 1], ys[#ys + 1] = j, c end
+      end
+      z, y = s.fixed_z:index_select(1, lg.tensor(cols)), lg.tensor(ys)
+    end
+    s.G:eval()
+    local x = s.G(z, y)
+    s.G:train()
+    image.save_grid(path, x, {nrow = NCLS})
+    return x, y
+  end,
+
+  -- Label accuracy of the classifier on G(z, y) (lg.eval.label_accuracy).
+  finish = function(s, out)
+    local n = s.opt.eval_n
+    if n <= 0 then return end
+    if not classifier_weights() then
+      print("cgan: no classifier weights in models/weights/ (luagan run classifier); label accuracy skipped")
+      return
+    end
+    lg.manual_seed(s.opt.seed + 7919)
+    local y = cycled_labels(n)
+    local x = lg.no_grad(function()
+      s.G:eval()
+      local parts = {}
+      for i = 1, n, 500 do
+        local m = math.min(500, n - i + 1)
+        parts[#parts + 1] = s.G(lg.randn(m, s.opt.nz), y:narrow(1, i, m))
+      end
+      s.G:train()
+      return lg.cat(parts, 1)
+    end)
+    local acc = lg.eval.label_accuracy(x, y)
+    local r = {recipe = "cgan", label_accuracy = acc, n = n}
+    local f = assert(io.open(out .. "/eval.json", "w"))
+    f:write(lg.io.json_encode(r), "\n")
+    f:close()
+    print(string.format("cgan: label accuracy of the classifier on %d samples G(z, y): %.4f (%s/eval.json)",
+                        n, acc, out))
+  end,
+}

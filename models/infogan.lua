@@ -1,0 +1,248 @@
+-- infogan.lua: InfoGAN (Chen et al. 2016, "InfoGAN: Interpretable
+-- Representation Learning by Information Maximizing Generative Adversarial
+-- Nets", arXiv:1606.03657) on Fashion-MNIST, without labels.
+--
+--   luagan run infogan                       # 62 noise + Cat(10) + 2 x U(-1,1) codes
+--   luagan run infogan --lambda 2 --steps 5000
+--   luagan run infogan --ch 64 --hidden 1024 # the paper's 28x28 widths
+--
+-- G's input is noise (62), a categorical code c ~ Cat(10) (one-hot) and two
+-- continuous codes c1, c2 ~ U(-1, 1). A head Q shares D's trunk and predicts
+-- the codes of a fake: softmax logits for c, means for c1, c2 (a Gaussian of
+-- fixed std 1). Both players add the variational bound of the mutual
+-- information, lambda (CE(Q_cat, c) + lambda_cont * 1/2 |Q_cont - c_cont|^2)
+-- (VARIANTS.md, "InfoGAN"): D's optimiser takes its trunk and Q head, G's
+-- takes G. Non-saturating adversarial loss; Adam with D lr 2e-4, G lr 1e-3,
+-- beta1 0.5 (the reference settings), batch 64. Nets: the 28x28 DCGAN ones
+-- at half width (--ch 64 --hidden 1024 for the paper's):
+--   G: [z, c, c1, c2] -> (FC hidden-BN-ReLU) -> FC 2ch*7*7-BN-ReLU
+--        -> deconv4 s2 ch-BN-ReLU -> deconv4 s2 1 -> tanh
+--   D trunk: conv4 s2 ch-LReLU -> conv4 s2 2ch-BN-LReLU -> (FC hidden-BN-LReLU)
+--   D head: FC 1;   Q head: FC 128-BN-LReLU -> FC 10+2
+--
+-- Samples (one PNG, 10 columns, blocks split by a grey row): rows 1-10 the
+-- categorical code c = 1..10 (the same noise down each column, c1 = c2 = 0);
+-- rows 12-21 c1 swept from -sweep to +sweep left to right (row r: c = r, its
+-- own fixed noise, c2 = 0); rows 23-32 the same for c2. What to expect: q_acc
+-- (Q's accuracy on the categorical code of fakes) climbs to ~1 within a few
+-- hundred steps; the categories line up with garment types for most codes
+-- (some codes share a class, e.g. shirt/T-shirt/pullover, which Fashion-MNIST
+-- makes hard); c1/c2 pick up width, lightness or shape. finish() scores the
+-- code accuracy (codes matched to classes one to one) with the classifier of
+-- models/weights/ when present, written to eval.json.
+local lg = require "luagan"
+local nn, optim, data, image = lg.nn, lg.optim, lg.data, lg.image
+
+local NCAT, NCONT = 10, 2
+
+local function make_G(opt)
+  local ch, layers, nin = opt.ch, {}, opt.nz + NCAT + NCONT
+  if opt.hidden > 0 then
+    for _, m in ipairs{nn.Linear(nin, opt.hidden), nn.BatchNorm1d(opt.hidden), nn.ReLU()} do
+      layers[#layers + 1] = m
+    end
+    nin = opt.hidden
+  end
+  for _, m in ipairs{
+    nn.Linear(nin, 2 * ch * 7 * 7), nn.BatchNorm1d(2 * ch * 7 * 7), nn.ReLU(),
+    nn.Reshape(2 * ch, 7, 7),
+    nn.ConvTranspose2d(2 * ch, ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(ch), nn.ReLU(),
+    nn.ConvTranspose2d(ch, 1, 4, {stride = 2, padding = 1}), nn.Tanh(),
+  } do layers[#layers + 1] = m end
+  return nn.Sequential(layers)
+end
+
+-- D and Q on one trunk: forward(x) -> D logits (N,1), Q outputs (N, 10+2).
+local InfoD = nn.Module:extend("InfoD")
+function InfoD:init(opt)
+  local ch = opt.ch
+  local layers = {
+    nn.Conv2d(1, ch, 4, {stride = 2, padding = 1}), nn.LeakyReLU(0.2),
+    nn.Conv2d(ch, 2 * ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(2 * ch), nn.LeakyReLU(0.2),
+    nn.Flatten(),
+  }
+  local nf = 2 * ch * 7 * 7
+  if opt.hidden > 0 then
+    for _, m in ipairs{nn.Linear(nf, opt.hidden), nn.BatchNorm1d(opt.hidden), nn.LeakyReLU(0.2)} do
+      layers[#layers + 1] = m
+    end
+    nf = opt.hidden
+  end
+  self.trunk = nn.Sequential(layers)
+  self.d_head = nn.Linear(nf, 1)
+  self.q_head = nn.Sequential{nn.Linear(nf, 128), nn.BatchNorm1d(128), nn.LeakyReLU(0.2),
+                              nn.Linear(128, NCAT + NCONT)}
+end
+function InfoD:forward(x)
+  local h = self.trunk(x)
+  return self.d_head(h), self.q_head(h)
+end
+
+-- G's input from noise (N,nz), categorical codes (N) 1..10 and continuous (N,2).
+local function latent(z, c, cont)
+  return lg.cat({z, lg.eye(NCAT):index_select(1, c), cont}, 2)
+end
+
+-- A batch from the prior: z, c, cont.
+local function prior(n, nz)
+  return lg.randn(n, nz), lg.randint(1, NCAT + 1, {n}), lg.rand(n, NCONT) * 2 - 1
+end
+
+-- lambda (CE(Q_cat, c) + lambda_cont * 1/2 |Q_cont - cont|^2), mean over the batch;
+-- also Q's categorical accuracy.
+local function info_loss(q, c, cont, opt)
+  local ce = lg.cross_entropy(q:narrow(2, 1, NCAT), c)
+  local d = q:narrow(2, NCAT + 1, NCONT) - cont
+  local gauss = (d * d):sum(2):mean() * 0.5
+  local _, pred = q:narrow(2, 1, NCAT):detach():max(2)
+  local acc = pred:eq(c:reshape(pred:shape())):mean()
+  return (ce + gauss * opt.lambda_cont) * opt.lambda, acc, ce, gauss
+end
+
+local function classifier_weights()
+  local ok, C = pcall(require, "classifier")
+  if not ok then return nil end
+  local f = io.open(C.WEIGHTS, "rb")
+  if not f then return nil end
+  f:close()
+  return C.WEIGHTS
+end
+
+return require("luagan.recipe"){
+  name = "infogan",
+  about = "InfoGAN on Fashion-MNIST (Chen et al. 2016): Cat(10) + 2 continuous codes, Q head on D's trunk",
+  options = {
+    {"steps", 2000, "training steps (one D and one G update each; 937 per epoch at batch 64)"},
+    {"batch", 64, "batch size"},
+    {"nz", 62, "noise dimension (besides the 10 + 2 code dimensions)"},
+    {"lambda", 1.0, "weight of the mutual-information term (both players)"},
+    {"lambda_cont", 1.0, "extra weight of the continuous codes' term inside it"},
+    {"ch", 32, "base channels (64 = the reference widths)"},
+    {"hidden", 0, "width of an extra FC layer in G and the D trunk (1024 = the reference; 0 = none)"},
+    {"lr_d", 2e-4, "Adam learning rate of D and Q"},
+    {"lr_g", 1e-3, "Adam learning rate of G"},
+    {"beta1", 0.5, "Adam beta1"},
+    {"beta2", 0.999, "Adam beta2"},
+    {"sweep", 2.0, "continuous codes are swept over [-sweep, sweep] in the sample grid"},
+    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    {"eval_n", 2000, "samples for the code accuracy at the end (0 = skip)"},
+    {"sample_every", 500, "write samples_STEP.png every N steps"},
+    {"ckpt_every", 1000, "write the checkpoint every N steps"},
+  },
+  smoke = {steps = 3, batch = 8, limit = 64, ch = 4, nz = 8, eval_n = 0},
+
+  setup = function(opt)
+    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
+    local G, D = nn.init.dcgan(make_G(opt)), nn.init.dcgan(InfoD(opt))
+    local betas = {opt.beta1, opt.beta2}
+    return {
+      opt = opt, G = G, D = D,
+      optG = optim.Adam(G:parameters(), {lr = opt.lr_g, betas = betas}),
+      optD = optim.Adam(D:parameters(), {lr = opt.lr_d, betas = betas}),
+      data = lg.train.stream(data.DataLoader(ds.images,
+        {batch_size = opt.batch, shuffle = true, drop_last = true, seed = opt.seed})),
+      loss = lg.losses.nsgan(),
+      fixed_z = lg.randn(NCAT, opt.nz),
+    }
+  end,
+
+  step = function(s)
+    local B, opt = s.opt.batch, s.opt
+    local x = s.data:next()
+    local z, c, cont = prior(B, opt.nz)
+    local fake = s.G(latent(z, c, cont))
+    -- D and Q: adversarial loss + the information term on the (detached) fakes
+    local lr_ = s.D(x)
+    local lf, qf = s.D(fake:detach())
+    local info_d = info_loss(qf, c, cont, opt)
+    local ld = s.loss.d(lr_, lf) + info_d
+    s.optD:zero_grad()
+    ld:backward()
+    s.optD:step()
+    -- G: adversarial loss + the information term through the updated D and Q
+    local lg_, q = s.D(fake)
+    local info, acc, ce, gauss = info_loss(q, c, cont, opt)
+    local lgen = s.loss.g(lg_) + info
+    s.optG:zero_grad()
+    lgen:backward()
+    s.optG:step()
+    return {loss_d = ld, loss_g = lgen, info = info, q_acc = acc, q_ce = ce, q_cont = gauss,
+            d_real = lr_:detach():sigmoid():mean(), d_fake = lf:detach():sigmoid():mean()}
+  end,
+
+  -- The code sweeps (see the header); with o.n, n samples from the prior
+  -- (categorical codes 1,2,..,10,1,..).
+  sample = function(s, path, o)
+    local z, c, cont
+    if o.n then
+      z, c, cont = prior(o.n, s.opt.nz)
+      local t = {}
+      for i = 1, o.n do t[i] = (i - 1) % NCAT + 1 end
+      c = lg.tensor(t)
+    else
+      local zi, cs, cv = {}, {}, {}
+      local sw = s.opt.sweep
+      -- block 1: categorical; blocks 2, 3: continuous code k swept
+      for r = 1, NCAT do
+        for j = 1, NCAT do zi[#zi + 1], cs[#cs + 1], cv[#cv + 1] = j, r, {0, 0} end
+      end
+      for k = 1, NCONT do
+        for r = 1, NCAT do
+          for j = 1, NCAT do
+            local v = {0, 0}
+            v[k] = -sw + 2 * sw * (j - 1) / (NCAT - 1)
+            zi[#zi + 1], cs[#cs + 1], cv[#cv + 1] = r, r, v
+          end
+        end
+      end
+      z, c, cont = s.fixed_z:index_select(1, lg.tensor(zi)), lg.tensor(cs), lg.tensor(cv)
+    end
+    s.G:eval()
+    local x = s.G(latent(z, c, cont))
+    s.G:train()
+    if o.n then
+      image.save_grid(path, x, {nrow = NCAT})
+    else
+      local grey = lg.zeros(NCAT, 1, 28, 28)
+      local b = NCAT * NCAT
+      image.save_grid(path, lg.cat({x:narrow(1, 1, b), grey, x:narrow(1, b + 1, b), grey,
+                                    x:narrow(1, 2 * b + 1, b)}, 1), {nrow = NCAT})
+    end
+    return x, c
+  end,
+
+  -- Categorical-code accuracy: the classifier's labels of G(z, c) matched to
+  -- the codes one to one (lg.eval.code_accuracy).
+  finish = function(s, out)
+    local n = s.opt.eval_n
+    if n <= 0 then return end
+    if not classifier_weights() then
+      print("infogan: no classifier weights in models/weights/ (luagan run classifier); code accuracy skipped")
+      return
+    end
+    lg.manual_seed(s.opt.seed + 7919)
+    local z, c, cont = prior(n, s.opt.nz)
+    local x = lg.no_grad(function()
+      s.G:eval()
+      local parts = {}
+      for i = 1, n, 500 do
+        local m = math.min(500, n - i + 1)
+        parts[#parts + 1] = s.G(latent(z:narrow(1, i, m), c:narrow(1, i, m), cont:narrow(1, i, m)))
+      end
+      s.G:train()
+      return lg.cat(parts, 1)
+    end)
+    local acc, mapping, _, majority = lg.eval.code_accuracy(x, c)
+    local names = {}
+    for k = 1, NCAT do
+      names[k] = string.format("%d->%s", k, mapping[k] and data.FASHION_MNIST_CLASSES[mapping[k]] or "?")
+    end
+    local r = {recipe = "infogan", code_accuracy = acc, majority_accuracy = majority, n = n,
+               mapping = table.concat(names, ", ")}
+    local f = assert(io.open(out .. "/eval.json", "w"))
+    f:write(lg.io.json_encode(r), "\n")
+    f:close()
+    print(string.format("infogan: categorical-code accuracy %.4f (one to one), %.4f (many to one) on %d samples;" ..
+                        " %s (%s/eval.json)", acc, majority, n, r.mapping, out))
+  end,
+}

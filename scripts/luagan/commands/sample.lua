@@ -1,0 +1,61 @@
+-- luagan sample CKPT [--n 64] [--out FILE.png] [--seed 1]
+-- Rebuilds the recipe named in a training checkpoint with its saved options,
+-- loads the weights and writes what recipe.sample draws (a grid for image
+-- recipes, a scatter plot for 2D ones) to FILE (default: samples.png next to
+-- the checkpoint).
+local fail = require("luagan.recipe").fail
+local USAGE = "usage: luagan sample CKPT [--n 64] [--out FILE.png] [--seed 1]"
+
+local function parse(args)
+  local o = {n = 64, seed = 1}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--help" or a == "-h" then return nil end
+    local key, val = a:match("^%-%-([%w_-]+)=(.*)$")
+    if not key then key = a:match("^%-%-([%w_-]+)$") end
+    if key then
+      if val == nil then
+        val = args[i + 1]
+        i = i + 1
+      end
+      if val == nil then fail("sample: --" .. key .. " needs a value; " .. USAGE) end
+      if key == "n" or key == "seed" then
+        local v = math.tointeger(tonumber(val))
+        if not v or (key == "n" and v < 1) then
+          fail(string.format("sample: --%s takes a %sinteger, got %q", key,
+                              key == "n" and "positive " or "", val))
+        end
+        o[key] = v
+      elseif key == "out" then
+        o.out = val
+      else
+        fail("sample: unknown option --" .. key .. " (options: --n, --out, --seed); " .. USAGE)
+      end
+    elseif not o.ckpt then
+      o.ckpt = a
+    else
+      fail("sample: unexpected argument " .. string.format("%q", a) .. "; " .. USAGE)
+    end
+    i = i + 1
+  end
+  if not o.ckpt then fail("sample: which checkpoint? " .. USAGE) end
+  return o
+end
+
+return {
+  help = "write samples from a checkpoint: luagan sample CKPT [--n 64] [--out FILE.png]",
+  fn = function(args)
+    local o = parse(args)
+    if not o then print(USAGE) return 0 end
+    local lg = require "luagan"
+    local train = require "luagan.train"
+    local state, r = train.load(o.ckpt)
+    if not r.sample then fail("sample: recipe '" .. r.name .. "' has no sample function") end
+    local out = o.out or ((o.ckpt:match("^(.*)/[^/]*$") or ".") .. "/samples.png")
+    lg.manual_seed(o.seed)
+    train.sample(r, state, out, {n = o.n})
+    print("wrote " .. out)
+    return 0
+  end,
+}

@@ -1,0 +1,395 @@
+-- luagan.recipe: declare a training recipe (models/NAME.lua) and parse its
+-- command-line options. See docs/training.md.
+--
+--   return require("luagan.recipe"){
+--     name = "gan", about = "MLP GAN on Fashion-MNIST",
+--     options = {{"lr", 2e-4, "Adam learning rate"}, {"loss", "ns", "G loss", choices = {"ns", "mm"}}},
+--     setup = function(opt) ... return state end,
+--     step = function(state, i) ... return {loss_d = ld, loss_g = lg_} end,
+--     sample = function(state, path, o) ... end,
+--   }
+--
+-- The option's type is its default's: integer, float (any number), string
+-- (or one of choices) or boolean. Every recipe also gets the common options
+-- of recipe.COMMON; declaring one of them in `options` changes its default.
+local recipe = {}
+
+-- {name, default, help}: the options the training loop itself reads.
+recipe.COMMON = {
+  {"steps", 1000, "training steps"},
+  {"out", "", "output directory (default out/NAME)"},
+  {"seed", 1, "random seed (lg.manual_seed before setup)"},
+  {"threads", 0, "CPU threads for the kernels (0 = leave the default)"},
+  {"resume", "", "continue from this checkpoint (its options, overridden by the ones given)"},
+  {"sample_every", 500, "write samples_STEP.png every N steps (0 = only at the end)"},
+  {"ckpt_every", 1000, "write the checkpoint every N steps (0 = only at the end)"},
+  {"log_every", 10, "one metrics.jsonl line per N steps (their mean)"},
+  {"print_every", 0, "without a terminal, a progress line every N steps (0 = about 20 lines a run)"},
+  {"quiet", false, "no progress output"},
+}
+
+-- A usage error (bad option, unknown recipe, missing file): the luagan
+-- executable prints its message without a traceback. tostring(err) is the
+-- message, so pcall callers see text as with any error.
+local UsageError = {__name = "luagan.UsageError"}
+UsageError.__tostring = function(e) return e.message end
+UsageError.__concat = function(a, b) return tostring(a) .. tostring(b) end
+
+function recipe.fail(msg)
+  error(setmetatable({message = msg, usage = true}, UsageError), 0)
+end
+
+local Recipe = {}
+Recipe.__index = Recipe
+recipe.Recipe = Recipe
+
+local FIELDS = {name = "string", about = "string", options = "table", setup = "function",
+                step = "function", sample = "function", save = "function", load = "function",
+                finish = "function"}
+local REQUIRED = {"name", "about", "setup", "step"}
+
+local function kind_of(v)
+  local t = type(v)
+  if t == "number" then return math.type(v) == "integer" and "integer" or "float" end
+  return t
+end
+
+local function check_entry(who, e, pos)
+  local where = string.format("%s: option %d", who, pos)
+  if type(e) ~= "table" then error(where .. ": expected {name, default, help}, got " .. type(e), 3) end
+  local name, default, help = e[1], e[2], e[3]
+  if type(name) ~= "string" or not name:match("^[%a][%w_]*$") then
+    error(where .. ": the name must be a word (letters, digits, _), got " .. tostring(name), 3)
+  end
+  where = string.format("%s: option '%s'", who, name)
+  local k = kind_of(default)
+  if k ~= "integer" and k ~= "float" and k ~= "string" and k ~= "boolean" then
+    error(where .. ": the default must be a number, string or boolean, got " .. type(default), 3)
+  end
+  if type(help) ~= "string" or help == "" then error(where .. ": needs a help string", 3) end
+  if e.choices ~= nil then
+    if type(e.choices) ~= "table" or #e.choices == 0 then
+      error(where .. ": choices must be a non-empty list", 3)
+    end
+    local found = false
+    for _, c in ipairs(e.choices) do
+      if kind_of(c) ~= k and not (k == "float" and type(c) == "number") then
+        error(where .. ": choice " .. tostring(c) .. " is not a " .. k, 3)
+      end
+      if c == default then found = true end
+    end
+    if not found then error(where .. ": the default " .. tostring(default) .. " is not one of the choices", 3) end
+  end
+  for key in pairs(e) do
+    if not (key == 1 or key == 2 or key == 3 or key == "choices") then
+      error(where .. ": unknown field '" .. tostring(key) .. "' (fields: name, default, help, choices)", 3)
+    end
+  end
+  return {name = name, default = default, help = help, kind = k, choices = e.choices}
+end
+
+-- recipe{...} -> a Recipe (the same table, checked, with the methods below).
+local function new(spec)
+  local who = "recipe"
+  if type(spec) ~= "table" then error("recipe: expected a table, got " .. type(spec), 2) end
+  if type(spec.name) == "string" then who = "recipe '" .. spec.name .. "'" end
+  for _, k in ipairs(REQUIRED) do
+    if spec[k] == nil then error(who .. ": missing field '" .. k .. "'", 2) end
+  end
+  for k, t in pairs(FIELDS) do
+    if spec[k] ~= nil and type(spec[k]) ~= t then
+      error(string.format("%s: field '%s' must be a %s, got %s", who, k, t, type(spec[k])), 2)
+    end
+  end
+  for k in pairs(spec) do
+    if rawget(Recipe, k) ~= nil then
+      error(string.format("%s: field '%s' is the name of a recipe method; choose another name", who, k), 2)
+    end
+  end
+  if spec.smoke ~= nil and spec.smoke ~= false and type(spec.smoke) ~= "table" then
+    error(who .. ": smoke must be a table of options or false", 2)
+  end
+  -- the option list: common ones first (in their order), the recipe's after;
+  -- a recipe entry with a common name replaces the common default in place
+  local list, index = {}, {}
+  for _, e in ipairs(recipe.COMMON) do
+    local o = check_entry(who, e, #list + 1)
+    o.common = true
+    list[#list + 1] = o
+    index[o.name] = o
+  end
+  for pos, e in ipairs(spec.options or {}) do
+    local o = check_entry(who, e, pos)
+    local c = index[o.name]
+    if c and c.recipe then error(who .. ": option '" .. o.name .. "' is declared twice", 2) end
+    if c then
+      if c.kind ~= o.kind then
+        error(string.format("%s: option '%s' is a common option of type %s; its default must be too",
+                            who, o.name, c.kind), 2)
+      end
+      c.default, c.help, c.choices, c.recipe = o.default, o.help, o.choices, true
+    else
+      o.recipe = true
+      list[#list + 1] = o
+      index[o.name] = o
+    end
+  end
+  spec._options, spec._index = list, index
+  return setmetatable(spec, Recipe)
+end
+
+function recipe.is_recipe(v) return getmetatable(v) == Recipe end
+
+---------------------------------------------------------------------------
+-- options
+
+local function fmt_value(v)
+  if type(v) == "string" then return v == "" and '""' or v end
+  if math.type(v) == "float" then
+    local s = string.format("%.6g", v)
+    return s
+  end
+  return tostring(v)
+end
+
+local function cli_name(name) return (name:gsub("_", "-")) end
+
+-- Levenshtein distance, for "did you mean".
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = {[0] = i}
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+function Recipe:unknown_option(name)
+  local best, bd = nil, math.huge
+  for _, o in ipairs(self._options) do
+    local d = distance(name, o.name)
+    if d < bd then best, bd = o.name, d end
+  end
+  local msg = string.format("%s: unknown option --%s", self.name, cli_name(name))
+  if best and bd <= math.max(2, #name // 3) then
+    msg = msg .. " (did you mean --" .. cli_name(best) .. "?)"
+  end
+  return msg .. "; `luagan run " .. self.name .. " --help` lists the options"
+end
+
+local TRUE = {["true"] = true, ["1"] = true, yes = true, on = true}
+local FALSE = {["false"] = true, ["0"] = true, no = true, off = true}
+
+-- Convert v (a string from the command line, or a Lua value) to option o's type.
+function Recipe:convert(o, v)
+  local function bad(why)
+    recipe.fail(string.format("%s: option --%s %s, got %s", self.name, cli_name(o.name), why,
+                              type(v) == "string" and string.format("%q", v) or tostring(v)))
+  end
+  local out
+  if o.kind == "integer" then
+    local n = tonumber(v)
+    out = n and math.tointeger(n)
+    if out == nil then bad("takes an integer") end
+  elseif o.kind == "float" then
+    out = tonumber(v)
+    if out == nil then bad("takes a number") end
+    out = out + 0.0
+  elseif o.kind == "boolean" then
+    if type(v) == "boolean" then out = v
+    elseif type(v) == "string" and TRUE[v:lower()] then out = true
+    elseif type(v) == "string" and FALSE[v:lower()] then out = false
+    else bad("takes true or false") end
+  else
+    if type(v) ~= "string" then
+      if type(v) == "number" then v = tostring(v) else bad("takes a string") end
+    end
+    out = v
+  end
+  if o.choices then
+    local ok = false
+    for _, c in ipairs(o.choices) do if c == out then ok = true end end
+    if not ok then
+      local cs = {}
+      for i, c in ipairs(o.choices) do cs[i] = fmt_value(c) end
+      bad("must be one of " .. table.concat(cs, ", "))
+    end
+  end
+  return out
+end
+
+-- The defaults as a table name -> value.
+function Recipe:defaults()
+  local t = {}
+  for _, o in ipairs(self._options) do t[o.name] = o.default end
+  if t.out == "" then t.out = "out/" .. self.name end
+  return t
+end
+
+-- parse(args) -> opt, given   (opt: every option; given: the names set by args)
+-- args: a list of strings ("--lr", "1e-4", "--flag", "--key=value", "--no-flag")
+-- or a table name -> value (Lua callers); mixed is fine. Returns nil, "help"
+-- for --help / -h. Errors name the option and what was wrong.
+function Recipe:parse(args)
+  args = args or {}
+  if type(args) ~= "table" then error(self.name .. ": options must be a table, got " .. type(args), 2) end
+  local opt, given = self:defaults(), {}
+  local function set(name, v)
+    local key = name:gsub("-", "_")
+    local o = self._index[key]
+    if not o then recipe.fail(self:unknown_option(key)) end
+    opt[key] = self:convert(o, v)
+    given[key] = true
+  end
+  -- named fields first (Lua callers), then the list (command line) on top
+  local named = {}
+  for k in pairs(args) do
+    if type(k) == "string" then named[#named + 1] = k
+    elseif math.type(k) ~= "integer" or k < 1 or k > #args then
+      error(self.name .. ": bad option key " .. tostring(k), 0)
+    end
+  end
+  table.sort(named)
+  for _, k in ipairs(named) do set(k, args[k]) end
+  local i, n = 1, #args
+  while i <= n do
+    local a = args[i]
+    if type(a) ~= "string" then error(self.name .. ": argument " .. i .. " is not a string", 0) end
+    if a == "--help" or a == "-h" or a == "help" and i == 1 then return nil, "help" end
+    local body = a:match("^%-%-(.+)$")
+    if not body then
+      recipe.fail(string.format("%s: unexpected argument %q (options look like --name value; " ..
+                                "`luagan run %s --help` lists them)", self.name, a, self.name))
+    end
+    local name, value = body:match("^([^=]+)=(.*)$")
+    name = name or body
+    local key = name:gsub("-", "_")
+    local o = self._index[key]
+    if not o and key:match("^no_") and self._index[key:sub(4)]
+       and self._index[key:sub(4)].kind == "boolean" and value == nil then
+      set(key:sub(4), false)
+    elseif not o then
+      recipe.fail(self:unknown_option(key))
+    elseif value ~= nil then
+      set(key, value)
+    elseif o.kind == "boolean" then
+      local nxt = args[i + 1]
+      if type(nxt) == "string" and (TRUE[nxt:lower()] or FALSE[nxt:lower()]) then
+        set(key, nxt)
+        i = i + 1
+      else
+        set(key, true)
+      end
+    else
+      local nxt = args[i + 1]
+      if nxt == nil or (type(nxt) == "string" and nxt:match("^%-%-%a")) then
+        recipe.fail(string.format("%s: option --%s needs a value (%s, default %s)", self.name,
+                                  cli_name(key), o.kind, fmt_value(o.default)))
+      end
+      set(key, nxt)
+      i = i + 1
+    end
+    i = i + 1
+  end
+  if opt.out == "" then opt.out = "out/" .. self.name end
+  return opt, given
+end
+
+-- The --help text: the recipe's line, its options, then the common ones.
+function Recipe:help()
+  local lines = {string.format("luagan run %s [--option value ...]", self.name), "",
+                 self.name .. ": " .. self.about, ""}
+  local function section(title, pick)
+    local rows, w = {}, 0
+    for _, o in ipairs(self._options) do
+      if pick(o) then
+        local left = "--" .. cli_name(o.name) .. " " .. fmt_value(o.default)
+        rows[#rows + 1] = {left, o}
+        w = math.max(w, #left)
+      end
+    end
+    if #rows == 0 then return end
+    lines[#lines + 1] = title
+    for _, r in ipairs(rows) do
+      local o = r[2]
+      local help = o.help
+      if o.choices then
+        local cs = {}
+        for j, c in ipairs(o.choices) do cs[j] = fmt_value(c) end
+        help = help .. " (" .. table.concat(cs, "|") .. ")"
+      end
+      lines[#lines + 1] = string.format("  %-" .. w .. "s  %s", r[1], help)
+    end
+    lines[#lines + 1] = ""
+  end
+  section("options:", function(o) return o.recipe end)
+  section("training loop:", function(o) return not o.recipe end)
+  lines[#lines + 1] = "Values take the type of the default; --flag / --no-flag set booleans."
+  return table.concat(lines, "\n")
+end
+
+-- The list of option entries (name, default, help, kind, choices, common, recipe).
+function Recipe:option_list() return self._options end
+
+---------------------------------------------------------------------------
+-- finding recipes
+
+local function is_path(s) return s:find("/", 1, true) or s:match("%.lua$") end
+
+-- load(name_or_path) -> recipe, path. A name is looked up as a module on
+-- package.path (so models/NAME.lua); a path (with a slash or ending in .lua)
+-- is loaded as a file.
+function recipe.load(what)
+  if type(what) ~= "string" or what == "" then
+    error("recipe.load: expected a recipe name or a path, got " .. tostring(what), 2)
+  end
+  local path
+  if is_path(what) then
+    path = what
+    local f = io.open(path, "r")
+    if not f then recipe.fail("no recipe file " .. path) end
+    f:close()
+  else
+    if not what:match("^[%w_%.%-]+$") then recipe.fail("bad recipe name '" .. what .. "'") end
+    path = package.searchpath(what, package.path)
+    if not path then
+      recipe.fail(string.format("no recipe named '%s' (looked for models/%s.lua on package.path; " ..
+                                "`luagan run` lists the bundled ones)", what, what))
+    end
+  end
+  local chunk, err = loadfile(path)
+  if not chunk then error("cannot load recipe " .. path .. ": " .. err, 0) end
+  local r = chunk(what)
+  if not recipe.is_recipe(r) then
+    error(string.format("%s does not return a recipe (expected `return require(\"luagan.recipe\"){...}`," ..
+                        " got %s)", path, type(r)), 0)
+  end
+  r._path = path
+  return r, path
+end
+
+-- The bundled recipes: {name = path} for every models/*.lua on package.path.
+function recipe.list()
+  local out = {}
+  for dir in package.path:gmatch("[^;]+") do
+    local d = dir:match("^(.*/models/)%?%.lua$")
+    if d then
+      local p = io.popen('ls "' .. d .. '" 2>/dev/null')
+      if p then
+        for f in p:lines() do
+          local n = f:match("^([%w_]+)%.lua$")
+          if n and not out[n] then out[n] = d .. f end
+        end
+        p:close()
+      end
+    end
+  end
+  return out
+end
+
+return setmetatable(recipe, {__call = function(_, spec) return new(spec) end})

@@ -1,0 +1,551 @@
+-- luagan.train: the training loop every recipe runs in (docs/training.md).
+--
+--   local train = require "luagan.train"         -- also lg.train
+--   local state, info = train.run(recipe, {"--steps", "200", "--out", "/tmp/x"})
+--   local state, r, opt = train.load("out/dcgan/checkpoint.safetensors")
+--
+-- run: parse the options, seed, set threads, state = recipe.setup(opt),
+-- resume if asked, then for each step: recipe.step, progress, metrics log,
+-- sample grids and checkpoints on schedule; Ctrl-C finishes the step, saves
+-- and returns. A checkpoint holds the top-level state entries that have
+-- state_dict/load_state_dict (modules, optimizers, loaders) or are tensors,
+-- recipe.save(state), the step, the RNG state and the options, so a resumed
+-- run continues exactly where the saved one was.
+local lg = require "luagan"
+local lgio = require "luagan.io"
+local recipe = require "luagan.recipe"
+
+local train = {}
+
+-- process services of the luagan executable (absent under a stock lua5.4)
+local sys = package.preload["luagan.sys"] and require("luagan.sys") or nil
+
+local clock = sys and sys.clock or os.time
+
+local function is_tensor(v) return lg.is_tensor(v) end
+
+local function checkpointable(v)
+  return type(v) == "table" and type(v.state_dict) == "function"
+         and type(v.load_state_dict) == "function"
+end
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+function train.mkdir(dir)
+  local ok = os.execute("mkdir -p " .. shell_quote(dir))
+  if not ok then error("train: cannot create the output directory " .. dir, 0) end
+end
+
+local function file_exists(p)
+  local f = io.open(p, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- Write text to path through a temporary file and a rename.
+local function write_atomic(path, text)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then error("train: cannot write " .. tmp .. ": " .. tostring(err), 0) end
+  f:write(text)
+  f:close()
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then error("train: cannot rename " .. tmp .. " to " .. path .. ": " .. tostring(rerr), 0) end
+end
+
+local function fmt_time(s)
+  if s ~= s or s == math.huge then return "?" end
+  s = math.floor(s + 0.5)
+  if s < 60 then return s .. "s" end
+  if s < 3600 then return string.format("%dm%02ds", s // 60, s % 60) end
+  return string.format("%dh%02dm", s // 3600, (s % 3600) // 60)
+end
+train.format_time = fmt_time
+
+local function fmt_num(v)
+  if v ~= v then return "nan" end
+  local a = math.abs(v)
+  if a ~= 0 and (a < 1e-3 or a >= 1e5) then return string.format("%.3e", v) end
+  return string.format("%.4g", v)
+end
+
+---------------------------------------------------------------------------
+-- data streams
+
+local Stream = {}
+Stream.__index = Stream
+
+-- stream(loader): an endless iterator over a DataLoader's batches, epoch after
+-- epoch. s:next() returns the next batch; s.epoch is its epoch (1-based).
+-- Checkpoints the loader's position (state_dict / load_state_dict).
+function train.stream(loader)
+  if type(loader) ~= "table" or type(loader.epoch) ~= "function" then
+    error("train.stream: expected a DataLoader (something with :epoch()), got " .. type(loader), 2)
+  end
+  return setmetatable({loader = loader, epoch = 0}, Stream)
+end
+
+function Stream:next()
+  for _ = 1, 2 do
+    if not self.it then
+      self.it = self.loader:epoch()
+      self.epoch = self.loader.cur and self.loader.cur.epoch or (self.epoch + 1)
+    end
+    local r = table.pack(self.it())
+    if r[1] ~= nil then return table.unpack(r, 1, r.n) end
+    self.it = nil
+  end
+  error("train.stream: the data loader yields no batches (data set smaller than a batch " ..
+        "with drop_last?)", 2)
+end
+
+function Stream:state_dict() return self.loader:state_dict() end
+
+function Stream:load_state_dict(s)
+  self.loader:load_state_dict(s)
+  self.it = nil
+  self.epoch = math.tointeger(tonumber(s.epoch)) or self.epoch
+end
+
+function train.is_stream(v) return getmetatable(v) == Stream end
+
+---------------------------------------------------------------------------
+-- checkpoints
+
+-- The saved part of a state table: sorted keys for a stable file.
+local function state_keys(state)
+  local keys = {}
+  for k, v in pairs(state) do
+    if type(k) == "string" and (is_tensor(v) or checkpointable(v)) then keys[#keys + 1] = k end
+  end
+  table.sort(keys)
+  return keys
+end
+
+local function collect(state)
+  local out = {}
+  for _, k in ipairs(state_keys(state)) do
+    local v = state[k]
+    out[k] = is_tensor(v) and v:detach() or v:state_dict()
+  end
+  return out
+end
+
+-- Copy a checkpoint's state into a state built by setup (same recipe and
+-- options): every saved entry must exist in the state and the other way round.
+local function restore(state, saved, where)
+  if type(saved) ~= "table" then error(where .. ": no state in the checkpoint", 0) end
+  for _, k in ipairs(state_keys(state)) do
+    if saved[k] == nil then
+      error(string.format("%s: the checkpoint has no '%s' (the state from setup has it; " ..
+                          "different recipe version?)", where, k), 0)
+    end
+  end
+  for k, v in pairs(saved) do
+    local cur = state[k]
+    if cur == nil then
+      error(string.format("%s: the checkpoint has '%s' but the state from setup has no such field",
+                          where, k), 0)
+    end
+    if is_tensor(cur) then
+      if not is_tensor(v) or lg.shape_str(v) ~= lg.shape_str(cur) then
+        error(string.format("%s: '%s' is %s in the state but %s in the checkpoint", where, k,
+                            lg.shape_str(cur), is_tensor(v) and lg.shape_str(v) or type(v)), 0)
+      end
+      lg.no_grad(function() cur:copy_(v) end)
+    elseif checkpointable(cur) then
+      local ok, err = pcall(cur.load_state_dict, cur, v)
+      if not ok then error(string.format("%s: loading '%s': %s", where, k, tostring(err)), 0) end
+    else
+      error(string.format("%s: '%s' in the state cannot load a checkpoint entry", where, k), 0)
+    end
+  end
+end
+
+-- Save the run to path (atomically).
+local function save(path, r, state, info)
+  local ck = {
+    state = collect(state),
+    train = {recipe = r.name, recipe_path = r._path or "", step = info.step,
+             rng = lg.get_rng_state(), elapsed = info.elapsed, options = info.opt},
+  }
+  if r.save then
+    local extra = r.save(state)
+    if extra ~= nil then
+      if type(extra) ~= "table" then error(r.name .. ".save must return a table, got " .. type(extra), 0) end
+      ck.extra = extra
+    end
+  end
+  lgio.save_checkpoint(path, ck, {metadata = {["luagan.format"] = "luagan-train-1"}})
+end
+train.save_checkpoint = save
+
+-- Options of a checkpoint, merged into recipe r's: saved values, then the
+-- names in `given` from opt on top.
+local function merge_options(r, saved, opt, given, where)
+  local out = r:defaults()
+  for name, v in pairs(saved or {}) do
+    local o = r._index[name]
+    if o then
+      local ok, cv = pcall(r.convert, r, o, v)
+      if not ok then error(where .. ": saved option " .. name .. ": " .. cv, 0) end
+      out[name] = cv
+    end
+  end
+  for name in pairs(given or {}) do out[name] = opt[name] end
+  return out
+end
+
+local function read_checkpoint(path, where)
+  if not file_exists(path) then recipe.fail(where .. ": no checkpoint file " .. path) end
+  local ck = lgio.load_checkpoint(path)
+  if type(ck.train) ~= "table" or type(ck.train.recipe) ~= "string" or ck.train.step == nil then
+    error(where .. ": " .. path .. " is not a luagan training checkpoint (no train.recipe/step)", 0)
+  end
+  return ck
+end
+
+local function find_recipe(ck, where)
+  local ok, r, path = pcall(recipe.load, ck.train.recipe)
+  if ok then r._path = path return r end
+  local p = ck.train.recipe_path
+  if type(p) == "string" and p ~= "" and file_exists(p) then
+    r = recipe.load(p)
+    r._path = p
+    return r
+  end
+  error(string.format("%s: the checkpoint was made by recipe '%s', which cannot be found (%s)",
+                      where, ck.train.recipe, tostring(r)), 0)
+end
+
+-- load(path, {recipe = r, options = {...}}) -> state, r, opt, ck
+-- Rebuild a trained state from a checkpoint: find the recipe it names (or
+-- use o.recipe), run setup with the saved options (o.options on top), load
+-- every saved entry and the generator state.
+function train.load(path, o)
+  local where = "train.load"
+  o = o or {}
+  local ck = read_checkpoint(path, where)
+  local r = o.recipe or find_recipe(ck, where)
+  if ck.train.recipe ~= r.name then
+    error(string.format("%s: %s was made by recipe '%s', not '%s'", where, path, ck.train.recipe, r.name), 0)
+  end
+  local given = {}
+  for k in pairs(o.options or {}) do given[k] = true end
+  local opt = merge_options(r, ck.train.options, o.options, given, where)
+  lg.manual_seed(opt.seed)
+  local state = r.setup(opt)
+  if type(state) ~= "table" then error(r.name .. ".setup must return the state table", 0) end
+  restore(state, ck.state, where .. " (" .. path .. ")")
+  if r.load and ck.extra ~= nil then r.load(state, ck.extra) end
+  lg.set_rng_state(ck.train.rng)
+  return state, r, opt, ck
+end
+
+---------------------------------------------------------------------------
+-- samples
+
+-- sample(r, state, path, o): recipe.sample under no_grad, leaving the global
+-- generator as it was (sampling must not change the training stream).
+-- Returns what recipe.sample returned (ideally the tensor it drew).
+function train.sample(r, state, path, o)
+  if not r.sample then return nil end
+  local rng = lg.get_rng_state()
+  local ok, res = pcall(lg.no_grad, function() return r.sample(state, path, o or {}) end)
+  lg.set_rng_state(rng)
+  if not ok then error(res, 0) end
+  return res
+end
+
+---------------------------------------------------------------------------
+-- progress
+
+local Progress = {}
+Progress.__index = Progress
+
+local function new_progress(r, opt, start, tty)
+  local total = opt.steps
+  local every = opt.print_every
+  if every <= 0 then every = math.max(1, (total - start) // 20) end
+  return setmetatable({name = r.name, total = total, start = start, tty = tty,
+                       quiet = opt.quiet, every = every, last_draw = -math.huge,
+                       ema = {}, ema_n = {}, keys = {}}, Progress)
+end
+
+-- The numbers shown: on a terminal a bias-corrected moving average (the bar
+-- redraws several times a second); in plain lines the mean over the steps
+-- since the previous line.
+function Progress:update(m)
+  self.sum, self.count = self.sum or {}, (self.count or 0) + 1
+  for k, v in pairs(m) do
+    if not self.ema[k] then
+      self.keys[#self.keys + 1] = k
+      table.sort(self.keys)
+      self.ema[k] = 0
+    end
+    self.ema[k] = 0.9 * self.ema[k] + 0.1 * v
+    self.ema_n[k] = (self.ema_n[k] or 0) + 1
+    self.sum[k] = (self.sum[k] or 0) + v
+  end
+end
+
+function Progress:values()
+  local out = {}
+  for _, k in ipairs(self.keys) do
+    if self.tty then out[k] = self.ema[k] / (1 - 0.9 ^ self.ema_n[k])
+    elseif self.sum[k] then out[k] = self.sum[k] / self.count end
+  end
+  return out
+end
+
+function Progress:line(i, epoch, rate)
+  local eta = rate > 0 and (self.total - i) / rate or math.huge
+  local parts, vals = {}, self:values()
+  for _, k in ipairs(self.keys) do
+    if vals[k] then parts[#parts + 1] = k .. " " .. fmt_num(vals[k]) end
+  end
+  local ep = epoch and (" ep " .. epoch) or ""
+  return string.format("%d/%d%s | %.2f it/s | ETA %s%s", i, self.total, ep, rate, fmt_time(eta),
+                       #parts > 0 and " | " .. table.concat(parts, " ") or "")
+end
+
+function Progress:show(i, epoch, rate, now, force)
+  if self.quiet or self.shown == i then return end
+  if self.tty then
+    if not force and now - self.last_draw < 0.2 then return end
+    self.last_draw = now
+    local width = 24
+    local frac = self.total > 0 and i / self.total or 1
+    local fill = math.floor(frac * width + 0.5)
+    local bar = string.rep("=", fill) .. (fill < width and ">" or "") .. string.rep(" ", width - fill - 1)
+    io.stdout:write("\r\27[K[", bar:sub(1, width), "] ", self:line(i, epoch, rate))
+    io.stdout:flush()
+    self.shown = i
+  elseif force or (i - self.start) % self.every == 0 then
+    io.stdout:write("[", self.name, "] step ", self:line(i, epoch, rate), "\n")
+    io.stdout:flush()
+    self.sum, self.count, self.shown = {}, 0, i
+  end
+end
+
+-- a message line that does not garble the bar (after finish: below the final bar)
+function Progress:say(msg)
+  if self.quiet then return end
+  if self.tty and not self.done then io.stdout:write("\r\27[K") end
+  io.stdout:write(msg, "\n")
+  io.stdout:flush()
+  self.last_draw = -math.huge
+end
+
+-- leave the final bar on the screen
+function Progress:finish()
+  if self.quiet or not self.tty or self.done then return end
+  self.done = true
+  if self.last_draw > -math.huge then io.stdout:write("\n") io.stdout:flush() end
+end
+
+local function find_stream(state)
+  for _, k in ipairs(state_keys(state)) do
+    if train.is_stream(state[k]) then return state[k] end
+  end
+end
+
+-- the metrics of one step as plain numbers
+local function numbers(m, r, i)
+  local out = {}
+  if m == nil then return out end
+  if type(m) ~= "table" then
+    error(string.format("%s.step must return a table of metrics (or nothing), got %s at step %d",
+                        r.name, type(m), i), 0)
+  end
+  for k, v in pairs(m) do
+    if is_tensor(v) then v = v:item() end
+    if type(v) ~= "number" then
+      error(string.format("%s.step: metric '%s' is a %s, expected a number or a one-element tensor",
+                          r.name, tostring(k), type(v)), 0)
+    end
+    out[k] = v + 0.0
+  end
+  return out
+end
+
+-- Keep the records of a metrics log up to step (a resumed run rewrites what
+-- came after its checkpoint).
+local function truncate_log(path, step)
+  if not file_exists(path) then return end
+  local ok, records = pcall(lgio.read_jsonl, path)
+  if not ok then return end
+  local lines = {}
+  for _, rec in ipairs(records) do
+    if type(rec.step) ~= "number" or rec.step <= step then lines[#lines + 1] = lgio.json_encode(rec) end
+  end
+  write_atomic(path, #lines > 0 and table.concat(lines, "\n") .. "\n" or "")
+end
+
+---------------------------------------------------------------------------
+-- the loop
+
+local function tty_default()
+  if sys then return sys.isatty(1) and os.getenv("TERM") ~= "dumb" end
+  return false
+end
+
+-- run(r, args) -> state, info   (nil when args asked for --help)
+-- r: a recipe (or a recipe name/path); args: command-line strings or a table
+-- of options (quiet = true silences it). info = {step, out, interrupted,
+-- checkpoint, metrics, samples, elapsed, opt}.
+function train.run(r, args)
+  if type(r) == "string" then
+    local path
+    r, path = recipe.load(r)
+    r._path = path
+  end
+  if not recipe.is_recipe(r) then error("train.run: expected a recipe, got " .. type(r), 2) end
+  local opt, given = r:parse(args)
+  if not opt then
+    print(r:help())
+    return nil, {help = true}
+  end
+  local start, elapsed0, ck = 0, 0.0, nil
+  if opt.resume ~= "" then
+    ck = read_checkpoint(opt.resume, r.name .. ": --resume")
+    if ck.train.recipe ~= r.name then
+      recipe.fail(string.format("%s: --resume %s: the checkpoint was made by recipe '%s'", r.name,
+                                opt.resume, ck.train.recipe))
+    end
+    local resume = opt.resume
+    opt = merge_options(r, ck.train.options, opt, given, r.name .. ": --resume")
+    opt.resume = resume
+    start = ck.train.step
+    elapsed0 = tonumber(ck.train.elapsed) or 0.0
+    if start > opt.steps then
+      recipe.fail(string.format("%s: --resume: the checkpoint is at step %d, past --steps %d " ..
+                                "(give a larger --steps to train longer)", r.name, start, opt.steps))
+    end
+  end
+  for _, k in ipairs{"steps", "sample_every", "ckpt_every", "log_every", "print_every", "threads"} do
+    if opt[k] < 0 then
+      recipe.fail(string.format("%s: --%s must be >= 0, got %d", r.name, (k:gsub("_", "-")), opt[k]))
+    end
+  end
+  if opt.log_every == 0 then opt.log_every = 1 end
+  local out = opt.out
+  train.mkdir(out)
+  local files = {checkpoint = out .. "/checkpoint.safetensors", metrics = out .. "/metrics.jsonl",
+                 curve = out .. "/loss_curve.png", options = out .. "/options.json"}
+  write_atomic(files.options, lgio.json_encode(opt) .. "\n")
+
+  lg.manual_seed(opt.seed)
+  if opt.threads > 0 then lg.set_num_threads(opt.threads) end
+  local state = r.setup(opt)
+  if type(state) ~= "table" then
+    error(string.format("%s.setup must return the state table, got %s", r.name, type(state)), 0)
+  end
+  if ck then
+    restore(state, ck.state, r.name .. ": --resume " .. opt.resume)
+    if r.load and ck.extra ~= nil then r.load(state, ck.extra) end
+    lg.set_rng_state(ck.train.rng)
+    truncate_log(files.metrics, start)
+  end
+  local log = lgio.MetricsLog(files.metrics, {append = ck ~= nil})
+  local stream = find_stream(state)
+  local progress = new_progress(r, opt, start, tty_default())
+  local info = {step = start, out = out, interrupted = false, checkpoint = files.checkpoint,
+                metrics = files.metrics, samples = {}, opt = opt, elapsed = elapsed0}
+  if not opt.quiet then
+    progress:say(string.format("%s: %s steps %d..%d, out %s, seed %d, %d thread(s)", r.name,
+                               ck and ("resuming from step " .. start .. ",") or "training,",
+                               start + 1, opt.steps, out, opt.seed, lg.get_num_threads()))
+  end
+
+  local t0 = clock()
+  local acc, count, t_log, i_log = {}, 0, t0, start
+  local function flush_log(i)
+    if count == 0 then return end
+    local now = clock()
+    local rec = {step = i, time = elapsed0 + (now - t0),
+                 steps_per_s = (i - i_log) / math.max(now - t_log, 1e-9)}
+    if stream then rec.epoch = stream.epoch end
+    for k, v in pairs(acc) do rec[k] = v / count end
+    log:write(rec)
+    acc, count, t_log, i_log = {}, 0, now, i
+  end
+  local function sample_to(name)
+    if not r.sample then return end
+    local path = out .. "/" .. name
+    train.sample(r, state, path, {})
+    info.samples[#info.samples + 1] = path
+    return path
+  end
+  local function checkpoint(i)
+    info.step, info.elapsed = i, elapsed0 + (clock() - t0)
+    save(files.checkpoint, r, state, info)
+  end
+
+  -- Ctrl-C sets a flag (luagan.sys) that the loop reads after each step; the
+  -- handler goes back to the default when the loop ends, however it ends.
+  local guard <close> = setmetatable({}, {__close = function()
+    if sys then sys.catch_sigint(false) end
+  end})
+  if sys then sys.catch_sigint(true) end
+
+  local i = start
+  while i < opt.steps do
+    i = i + 1
+    local m = numbers(r.step(state, i), r, i)
+    for k, v in pairs(m) do acc[k] = (acc[k] or 0) + v end
+    count = count + 1
+    progress:update(m)
+    if i % opt.log_every == 0 then flush_log(i) end
+    local now = clock()
+    progress:show(i, stream and stream.epoch, (i - start) / math.max(now - t0, 1e-9), now, false)
+    if opt.sample_every > 0 and i % opt.sample_every == 0 and i < opt.steps then
+      sample_to(string.format("samples_%05d.png", i))
+    end
+    if opt.ckpt_every > 0 and i % opt.ckpt_every == 0 and i < opt.steps then checkpoint(i) end
+    if sys and sys.interrupted() then
+      info.interrupted = true
+      break
+    end
+  end
+  if sys then sys.catch_sigint(false) end
+  progress:show(i, stream and stream.epoch, (i - start) / math.max(clock() - t0, 1e-9), clock(), true)
+  progress:finish()
+
+  flush_log(i)
+  log:close()
+  checkpoint(i)
+  if i > start or not file_exists(out .. "/samples_final.png") then sample_to("samples_final.png") end
+  local ok, err = pcall(function()
+    local image = require "luagan.image"
+    if #lgio.read_jsonl(files.metrics) > 0 then image.loss_curve(files.curve, files.metrics) end
+  end)
+  if not ok then progress:say(r.name .. ": could not draw the loss curve: " .. tostring(err)) end
+  if not info.interrupted and r.finish then r.finish(state, out) end
+  local secs = clock() - t0
+  if info.interrupted then
+    progress:say(string.format("%s: interrupted after step %d; saved %s\n  continue with: " ..
+                               "luagan run %s --resume %s", r.name, i, files.checkpoint,
+                               r._cli or r.name, files.checkpoint))
+  else
+    local wrote = {}
+    for _, f in ipairs{"samples_final.png", "checkpoint.safetensors", "metrics.jsonl", "loss_curve.png"} do
+      if file_exists(out .. "/" .. f) then wrote[#wrote + 1] = f end
+    end
+    progress:say(string.format("%s: %d steps in %s (%.2f it/s); wrote %s/{%s}", r.name,
+                               i - start, fmt_time(secs), (i - start) / math.max(secs, 1e-9), out,
+                               table.concat(wrote, ", ")))
+  end
+  info.wall = secs
+  return state, info
+end
+
+-- main(r, args) -> exit status: run from the command line (luagan run NAME ...).
+-- 0 when done, 130 when stopped by Ctrl-C (after saving), as shells expect.
+function train.main(r, args)
+  local state, info = train.run(r, args)
+  if state == nil then return 0 end
+  return info.interrupted and 130 or 0
+end
+
+return train
