@@ -16,9 +16,9 @@
 --
 --   local ev = lg.eval2d
 --   local r = ev.evaluate(samples, "ring")        -- samples (N,2)
---   print(r.modes, r.high_quality, r.reverse_kl)  -- 8, 0.981, 0.0123
+--   print(r.modes, r.high_quality, r.reverse_kl)  -- count, fraction, nats
 --   local s = ev.summarize({r1, r2, ...})          -- over seeds
---   print(ev.format(s))                           -- "modes 7.90 +- 0.10 / 8, ..."
+--   print(ev.format(s))    -- "modes M +- se / 8, high quality P +- se %, reverse KL ..."
 --
 -- Specs of the standard mixtures (the same as lg.data.ring / lg.data.grid):
 --   ring: 8 modes at (cos 2 pi k/8, sin 2 pi k/8), sigma 0.01;

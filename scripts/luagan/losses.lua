@@ -85,7 +85,6 @@ local function real_term(l, alpha)
   if alpha == 1 then return mean(sp(-l)) end
   return mean(sp(-l) * alpha + sp(l) * (1 - alpha))
 end
-losses.bce_real = real_term
 
 local function loss_table(name, d, g, opts, extra)
   local t = {name = name, d = d, g = g, relativistic = false, opts = opts}

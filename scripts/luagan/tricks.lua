@@ -161,9 +161,10 @@ end
 -- HistoricalAverage(params, {lambda = 1}) (Salimans et al. 2016): adds
 --   lambda sum_p || p - mean of p's past values ||^2
 -- to a player's cost. params: a module or a list of tensors. The average
--- starts at the values at construction and takes the values after each
--- update() (call it after the optimizer step), so at step t it is
--- (1/t) sum_{i<t} theta_i, a constant for the gradient.
+-- starts at the values at construction and takes in the values after each
+-- update() (call it after the optimizer step), so when penalty() is called it
+-- is (1/t) sum_{i<=t} theta_i over every value the parameters have had,
+-- the current one included, and a constant for the gradient.
 --   local ha = lg.tricks.HistoricalAverage(D, {lambda = 1e-3})
 --   ld = ld + ha:penalty(); ...; optD:step(); ha:update()
 local HA = {}
