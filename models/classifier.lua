@@ -100,20 +100,31 @@ end
 ---------------------------------------------------------------------------
 -- training
 
+local USAGE = "usage: luagan models/classifier.lua [--epochs 6] [--out out/classifier] " ..
+              "[--batch 128] [--lr 1e-3] [--seed 1] [--threads N] [--limit N (0 = all images)]"
+
+-- A usage error: without a traceback when luagan.recipe is there to mark it.
+local function fail(msg)
+  local ok, recipe = pcall(require, "luagan.recipe")
+  if ok and type(recipe) == "table" and recipe.fail then recipe.fail(msg) end
+  error(msg, 0)
+end
+
 local function parse_args(args)
-  local o = {epochs = 6, out = "out/classifier", batch = 128, lr = 1e-3, seed = 1, threads = nil}
+  local o = {epochs = 6, out = "out/classifier", batch = 128, lr = 1e-3, seed = 1, threads = nil,
+             limit = 0}
   local i = 1
   while i <= #args do
     local k = args[i]
+    if k == "--help" or k == "-h" then return nil end
     local key = k:match("^%-%-([%w_]+)$")
     if not key or o[key] == nil and key ~= "threads" then
-      error("classifier: unknown argument '" .. k ..
-            "' (expected --epochs N --out DIR --batch N --lr X --seed N --threads N)", 0)
+      fail("classifier: unknown argument '" .. k .. "'; " .. USAGE)
     end
     local v = args[i + 1]
-    if v == nil then error("classifier: " .. k .. " needs a value", 0) end
+    if v == nil then fail("classifier: " .. k .. " needs a value") end
     if key ~= "out" then
-      v = tonumber(v) or error("classifier: " .. k .. " needs a number, got '" .. v .. "'", 0)
+      v = tonumber(v) or fail("classifier: " .. k .. " needs a number, got '" .. v .. "'")
     end
     o[key] = v
     i = i + 2
@@ -139,13 +150,20 @@ end
 
 function M.main(args)
   local o = parse_args(args or {})
+  if not o then print(USAGE) return 0 end
+  for _, k in ipairs{"epochs", "batch", "seed", "limit"} do
+    if not math.tointeger(o[k]) or (o[k] < 1 and k ~= "seed" and k ~= "limit") then
+      fail("classifier: --" .. k .. " must be a positive integer, got " .. tostring(o[k]))
+    end
+  end
   if o.threads then lg.set_num_threads(math.tointeger(o.threads)) end
   lg.manual_seed(math.tointeger(o.seed))
   os.execute("mkdir -p '" .. o.out .. "'")
   local data = require "luagan.data"
   local lgio = require "luagan.io"
-  local train = data.fashion_mnist{split = "train"}
-  local test = data.fashion_mnist{split = "test"}
+  local limit = o.limit > 0 and math.tointeger(o.limit) or nil
+  local train = data.fashion_mnist{split = "train", limit = limit}
+  local test = data.fashion_mnist{split = "test", limit = limit}
   local net = M.build()
   local opt = lg.optim.Adam(net:parameters(), {lr = o.lr})
   local loader = data.DataLoader(train, {batch_size = math.tointeger(o.batch), shuffle = true,
@@ -184,7 +202,7 @@ function M.main(args)
   local path = o.out .. "/classifier.safetensors"
   lg.save_safetensors(path, net:state_dict(), {
     test_accuracy = string.format("%.4f", acc), epochs = tostring(o.epochs),
-    seed = tostring(o.seed), arch = "conv32-bn-pool-conv64-bn-pool-fc128-fc10",
+    seed = tostring(o.seed), limit = tostring(o.limit), arch = "conv32-bn-pool-conv64-bn-pool-fc128-fc10",
     input = "Nx1x28x28 in [-1,1]",
   })
   print(string.format("wrote %s  test accuracy %.4f  sha256 %s  (%ds)", path, acc, sha256(path),

@@ -1,0 +1,295 @@
+-- luagan eval: score generated samples offline (see docs/eval.md).
+--
+--   luagan eval samples.idx                   # IDX N x 28 x 28 (ubyte 0..255 or float32 [-1,1])
+--   luagan eval out/dcgan                     # a run dir: its samples.idx, else its checkpoint
+--   luagan eval out/dcgan/checkpoint.safetensors --save-samples dcgan.idx
+--   luagan eval samples.idx --json scores.json --no-floor
+--   luagan eval --calibrate --n 10000         # floor, noise, blur, dropped classes, replay
+--   luagan eval --2d ring 'runs/ring_s{seed}' --seeds 10   # PacGAN protocol over seeds
+local USAGE = [[
+usage: luagan eval PATH [options]        Fashion-MNIST samples: an IDX file, a run dir or a checkpoint
+       luagan eval --calibrate [options] the metrics on real and perturbed real images
+       luagan eval --2d ring|grid PATH... [--seeds N]   2D mixtures, mean +- s.e. over runs
+options:
+  --n N              samples scored (fixed; default 10000, the documented protocol)
+  --k K              k of the k-NN precision/recall manifolds (default 3)
+  --kid-subsets N    KID subsets (default 100)      --kid-size N   KID subset size (default 1000)
+  --memo N           samples in the memorisation check (default 1000, 0 = skip)
+  --no-floor         skip the real-train-images reference row
+  --seed N           seed of the random subsets and of sampling a checkpoint (default 1)
+  --classifier FILE  other classifier weights (default models/weights/classifier.safetensors)
+  --save-samples F   write the scored samples to F as IDX (ubyte)
+  --json FILE        write the report as JSON
+  --seeds N          with --2d: expand {seed} in PATH to 1..N
+  --threads N        CPU threads]]
+
+local function fail(msg)
+  local ok, recipe = pcall(require, "luagan.recipe")
+  if ok and recipe.fail then recipe.fail(msg) end
+  error(msg, 0)
+end
+
+local INT = {n = true, k = true, ["kid-subsets"] = true, ["kid-size"] = true, memo = true,
+             seed = true, seeds = true, threads = true}
+local STR = {classifier = true, ["save-samples"] = true, json = true, ["2d"] = true}
+local FLAG = {["no-floor"] = true, calibrate = true, help = true}
+
+local function parse(args)
+  local o = {paths = {}}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local key, val = a:match("^%-%-([%w_-]+)=(.*)$")
+    if not key then key = a:match("^%-%-([%w_-]+)$") end
+    if a == "-h" then key = "help" end
+    if key then
+      if FLAG[key] then
+        if val ~= nil then fail("eval: --" .. key .. " takes no value") end
+        o[key] = true
+      elseif INT[key] or STR[key] then
+        if val == nil then val = args[i + 1]; i = i + 1 end
+        if val == nil then fail("eval: --" .. key .. " needs a value\n" .. USAGE) end
+        if INT[key] then
+          local v = math.tointeger(tonumber(val))
+          if not v or v < 0 or (v == 0 and key ~= "memo") then
+            fail(string.format("eval: --%s takes a %s integer, got %q", key,
+                               key == "memo" and "non-negative" or "positive", val))
+          end
+          val = v
+        end
+        o[key] = val
+      else
+        fail("eval: unknown option --" .. key .. "\n" .. USAGE)
+      end
+    else
+      o.paths[#o.paths + 1] = a
+    end
+    i = i + 1
+  end
+  return o
+end
+
+local function exists(p)
+  local f = io.open(p, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+local function is_dir(p)
+  return os.execute("test -d '" .. p:gsub("'", "'\\''") .. "'") == true
+end
+
+local SAMPLE_FILES = {"samples.idx", "samples.idx.gz", "samples-idx3-ubyte", "samples-idx3-ubyte.gz"}
+
+-- What a PATH argument names: "idx", "checkpoint" or "text", with the file.
+local function resolve(path)
+  if is_dir(path) then
+    for _, f in ipairs(SAMPLE_FILES) do
+      if exists(path .. "/" .. f) then return "idx", path .. "/" .. f end
+    end
+    if exists(path .. "/checkpoint.safetensors") then
+      return "checkpoint", path .. "/checkpoint.safetensors"
+    end
+    fail("eval: " .. path .. " holds neither samples (" .. table.concat(SAMPLE_FILES, ", ") ..
+         ") nor checkpoint.safetensors")
+  end
+  if not exists(path) then fail("eval: no such file or directory: " .. path) end
+  if path:match("%.safetensors$") then return "checkpoint", path end
+  if path:match("%.csv$") or path:match("%.txt$") then return "text", path end
+  return "idx", path
+end
+
+-- Rows of numbers from a text file ("x y" or "x,y" per line) as (N, D).
+local function read_text(lg, path)
+  local rows = {}
+  for line in io.lines(path) do
+    if not line:match("^%s*$") and not line:match("^%s*#") then
+      local r = {}
+      for v in line:gmatch("[^%s,;]+") do
+        r[#r + 1] = tonumber(v) or fail(string.format("eval: %s: %q is not a number", path, v))
+      end
+      if #rows > 0 and #r ~= #rows[1] then
+        fail(string.format("eval: %s: line %d has %d values, the first has %d", path, #rows + 1,
+                           #r, #rows[1]))
+      end
+      rows[#rows + 1] = r
+    end
+  end
+  if #rows == 0 then fail("eval: " .. path .. " has no rows") end
+  return lg.tensor(rows)
+end
+
+local function write_json(path, value)
+  local lgio = require "luagan.io"
+  local f, err = io.open(path, "w")
+  if not f then fail("eval: cannot write " .. path .. ": " .. tostring(err)) end
+  f:write(lgio.json_encode(value), "\n")
+  f:close()
+  print("wrote " .. path)
+end
+
+---------------------------------------------------------------------------
+-- Fashion-MNIST
+
+local function eval_fashion(lg, ev, o)
+  if #o.paths ~= 1 then fail("eval: give one PATH (an IDX file, a run dir or a checkpoint)\n" .. USAGE) end
+  local n = o.n or ev.FD_SAMPLES
+  local kind, file = resolve(o.paths[1])
+  local x
+  if kind == "checkpoint" then
+    print(string.format("sampling %d images from %s", n, file))
+    local r
+    x, r = ev.sample_checkpoint(file, n, {seed = o.seed})
+    if x:numel() ~= n * 784 then
+      fail(string.format("eval: recipe '%s' draws %s samples, not 28x28 images (2D? use --2d)",
+                         r.name, table.concat(x:shape(), "x")))
+    end
+    x = x:clamp(-1, 1)
+  elseif kind == "text" then
+    fail("eval: " .. file .. ": text samples are for --2d; images must be IDX")
+  else
+    x = ev.load_samples(file)
+  end
+  if o["save-samples"] then
+    ev.save_samples(o["save-samples"], x)
+    print("wrote " .. o["save-samples"])
+  end
+  local r = ev.fashion(x, {n = n, k = o.k, kid_subsets = o["kid-subsets"],
+                           kid_size = o["kid-size"], memo = o.memo, floor = not o["no-floor"],
+                           seed = o.seed})
+  r.source = file
+  print(ev.format(r))
+  print(string.format("(%.1f s)", r.seconds))
+  if o.json then write_json(o.json, r) end
+  return r
+end
+
+-- The metrics on real images and controlled corruptions of them: what each
+-- number means on this scale (docs/eval.md shows a full-size run).
+local function calibrate(lg, ev, o)
+  local n = o.n or ev.FD_SAMPLES
+  local ref = ev.reference()
+  local train, labels = ref.train_images(), ref.train_labels()
+  local seed = o.seed or 1
+  local perm = lg.randperm(train:shape()[1])
+  local base = train:index_select(1, perm:narrow(1, 1, n))
+  local rows = {}
+  local function run(name, x)
+    local r = ev.fashion(x, {n = n, k = o.k, kid_subsets = o["kid-subsets"],
+                             kid_size = o["kid-size"], memo = 0, seed = seed})
+    rows[#rows + 1] = {name = name, report = r}
+    print(string.format("%-28s FD %8.3f  KID*1e3 %8.3f  P %.3f  R %.3f  cov %.2f  KL %.3f  CS %.2f",
+                        name, r.fd, 1000 * r.kid, r.precision, r.recall, r.coverage, r.kl_uniform,
+                        r.cs))
+    io.stdout:flush()
+  end
+  print(string.format("calibration on %d images (real: random training images, unseen by " ..
+                      "the reference test set)", n))
+  run("real train images (floor)", base)
+  for _, s in ipairs{0.05, 0.1, 0.2, 0.4} do run("gaussian noise " .. s, ev.perturb.noise(base, s, seed)) end
+  for _, s in ipairs{0.5, 1, 1.5, 2} do run("gaussian blur " .. s .. " px", ev.perturb.blur(base, s)) end
+  -- classes dropped: n distinct training images of the kept classes
+  local bl, pl = labels:totable(), perm:totable()
+  for _, keep in ipairs{8, 5, 2} do
+    local idx = {}
+    for _, i in ipairs(pl) do
+      if bl[math.tointeger(i)] <= keep then idx[#idx + 1] = i end
+      if #idx == n then break end
+    end
+    run(string.format("classes 1..%d only", keep), train:index_select(1, lg.tensor(idx)))
+  end
+  -- memorisation: replayed training images (exact and under faint noise)
+  -- against held-out images (the second half of the test set, scored against
+  -- the first half as the test reference)
+  local memo = math.min(o.memo or ev.MEMO_SAMPLES, 5000)
+  if memo > 0 then
+    local tst = ref.test_images
+    local half = tst:shape()[1] // 2
+    local test_ref = tst:narrow(1, 1, half):reshape(half, 784)
+    local function mrow(name, x)
+      local m = ev.memorisation(x, {n = memo, test = test_ref})
+      rows[#rows + 1] = {name = name, memorisation = m}
+      print(string.format("%-28s d_train/d_test median %.3f (real %.3f)  near copies %5.1f %%  %s",
+                          name, m.ratio_median, m.ref_ratio_median, 100 * m.copy_fraction,
+                          m.flagged and "FLAGGED" or "ok"))
+      io.stdout:flush()
+    end
+    mrow("memo: held-out test images", tst:narrow(1, half + 1, memo))
+    mrow("memo: replayed train images", base)
+    mrow("memo: replay + noise 0.05", ev.perturb.noise(base:narrow(1, 1, memo), 0.05, seed))
+    mrow("memo: replay + noise 0.1", ev.perturb.noise(base:narrow(1, 1, memo), 0.1, seed))
+  end
+  if o.json then write_json(o.json, rows) end
+end
+
+---------------------------------------------------------------------------
+-- 2D
+
+local function eval_2d(lg, ev, o)
+  local spec = o["2d"]
+  local e2 = lg.eval2d
+  if not e2 then fail("eval: --2d needs scripts/luagan/eval2d.lua") end
+  if #o.paths == 0 then fail("eval: --2d " .. spec .. " needs PATH(s) of 2D samples\n" .. USAGE) end
+  local paths = {}
+  for _, p in ipairs(o.paths) do
+    if p:find("{seed}", 1, true) then
+      if not o.seeds then fail("eval: " .. p .. " has {seed}: give --seeds N") end
+      for s = 1, o.seeds do paths[#paths + 1] = (p:gsub("{seed}", tostring(s))) end
+    else
+      paths[#paths + 1] = p
+    end
+  end
+  local n = o.n or e2.PROTOCOL_SAMPLES
+  local results = {}
+  for i, p in ipairs(paths) do
+    local kind, file = resolve(p)
+    local x
+    if kind == "checkpoint" then
+      x = ev.sample_checkpoint(file, n, {seed = o.seed})
+    elseif kind == "text" then
+      x = read_text(lg, file)
+    else
+      x = lg.load_idx(file)
+    end
+    if x:dim() ~= 2 or x:size(2) ~= 2 then
+      fail(string.format("eval: %s holds %s values, expected N x 2 points", file,
+                         table.concat(x:shape(), "x")))
+    end
+    if x:size(1) > n then x = x:narrow(1, 1, n) end
+    if x:size(1) < n then
+      io.stderr:write(string.format("eval: warning: %s has %d samples; the protocol uses %d\n",
+                                    file, x:size(1), n))
+    end
+    results[i] = e2.evaluate(x, spec)
+    print(string.format("%-40s %s  (%d samples)", file, e2.format(results[i]), x:size(1)))
+  end
+  local s = e2.summarize(results)
+  print(e2.format(s))
+  if o.json then write_json(o.json, {summary = s, runs = results, paths = paths}) end
+  return s
+end
+
+return {
+  help = "score samples (IDX file, run dir or checkpoint): FD, KID, precision/recall, ... (--help)",
+  fn = function(args)
+    local o = parse(args)
+    if o.help then print(USAGE) return 0 end
+    local lg = require "luagan"
+    if o.threads then lg.set_num_threads(o.threads) end
+    lg.manual_seed(o.seed or 1)
+    local ev = lg.eval
+    if o.classifier then ev.set_classifier(o.classifier) end
+    if o["2d"] then
+      if o["2d"] ~= "ring" and o["2d"] ~= "grid" then
+        fail("eval: --2d takes ring or grid, got " .. o["2d"])
+      end
+      eval_2d(lg, ev, o)
+    elseif o.calibrate then
+      calibrate(lg, ev, o)
+    else
+      if #o.paths == 0 then print(USAGE) return 1 end
+      eval_fashion(lg, ev, o)
+    end
+    return 0
+  end,
+}
