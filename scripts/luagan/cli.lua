@@ -1,7 +1,10 @@
--- luagan.cli: the commands of the `luagan` executable (`luagan run NAME ...`).
+-- luagan.cli: the commands of the `luagan` executable (`luagan run NAME ...`,
+-- `luagan sample CKPT`, `luagan help`; docs/training.md).
 -- The executable calls cli.main{"run", "NAME", ...} when its first argument
 -- is a word rather than a script. A command is a function of the remaining
--- arguments (a list of strings) returning an exit status (nil = 0).
+-- arguments (a list of strings) returning an exit status (nil = 0), which
+-- becomes the process's. Errors raised with require("luagan.recipe").fail
+-- print without a traceback (the user's mistake, not a bug).
 -- Add one with cli.commands.NAME = {help = "one line", fn = function(args) end}.
 local cli = {}
 
