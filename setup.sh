@@ -10,7 +10,7 @@ what=${1:-main}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # ---- packages ---------------------------------------------------------------
-pkgs=(cmake gcc make pkg-config liblua5.4-dev lua5.4 luarocks libopenblas-dev libstb-dev zlib1g-dev dataset-fashion-mnist)
+pkgs=(cmake gcc make pkg-config liblua5.4-dev lua5.4 luarocks libopenblas-dev libopenblas0-openmp libstb-dev zlib1g-dev dataset-fashion-mnist)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,7 +30,7 @@ cmake --build build -j"$jobs"
 case "$what" in
   build) ;;
   main)
-    exec build/luagan scripts/examples/mlp_gan.lua 1500 out/mlp_gan
+    exec build/luagan run dcgan --out out/dcgan
     ;;
   test)
     # The C and Lua tests again under AddressSanitizer + UBSan (with leak

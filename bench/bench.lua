@@ -37,15 +37,17 @@ end
 
 -- ---------------------------------------------------------------------------
 -- worker: one round of one model (or the micro suite) in this process
+-- Samples of seconds per call (wall, and CPU of all threads), each over reps calls.
 local function time_calls(fn, secs, reps)
   fn()
-  local samples, t_end = {}, lg.clock() + secs
+  local samples, cpu, t_end = {}, {}, lg.clock() + secs
   while lg.clock() < t_end or #samples < 3 do
-    local t0 = lg.clock()
+    local t0, c0 = lg.clock(), os.clock()
     for _ = 1, reps do fn() end
     samples[#samples + 1] = (lg.clock() - t0) / reps
+    cpu[#cpu + 1] = (os.clock() - c0) / reps
   end
-  return samples
+  return samples, cpu
 end
 
 local function worker(what, secs, threads)
@@ -59,18 +61,20 @@ local function worker(what, secs, threads)
     for _, case in ipairs(M.micro) do
       local fn = case[2]()
       local reps = case[1]:match("^add") and 1000 or 1
-      res[#res + 1] = {name = case[1], times = time_calls(fn, secs, reps)}
+      local w, c = time_calls(fn, secs, reps)
+      res[#res + 1] = {name = case[1], times = w, cpu_times = c}
       collectgarbage()
     end
     out.micro = res
   elseif what == "sgemm" then
-    -- The machine's sgemm peak through luagan's own matmul (one cblas_sgemm).
+    -- The machine's sgemm peak through luagan's own matmul (one cblas_sgemm
+    -- of 2048^3), the best of 10: the rate when the cores are ours.
     local n = 2048
     local a, b = lg.randn(n, n), lg.randn(n, n)
     local best = math.huge
     lg.no_grad(function()
       lg.matmul(a, b)
-      for _ = 1, 5 do
+      for _ = 1, 10 do
         local t0 = lg.clock()
         local c = lg.matmul(a, b)
         best = math.min(best, lg.clock() - t0)
@@ -78,6 +82,7 @@ local function worker(what, secs, threads)
       end
     end)
     out.gflops = 2 * n * n * n / best / 1e9
+    out.blas = lg.blas_corename()
   else
     local m = M.models[what] or error("unknown model " .. what)
     local step = m.build()
@@ -133,6 +138,14 @@ local function run_worker(cmd)
   return require("luagan.io").json_decode(js)
 end
 
+local function median(v)
+  local t = {}
+  for i, x in ipairs(v) do t[i] = x end
+  table.sort(t)
+  local n = #t
+  return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
+end
+
 local function stats(times)
   local r = {}
   for i, t in ipairs(times) do r[i] = 1 / t end
@@ -142,13 +155,7 @@ local function stats(times)
   return {med = med, min = r[1], max = r[n], n = n}
 end
 
-local function median_time(times)
-  local t = {}
-  for i, v in ipairs(times) do t[i] = v end
-  table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
-end
+local median_time = median
 
 local function concat(dst, src) for _, v in ipairs(src) do dst[#dst + 1] = v end end
 
@@ -172,8 +179,14 @@ local function main(a)
   local ncpu = io.popen("nproc"):read("l") or "?"
   local load = (io.open("/proc/loadavg") or {read = function() return "?" end}):read("l")
   print(string.format("machine: %s, %s CPUs; load average before: %s", cpu, ncpu, load))
-  local peak = run_worker(lua_cmd("sgemm", 0, o.threads)).gflops
-  print(string.format("sgemm peak (luagan matmul 2048^3, %d threads): %.1f GFLOP/s", o.threads, peak))
+  local peaks, blas = {}, nil
+  for _, t in ipairs({1, o.threads}) do
+    local r = run_worker(lua_cmd("sgemm", 0, t))
+    peaks[t], blas = r.gflops, r.blas
+  end
+  local peak = peaks[o.threads]
+  print(string.format("sgemm peak (luagan matmul 2048^3, OpenBLAS %s kernels): %.1f GFLOP/s on 1 thread, "
+                      .. "%.1f on %d", blas, peaks[1], peak, o.threads))
   if not has_torch then print("PyTorch: not available (or --no-torch): luagan only") end
 
   local rows = {}
@@ -190,41 +203,50 @@ local function main(a)
         if not best or s > best then best, tthr = s, t end
       end
     end
-    local lt, tt, lmem, tmem, allocs = {}, {}, 0, 0, 0
+    local lt, tt, lc, tc, lmem, tmem, allocs = {}, {}, {}, {}, 0, 0, 0
     for r = 1, o.rounds do
       local lr = run_worker(lua_cmd(name, o.secs, o.threads))
       concat(lt, lr.times)
+      concat(lc, lr.cpu_times)
       lmem = math.max(lmem, lr.peak_rss)
       allocs = math.max(allocs, lr.sys_allocs_per_step)
       local msg = string.format("  [%s] round %d: luagan %.2f", name, r, stats(lr.times).med)
       if has_torch then
         local tr = run_worker(torch_cmd(name, o.secs, tthr))
         concat(tt, tr.times)
+        concat(tc, tr.cpu_times)
         tmem = math.max(tmem, tr.peak_rss)
         msg = msg .. string.format("  torch %.2f", stats(tr.times).med)
       end
       print(msg .. " steps/s")
     end
     rows[#rows + 1] = {name = name, l = stats(lt), t = has_torch and stats(tt) or nil, tthr = tthr,
+                       lcpu = median(lc), tcpu = has_torch and median(tc) or nil,
                        lmem = lmem, tmem = tmem, flops = M.models[name].flops, allocs = allocs}
   end
 
   print()
-  print(string.format("## training steps (batch 64; luagan %d threads; sgemm peak %.0f GFLOP/s)", o.threads, peak))
-  print("| model | luagan steps/s med (min-max) | PyTorch steps/s med (min-max) | ratio | luagan GFLOP/s (% peak) | PyTorch GFLOP/s (% peak) | peak RSS luagan / PyTorch | luagan sys allocs/step |")
-  print("|---|---|---|---|---|---|---|---|")
+  print(string.format("## training steps (batch 64; luagan %d threads; PyTorch its faster of 1 and 2)",
+                      o.threads))
+  print("GFLOP/s: nominal matmul/conv FLOPs per step (bench/models.lua) x median steps/s; % of the")
+  print("sgemm peak for the same thread count. CPU ms/step: median CPU time of all threads per step.")
+  print()
+  print("| model | luagan steps/s med (min-max) | PyTorch steps/s med (min-max) | ratio | luagan GFLOP/s (% peak) | PyTorch GFLOP/s (% peak) | CPU ms/step luagan / PyTorch | peak RSS luagan / PyTorch | luagan sys allocs/step |")
+  print("|---|---|---|---|---|---|---|---|---|")
   for _, r in ipairs(rows) do
     local lg_gf = r.flops * r.l.med / 1e9
-    local tcol, ratio, tgf = "-", "-", "-"
+    local tcol, ratio, tgf, tcpu = "-", "-", "-", "-"
     if r.t then
       local t_gf = r.flops * r.t.med / 1e9
       tcol = string.format("%.2f (%.2f-%.2f) [%d thr]", r.t.med, r.t.min, r.t.max, r.tthr)
       ratio = string.format("%.2fx", r.l.med / r.t.med)
-      tgf = string.format("%.1f (%.0f%%)", t_gf, 100 * t_gf / peak)
+      tgf = string.format("%.1f (%.0f%%)", t_gf, 100 * t_gf / (peaks[r.tthr] or peak))
+      tcpu = string.format("%.1f", r.tcpu * 1e3)
     end
-    print(string.format("| %s | %.2f (%.2f-%.2f) | %s | %s | %.1f (%.0f%%) | %s | %.0f / %s MiB | %.2f |",
+    print(string.format("| %s | %.2f (%.2f-%.2f) | %s | %s | %.1f (%.0f%%) | %s | %.1f / %s | %.0f / %s MiB | %.2f |",
       r.name, r.l.med, r.l.min, r.l.max, tcol, ratio, lg_gf, 100 * lg_gf / peak, tgf,
-      r.lmem / 2^20, r.t and string.format("%.0f", r.tmem / 2^20) or "-", r.allocs))
+      r.lcpu * 1e3, tcpu, r.lmem / 2^20, r.t and string.format("%.0f", r.tmem / 2^20) or "-",
+      r.allocs))
   end
 
   if o.micro then
@@ -234,20 +256,24 @@ local function main(a)
     local flops = {}
     for i, c in ipairs(M.micro) do local _, f = c[2](); flops[i] = f end
     print()
-    print("## op microbenchmarks (median time per call; PyTorch: the faster of 1 and 2 threads)")
+    print(string.format("## op microbenchmarks (median per call, wall (CPU); luagan %d threads, "
+                        .. "PyTorch the faster of 1 and 2)", o.threads))
     print("| op | luagan | PyTorch | ratio (PyTorch time / luagan time) | luagan GFLOP/s |")
     print("|---|---|---|---|---|")
     for i, c in ipairs(lm) do
-      local lt = median_time(c.times)
+      local lt, lcp = median_time(c.times), median_time(c.cpu_times)
       local tcol, ratio = "-", "-"
       if tm then
         local t1, t2 = median_time(tm[i].times), median_time(tm2[i].times)
+        local tb = t1 <= t2 and tm[i] or tm2[i]
         local t = math.min(t1, t2)
-        tcol = string.format("%.1f us [%d thr]", t * 1e6, t1 <= t2 and 1 or 2)
+        tcol = string.format("%.1f (%.1f) us [%d thr]", t * 1e6, median_time(tb.cpu_times) * 1e6,
+                             t1 <= t2 and 1 or 2)
         ratio = string.format("%.2fx", t / lt)
       end
       local gf = flops[i] > 0 and string.format("%.1f", flops[i] / lt / 1e9) or "-"
-      print(string.format("| %s | %.1f us | %s | %s | %s |", c.name, lt * 1e6, tcol, ratio, gf))
+      print(string.format("| %s | %.1f (%.1f) us | %s | %s | %s |", c.name, lt * 1e6, lcp * 1e6,
+                          tcol, ratio, gf))
     end
   end
   local load2 = (io.open("/proc/loadavg") or {read = function() return "?" end}):read("l")

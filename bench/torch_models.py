@@ -172,15 +172,16 @@ def peak_rss():
 
 
 def time_calls(fn, secs, reps):
-    """Median-friendly samples: seconds per call, each sample `reps` calls."""
+    """Samples of seconds per call (wall, and CPU of all threads), each over `reps` calls."""
     fn()
-    samples, t_end = [], time.perf_counter() + secs
+    samples, cpu, t_end = [], [], time.perf_counter() + secs
     while time.perf_counter() < t_end or len(samples) < 3:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(reps):
             fn()
         samples.append((time.perf_counter() - t0) / reps)
-    return samples
+        cpu.append((time.process_time() - c0) / reps)
+    return samples, cpu
 
 
 def main():
@@ -193,19 +194,20 @@ def main():
         for name, make in MICRO:
             fn = make()
             reps = 1000 if name.startswith("add") else 1
-            res.append({"name": name, "times": time_calls(fn, secs, reps)})
+            w, c = time_calls(fn, secs, reps)
+            res.append({"name": name, "times": w, "cpu_times": c})
         out["micro"] = res
     else:
         step = MODELS[what]()
         step()                       # warm-up: allocations, first-touch, thread start
         step()
-        times, t_end, cpu0 = [], time.perf_counter() + secs, time.process_time()
+        times, cpu, t_end = [], [], time.perf_counter() + secs
         while time.perf_counter() < t_end or len(times) < 3:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             step()
             times.append(time.perf_counter() - t0)
-        out["times"] = times
-        out["cpu_per_step"] = (time.process_time() - cpu0) / len(times)  # CPU s, all threads
+            cpu.append(time.process_time() - c0)   # CPU seconds of all threads
+        out["times"], out["cpu_times"] = times, cpu
     out["peak_rss"] = peak_rss()
     print("RESULT " + json.dumps(out), flush=True)
 

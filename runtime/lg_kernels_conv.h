@@ -25,5 +25,10 @@ void lg_col2im_table(const lg_conv_geom *g, int64_t ldc, int32_t *tab);
 /* As lg_col2im, with tab from lg_col2im_table(g, ldc) (same ldc). */
 void lg_col2im_tab(const float *col, const lg_conv_geom *g, const int32_t *tab, int64_t ldc,
                    float *x);
+/* The portable loop behind lg_col2im_tab, which uses AVX-512 gathers when
+ * the CPU has them (lg_col2im_tab_fast() != 0); both give identical sums. */
+void lg_col2im_tab_scalar(const float *col, const lg_conv_geom *g, const int32_t *tab,
+                          int64_t ldc, float *x);
+int lg_col2im_tab_fast(void);
 
 #endif

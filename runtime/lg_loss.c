@@ -15,7 +15,7 @@
 #include <string.h>
 #include "lg_ops.h"
 
-#define LG_OMP_MIN 32768
+#define LG_OMP_MIN LG_PAR_MIN   /* lg_tensor.h: shorter loops run on one thread */
 
 enum { LG_L_BCE, LG_L_MSE, LG_L_L1 };
 

@@ -81,6 +81,7 @@ static int lg_mm_kernel(lg_tensor *a, lg_tensor *b, float *c, int nb, const int6
   }
   /* b shared by every batch and a's batches stacked row after row: one
    * sgemm with M' = batch*M (the Linear-on-3-D case). */
+  int tok = lg_blas_serial_begin(nbatch * M * N * K);
   int a_full = lg_dims_prod(ab, a->shape) == nbatch && ta == CblasNoTrans &&
                (ab == 0 || lg_is_contiguous(a));
   if (a_full && lg_dims_prod(bb, b->shape) == 1 && nbatch * M <= INT_MAX) {
@@ -93,6 +94,7 @@ static int lg_mm_kernel(lg_tensor *a, lg_tensor *b, float *c, int nb, const int6
                   lg_data(b) + lg_batch_offset(b, bb, nb, bshape, i), (int)ldb, 0.0f,
                   c + i * M * N, (int)N);
   }
+  lg_blas_serial_end(tok);
   lg_release(ac);
   lg_release(bc);
   return 0;

@@ -15,7 +15,7 @@
 #include <string.h>
 #include "lg_ops.h"
 
-#define LG_OMP_MIN 32768
+#define LG_OMP_MIN LG_PAR_MIN   /* lg_tensor.h: shorter loops run on one thread */
 
 static lg_tensor *lg_dense(const lg_tensor *t)
 {
@@ -26,33 +26,115 @@ static lg_tensor *lg_dense(const lg_tensor *t)
 }
 
 /* ---- kernels -------------------------------------------------------------------- */
+/* Row sums with 16 float lanes, so the loops vectorise without reassociation
+ * flags (a single double accumulator is one long dependency chain); each
+ * row's lanes are then added in double. */
+#define LG_LANES 16
+
+/* sum p[0..n) */
+static inline double lg_fsum(const float *restrict p, int64_t n)
+{
+  float a[LG_LANES] = {0};
+  int64_t i = 0;
+  for (; i + LG_LANES <= n; i += LG_LANES)
+    for (int j = 0; j < LG_LANES; j++) a[j] += p[i + j];
+  double s = 0;
+  for (int j = 0; j < LG_LANES; j++) s += a[j];
+  for (; i < n; i++) s += p[i];
+  return s;
+}
+
+/* sum (p[i] - m)^2 */
+static inline double lg_fsqdev(const float *restrict p, int64_t n, float m)
+{
+  float a[LG_LANES] = {0};
+  int64_t i = 0;
+  for (; i + LG_LANES <= n; i += LG_LANES)
+    for (int j = 0; j < LG_LANES; j++) { float d = p[i + j] - m; a[j] += d * d; }
+  double s = 0;
+  for (int j = 0; j < LG_LANES; j++) s += a[j];
+  for (; i < n; i++) { double d = p[i] - m; s += d * d; }
+  return s;
+}
+
+/* *sg += sum g[i], *sgd += sum g[i] * (x[i] - m) */
+static inline void lg_fsum_gdev(const float *restrict g, const float *restrict x, int64_t n,
+                                float m, double *sg, double *sgd)
+{
+  float a[LG_LANES] = {0}, b[LG_LANES] = {0};
+  int64_t i = 0;
+  for (; i + LG_LANES <= n; i += LG_LANES)
+    for (int j = 0; j < LG_LANES; j++) { a[j] += g[i + j]; b[j] += g[i + j] * (x[i + j] - m); }
+  double s = 0, t = 0;
+  for (int j = 0; j < LG_LANES; j++) { s += a[j]; t += b[j]; }
+  for (; i < n; i++) { s += g[i]; t += (double)g[i] * (x[i] - m); }
+  *sg += s;
+  *sgd += t;
+}
+
+/* The per-channel (and per-block) kernels are also built for AVX2 and
+ * AVX-512, picked by the CPU when the library loads. */
+#define LG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+/* Channel c of lg_bn_forward. */
+LG_CLONES
+static void lg_bn_forward_chan(const float *x, const float *w, const float *b, float *y,
+                               float *mean, float *invstd, double *var, int64_t N, int64_t C,
+                               int64_t S, float eps, int64_t c)
+{
+  const double M = (double)N * S;
+  double s = 0, q = 0;
+  for (int64_t n = 0; n < N; n++) s += lg_fsum(x + (n * C + c) * S, S);
+  double mu = s / M;
+  const float m = (float)mu;
+  for (int64_t n = 0; n < N; n++)   /* second pass: no cancellation */
+    q += lg_fsqdev(x + (n * C + c) * S, S, m);
+  /* the deviations were taken from the float mean: correct for its rounding */
+  double dm = mu - m;
+  double v = q / M - dm * dm, is = 1.0 / sqrt((v > 0 ? v : 0) + eps);
+  if (v < 0) v = 0;
+  mean[c] = m;
+  invstd[c] = (float)is;
+  var[c] = v;
+  /* (x - mean) * scale + b: subtracting first keeps the digits that
+   * x * scale + (b - mean * scale) loses when |mean| >> std */
+  float sc = (float)is * (w ? w[c] : 1), sh = b ? b[c] : 0;
+  for (int64_t n = 0; n < N; n++) {
+    const float *p = x + (n * C + c) * S;
+    float *o = y + (n * C + c) * S;
+    for (int64_t i = 0; i < S; i++) o[i] = (p[i] - m) * sc + sh;
+  }
+}
+
 /* x: (N,C,S) -> y: (N,C,S), mean, invstd, var (biased): (C). w, b: (C) or NULL. */
 static void lg_bn_forward(const float *x, const float *w, const float *b, float *y, float *mean,
                           float *invstd, double *var, int64_t N, int64_t C, int64_t S, float eps)
 {
-  const double M = (double)N * S;
   #pragma omp parallel for if (N * C * S > LG_OMP_MIN)
-  for (int64_t c = 0; c < C; c++) {
-    double s = 0, q = 0;
-    for (int64_t n = 0; n < N; n++) {
-      const float *p = x + (n * C + c) * S;
-      for (int64_t i = 0; i < S; i++) s += p[i];
-    }
-    double mu = s / M;
-    for (int64_t n = 0; n < N; n++) {   /* second pass: no cancellation */
-      const float *p = x + (n * C + c) * S;
-      for (int64_t i = 0; i < S; i++) { double d = p[i] - mu; q += d * d; }
-    }
-    double v = q / M, is = 1.0 / sqrt(v + eps);
-    mean[c] = (float)mu;
-    invstd[c] = (float)is;
-    var[c] = v;
-    float sc = (float)is * (w ? w[c] : 1), sh = (b ? b[c] : 0) - (float)mu * sc;
-    for (int64_t n = 0; n < N; n++) {
-      const float *p = x + (n * C + c) * S;
-      float *o = y + (n * C + c) * S;
-      for (int64_t i = 0; i < S; i++) o[i] = p[i] * sc + sh;
-    }
+  for (int64_t c = 0; c < C; c++)
+    lg_bn_forward_chan(x, w, b, y, mean, invstd, var, N, C, S, eps, c);
+}
+
+/* Channel c of lg_bn_backward. */
+LG_CLONES
+static void lg_bn_backward_chan(const float *g, const float *x, const float *mean,
+                                const float *invstd, const float *w, float *gx, float *gw,
+                                float *gb, int64_t N, int64_t C, int64_t S, int64_t c)
+{
+  const double M = (double)N * S;
+  double sg = 0, sgd = 0;
+  const float mu = mean[c], is = invstd[c];
+  for (int64_t n = 0; n < N; n++)
+    lg_fsum_gdev(g + (n * C + c) * S, x + (n * C + c) * S, S, mu, &sg, &sgd);
+  double sgx = sgd * is;
+  if (gw) gw[c] = (float)sgx;
+  if (gb) gb[c] = (float)sg;
+  if (!gx) return;
+  float k = is * (w ? w[c] : 1), mg = (float)(sg / M), mgx = (float)(sgx / M);
+  for (int64_t n = 0; n < N; n++) {
+    const float *gp = g + (n * C + c) * S, *xp = x + (n * C + c) * S;
+    float *o = gx + (n * C + c) * S;
+    for (int64_t i = 0; i < S; i++) o[i] = k * (gp[i] - mg - (xp[i] - mu) * is * mgx);
   }
 }
 
@@ -62,25 +144,106 @@ static void lg_bn_backward(const float *g, const float *x, const float *mean,
                            const float *invstd, const float *w, float *gx, float *gw, float *gb,
                            int64_t N, int64_t C, int64_t S)
 {
-  const double M = (double)N * S;
   #pragma omp parallel for if (N * C * S > LG_OMP_MIN)
-  for (int64_t c = 0; c < C; c++) {
-    double sg = 0, sgx = 0;
-    const float mu = mean[c], is = invstd[c];
-    for (int64_t n = 0; n < N; n++) {
-      const float *gp = g + (n * C + c) * S, *xp = x + (n * C + c) * S;
-      for (int64_t i = 0; i < S; i++) { sg += gp[i]; sgx += gp[i] * ((xp[i] - mu) * is); }
-    }
-    if (gw) gw[c] = (float)sgx;
-    if (gb) gb[c] = (float)sg;
-    if (!gx) continue;
-    float k = is * (w ? w[c] : 1), mg = (float)(sg / M), mgx = (float)(sgx / M);
-    for (int64_t n = 0; n < N; n++) {
-      const float *gp = g + (n * C + c) * S, *xp = x + (n * C + c) * S;
-      float *o = gx + (n * C + c) * S;
-      for (int64_t i = 0; i < S; i++) o[i] = k * (gp[i] - mg - (xp[i] - mu) * is * mgx);
+  for (int64_t c = 0; c < C; c++)
+    lg_bn_backward_chan(g, x, mean, invstd, w, gx, gw, gb, N, C, S, c);
+}
+
+/* The S == 1 case (BatchNorm1d on (N,C)): channels are the contiguous dim,
+ * so the per-channel loops above would walk columns (one cache line per
+ * element). These walk rows instead, over blocks of LG_BN_CB channels
+ * (threads take blocks), with the same two-pass double statistics. */
+#define LG_BN_CB 256
+
+/* Channel block k of lg_bn_forward_rows. */
+LG_CLONES
+static void lg_bn_forward_blk(const float *x, const float *w, const float *b, float *y,
+                              float *mean, float *invstd, double *var, int64_t N, int64_t C,
+                              float eps, int64_t k)
+{
+  const int64_t c0 = k * LG_BN_CB, cb = C - c0 < LG_BN_CB ? C - c0 : LG_BN_CB;
+  double s[LG_BN_CB], q[LG_BN_CB];
+  float mu[LG_BN_CB], sc[LG_BN_CB], sh[LG_BN_CB];
+  for (int64_t j = 0; j < cb; j++) s[j] = q[j] = 0;
+  for (int64_t n = 0; n < N; n++) {
+    const float *p = x + n * C + c0;
+    for (int64_t j = 0; j < cb; j++) s[j] += p[j];
+  }
+  for (int64_t j = 0; j < cb; j++) s[j] /= (double)N;   /* now the mean */
+  for (int64_t n = 0; n < N; n++) {                      /* second pass: no cancellation */
+    const float *p = x + n * C + c0;
+    for (int64_t j = 0; j < cb; j++) { double d = p[j] - s[j]; q[j] += d * d; }
+  }
+  for (int64_t j = 0; j < cb; j++) {
+    double v = q[j] / (double)N, is = 1.0 / sqrt(v + eps);
+    int64_t c = c0 + j;
+    mean[c] = mu[j] = (float)s[j];
+    invstd[c] = (float)is;
+    var[c] = v;
+    sc[j] = (float)is * (w ? w[c] : 1);
+    sh[j] = b ? b[c] : 0;   /* (x - mean) * scale + b, as lg_bn_forward */
+  }
+  for (int64_t n = 0; n < N; n++) {
+    const float *p = x + n * C + c0;
+    float *o = y + n * C + c0;
+    for (int64_t j = 0; j < cb; j++) o[j] = (p[j] - mu[j]) * sc[j] + sh[j];
+  }
+}
+
+/* x: (N,C) -> y: (N,C), mean, invstd, var (biased): (C). w, b: (C) or NULL. */
+static void lg_bn_forward_rows(const float *x, const float *w, const float *b, float *y,
+                               float *mean, float *invstd, double *var, int64_t N, int64_t C,
+                               float eps)
+{
+  const int64_t nblk = (C + LG_BN_CB - 1) / LG_BN_CB;
+  #pragma omp parallel for if (N * C > LG_OMP_MIN && nblk > 1)
+  for (int64_t k = 0; k < nblk; k++) lg_bn_forward_blk(x, w, b, y, mean, invstd, var, N, C, eps, k);
+}
+
+/* Channel block k of lg_bn_backward_rows. */
+LG_CLONES
+static void lg_bn_backward_blk(const float *g, const float *x, const float *mean,
+                               const float *invstd, const float *w, float *gx, float *gw,
+                               float *gb, int64_t N, int64_t C, int64_t k)
+{
+  const int64_t c0 = k * LG_BN_CB, cb = C - c0 < LG_BN_CB ? C - c0 : LG_BN_CB;
+  double sg[LG_BN_CB], sgx[LG_BN_CB];
+  float kk[LG_BN_CB], mg[LG_BN_CB], mgx[LG_BN_CB];
+  const float *mu = mean + c0, *is = invstd + c0;
+  for (int64_t j = 0; j < cb; j++) sg[j] = sgx[j] = 0;
+  for (int64_t n = 0; n < N; n++) {
+    const float *gp = g + n * C + c0, *xp = x + n * C + c0;
+    for (int64_t j = 0; j < cb; j++) {
+      sg[j] += gp[j];
+      sgx[j] += gp[j] * ((xp[j] - mu[j]) * is[j]);
     }
   }
+  for (int64_t j = 0; j < cb; j++) {
+    if (gw) gw[c0 + j] = (float)sgx[j];
+    if (gb) gb[c0 + j] = (float)sg[j];
+    kk[j] = is[j] * (w ? w[c0 + j] : 1);
+    mg[j] = (float)(sg[j] / (double)N);
+    mgx[j] = (float)(sgx[j] / (double)N);
+  }
+  if (!gx) return;
+  for (int64_t n = 0; n < N; n++) {
+    const float *gp = g + n * C + c0, *xp = x + n * C + c0;
+    float *o = gx + n * C + c0;
+    for (int64_t j = 0; j < cb; j++)
+      o[j] = kk[j] * (gp[j] - mg[j] - (xp[j] - mu[j]) * is[j] * mgx[j]);
+  }
+}
+
+/* g, x: (N,C); mean, invstd, w: (C) -> gx (N,C) or NULL, gw, gb (C) or NULL,
+ * as lg_bn_backward with S == 1 */
+static void lg_bn_backward_rows(const float *g, const float *x, const float *mean,
+                                const float *invstd, const float *w, float *gx, float *gw,
+                                float *gb, int64_t N, int64_t C)
+{
+  const int64_t nblk = (C + LG_BN_CB - 1) / LG_BN_CB;
+  #pragma omp parallel for if (N * C > LG_OMP_MIN && nblk > 1)
+  for (int64_t k = 0; k < nblk; k++)
+    lg_bn_backward_blk(g, x, mean, invstd, w, gx, gw, gb, N, C, k);
 }
 
 /* x: (R,D) -> y: (R,D) normalised per row, then * w + b (w, b: (D) or NULL) */
@@ -233,8 +396,12 @@ lg_tensor *lg_batch_norm(lg_tensor *x, lg_tensor *running_mean, lg_tensor *runni
     out = NULL;
     goto done;
   }
-  lg_bn_forward(lg_data(xd), wd ? lg_data(wd) : NULL, bd ? lg_data(bd) : NULL, lg_data(out),
-                lg_data(mean), lg_data(inv), var, N, C, S, eps);
+  if (S == 1)
+    lg_bn_forward_rows(lg_data(xd), wd ? lg_data(wd) : NULL, bd ? lg_data(bd) : NULL,
+                       lg_data(out), lg_data(mean), lg_data(inv), var, N, C, eps);
+  else
+    lg_bn_forward(lg_data(xd), wd ? lg_data(wd) : NULL, bd ? lg_data(bd) : NULL, lg_data(out),
+                  lg_data(mean), lg_data(inv), var, N, C, S, eps);
   if (running_mean) {
     double M = (double)N * S;
     lg_running_update(running_mean, lg_data(mean), NULL, 1, momentum, C);
@@ -291,9 +458,14 @@ int lg_bw_batch_norm(lg_node *n, lg_tensor *g, lg_tensor **gin)
   if (n->needs[2] && !(gin[2] = lg_empty(1, cs))) goto done;
   lg_tensor *wd = w ? lg_dense(w) : NULL;
   if (w && !wd) goto done;
-  lg_bn_backward(lg_data(gd), lg_data(xd), lg_data(mean), lg_data(inv), wd ? lg_data(wd) : NULL,
-                 gin[0] ? lg_data(gin[0]) : NULL, gin[1] ? lg_data(gin[1]) : NULL,
-                 gin[2] ? lg_data(gin[2]) : NULL, N, C, S);
+  float *pgx = gin[0] ? lg_data(gin[0]) : NULL, *pgw = gin[1] ? lg_data(gin[1]) : NULL;
+  float *pgb = gin[2] ? lg_data(gin[2]) : NULL;
+  if (S == 1)
+    lg_bn_backward_rows(lg_data(gd), lg_data(xd), lg_data(mean), lg_data(inv),
+                        wd ? lg_data(wd) : NULL, pgx, pgw, pgb, N, C);
+  else
+    lg_bn_backward(lg_data(gd), lg_data(xd), lg_data(mean), lg_data(inv),
+                   wd ? lg_data(wd) : NULL, pgx, pgw, pgb, N, C, S);
   lg_release(wd);
   rc = 0;
 done:

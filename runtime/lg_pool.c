@@ -16,7 +16,7 @@
 #include <string.h>
 #include "lg_ops.h"
 
-#define LG_OMP_MIN 32768
+#define LG_OMP_MIN LG_PAR_MIN   /* lg_tensor.h: shorter loops run on one thread */
 
 static lg_tensor *lg_dense(const lg_tensor *t)
 {

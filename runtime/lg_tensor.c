@@ -492,3 +492,21 @@ void lg_set_num_threads(int n)
 }
 
 int lg_get_num_threads(void) { return omp_get_max_threads(); }
+
+/* Small sgemms split over threads spend more on the split (a wake-up, a
+ * barrier, every thread packing its panels) than they save. The thread
+ * count goes down for the call and back after: cheap calls that only set
+ * counters (OpenBLAS's OpenMP build keeps no pool of its own). */
+int lg_blas_serial_begin(int64_t macs)
+{
+  if (macs >= LG_BLAS_PAR_MIN || omp_in_parallel()) return 0;
+  int n = omp_get_max_threads();
+  if (n <= 1) return 0;
+  openblas_set_num_threads(1);
+  return n;
+}
+
+void lg_blas_serial_end(int token)
+{
+  if (token > 0) lg_set_num_threads(token);
+}

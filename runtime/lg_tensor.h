@@ -123,6 +123,19 @@ int lg_set_grad_enabled(int on);          /* returns the previous mode */
 /* ---- threads ------------------------------------------------------------- */
 void lg_set_num_threads(int n);           /* OpenMP and OpenBLAS together */
 int lg_get_num_threads(void);
+/* Elementwise loops shorter than this run on one thread: waking a sleeping
+ * OpenMP thread costs about what 256K float operations take, and on a busy
+ * machine a second thread often is not free at all. */
+#define LG_PAR_MIN ((int64_t)1 << 18)
+/* BLAS calls of fewer multiply-adds than this run on one thread (see
+ * lg_blas_serial_begin). */
+#define LG_BLAS_PAR_MIN ((int64_t)1 << 23)
+/* Bracket a BLAS call of `macs` multiply-adds: below LG_BLAS_PAR_MIN it runs
+ * on one thread, otherwise on lg_get_num_threads(). Returns the token for
+ * lg_blas_serial_end. Main thread only (BLAS inside an OpenMP region is
+ * serial anyway). */
+int lg_blas_serial_begin(int64_t macs);
+void lg_blas_serial_end(int token);
 /* Name of the OpenBLAS kernels in use ("SkylakeX", "Haswell", ...). */
 const char *lg_blas_corename(void);
 

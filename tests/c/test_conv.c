@@ -264,11 +264,11 @@ static void test_conv2d_random(void)
 /* Several sgemm chunks (full ones and a remainder of one sample). */
 static void test_conv2d_chunks(void)
 {
-  lg_conv_geom g = {16, 110, 110, 3, 3, 1, 1, 1, 1, 1, 1, 110, 110};
+  lg_conv_geom g = {3, 60, 60, 3, 3, 1, 1, 1, 1, 1, 1, 60, 60};
   int64_t nb = lg_conv_chunk(&g, 5);
   CHECK(nb >= 2 && nb < 5);
   prm p = {1, 1, 1, 1, 1, 1, 0, 0};
-  conv2d_case(5, 16, 110, 110, 2, 3, 3, p, 1, 0);
+  conv2d_case(5, 3, 60, 60, 2, 3, 3, p, 1, 0);
 }
 
 /* ---- conv_transpose2d ---------------------------------------------------------------- */

@@ -1,0 +1,122 @@
+/* test_kernels_alloc.c: the caching allocator. A GAN-like training step
+ * (conv critic with batch norm, transposed-conv generator, BCE losses,
+ * backward, Adam) repeated with the same shapes reaches a steady state in
+ * which it takes every tensor buffer from the cache: no system allocation
+ * per step, and the bytes alive return to the same level. */
+#include <stdlib.h>
+#include "lgt.h"
+#include "lg_optim.h"
+
+static lg_gen G;
+
+typedef struct {
+  lg_tensor *gw1, *gw2, *dw1, *dw2, *dwl, *m[5], *v[5];
+  lg_tensor *rm, *rv;
+  int64_t t;
+} nets;
+
+static lg_tensor *leaf(int nd, const int64_t *s)
+{
+  lg_tensor *t = OK(lgt_randn(&G, nd, s));
+  for (int64_t i = 0; i < lg_numel(t); i++) lg_data(t)[i] *= 0.1f;
+  lg_requires_grad_(t, 1);
+  return t;
+}
+
+/* G: z (B,8,4,4) -> convT 8->4 (k4 s2 p1) -> relu -> convT 4->1 -> tanh: (B,1,16,16)
+ * D: conv 1->4 (k4 s2 p1) -> batch norm -> leaky -> conv 4->8 -> flatten -> linear -> (B,1) */
+static lg_tensor *gen(nets *n, lg_tensor *z)
+{
+  lg_tensor *a = OK(lg_conv_transpose2d(z, n->gw1, NULL, 2, 2, 1, 1, 0, 0, 1, 1));
+  lg_tensor *b = OK(lg_relu(a));
+  lg_tensor *c = OK(lg_conv_transpose2d(b, n->gw2, NULL, 2, 2, 1, 1, 0, 0, 1, 1));
+  lg_tensor *y = OK(lg_tanh(c));
+  lg_release(a); lg_release(b); lg_release(c);
+  return y;
+}
+
+static lg_tensor *disc(nets *n, lg_tensor *x)
+{
+  int64_t B = x->shape[0], fs[2] = {B, 8 * 4 * 4};
+  lg_tensor *a = OK(lg_conv2d(x, n->dw1, NULL, 2, 2, 1, 1, 1, 1));
+  lg_tensor *b = OK(lg_batch_norm(a, n->rm, n->rv, NULL, NULL, 1, 0.1f, 1e-5f));
+  lg_tensor *c = OK(lg_leaky_relu(b, 0.2f));
+  lg_tensor *d = OK(lg_conv2d(c, n->dw2, NULL, 2, 2, 1, 1, 1, 1));
+  lg_tensor *e = OK(lg_reshape(d, 2, fs));
+  lg_tensor *y = OK(lg_matmul(e, n->dwl));
+  lg_release(a); lg_release(b); lg_release(c); lg_release(d); lg_release(e);
+  return y;
+}
+
+/* Adam on ps[0..np), whose moments are n->m/v[first..] */
+static void adam(nets *n, lg_tensor **ps, int np, int first)
+{
+  for (int i = 0; i < np; i++) {
+    lg_tensor *p = ps[i];
+    if (!p->grad) continue;
+    CHECK(lg_adam_step(p, p->grad, n->m[first + i], n->v[first + i], 1e-3f, 0.5f, 0.999f, 1e-8f,
+                       0, 0, n->t) == 0);
+    lg_release(p->grad);
+    p->grad = NULL;
+  }
+}
+
+static void step(nets *n, lg_tensor *real, lg_tensor *ones, lg_tensor *zeros)
+{
+  int64_t zs[4] = {real->shape[0], 8, 4, 4};
+  lg_tensor *z = OK(lg_randn(&G, 4, zs)), *fake = gen(n, z), *fd = lg_detach(fake);
+  lg_tensor *dr = disc(n, real), *df = disc(n, fd);
+  lg_tensor *l1 = OK(lg_bce_with_logits(dr, ones, LG_REDUCE_MEAN));
+  lg_tensor *l2 = OK(lg_bce_with_logits(df, zeros, LG_REDUCE_MEAN));
+  lg_tensor *ld = OK(lg_add(l1, l2));
+  CHECK(lg_backward(1, &ld, NULL, 0, 0) == 0);
+  lg_tensor *dp[3] = {n->dw1, n->dw2, n->dwl}, *gp[2] = {n->gw1, n->gw2};
+  n->t++;
+  adam(n, dp, 3, 0);
+  lg_tensor *dg = disc(n, fake), *lgen = OK(lg_bce_with_logits(dg, ones, LG_REDUCE_MEAN));
+  CHECK(lg_backward(1, &lgen, NULL, 0, 0) == 0);
+  adam(n, gp, 2, 3);
+  for (int i = 0; i < 3; i++) { lg_release(dp[i]->grad); dp[i]->grad = NULL; }
+  lg_release(z); lg_release(fake); lg_release(fd); lg_release(dr); lg_release(df);
+  lg_release(l1); lg_release(l2); lg_release(ld); lg_release(dg); lg_release(lgen);
+}
+
+static void test_steady_state_step_allocates_nothing(void)
+{
+  int64_t B = 16;
+  int64_t s1[4] = {8, 4, 4, 4}, s2[4] = {4, 1, 4, 4}, s3[4] = {4, 1, 4, 4}, s4[4] = {8, 4, 4, 4};
+  int64_t sl[2] = {8 * 4 * 4, 1}, c4 = 4, xs[4] = {B, 1, 16, 16}, ys[2] = {B, 1};
+  nets n = {0};
+  n.gw1 = leaf(4, s1); n.gw2 = leaf(4, s2);
+  n.dw1 = leaf(4, s3); n.dw2 = leaf(4, s4); n.dwl = leaf(2, sl);
+  /* Adam state: D's three parameters in slots 0-2, G's two in slots 3-4 */
+  lg_tensor *all[5] = {n.dw1, n.dw2, n.dwl, n.gw1, n.gw2};
+  for (int i = 0; i < 5; i++) {
+    n.m[i] = OK(lg_zeros(all[i]->ndim, all[i]->shape));
+    n.v[i] = OK(lg_zeros(all[i]->ndim, all[i]->shape));
+  }
+  n.rm = OK(lg_zeros(1, &c4));
+  n.rv = OK(lg_ones(1, &c4));
+  lg_tensor *real = OK(lg_rand(&G, 4, xs)), *ones = OK(lg_ones(2, ys)), *zeros = OK(lg_zeros(2, ys));
+  for (int it = 0; it < 3; it++) step(&n, real, ones, zeros);   /* warm the cache */
+  uint64_t sys0 = lg_mem_sys_allocs();
+  size_t live0 = lg_mem_live_bytes();
+  for (int it = 0; it < 5; it++) step(&n, real, ones, zeros);
+  CHECK(lg_mem_sys_allocs() == sys0);
+  CHECK(lg_mem_live_bytes() == live0);
+  CHECK(lg_mem_cached_bytes() > 0);
+  /* trimming gives the cache back; the next step refills it from the system */
+  lg_mem_trim();
+  CHECK(lg_mem_cached_bytes() == 0);
+  step(&n, real, ones, zeros);
+  CHECK(lg_mem_sys_allocs() > sys0);
+  for (int i = 0; i < 5; i++) { lg_release(n.m[i]); lg_release(n.v[i]); lg_release(all[i]); }
+  lg_release(n.rm); lg_release(n.rv); lg_release(real); lg_release(ones); lg_release(zeros);
+}
+
+int main(void)
+{
+  lg_gen_seed(&G, 3);
+  LGT_RUN(test_steady_state_step_allocates_nothing);
+  return lgt_finish();
+}
