@@ -13,6 +13,8 @@
 -- it draws from the global generator.
 local lg = require "luagan"
 local core = require "luagan.core"
+local util = require "luagan.util"
+local check_opts = util.check_opts
 
 local data = {}
 
@@ -42,20 +44,6 @@ local function with_state(st, fn, ...)
   lg.set_rng_state(saved)
   if not res[1] then error(res[2], 0) end
   return after, table.unpack(res, 2, res.n)
-end
-
-local function check_opts(who, o, allowed)
-  if o == nil then return {} end
-  if type(o) ~= "table" then error(who .. ": expected an options table, got " .. type(o), 3) end
-  local ok = {}
-  for _, k in ipairs(allowed) do ok[k] = true end
-  for k in pairs(o) do
-    if not ok[k] then
-      error(string.format("%s: unknown option '%s' (expected: %s)", who, tostring(k),
-                          table.concat(allowed, ", ")), 3)
-    end
-  end
-  return o
 end
 
 local function file_exists(p)

@@ -24,17 +24,12 @@
 --   ring: 8 modes at (cos 2 pi k/8, sin 2 pi k/8), sigma 0.01;
 --   grid: 25 modes at {-4,-2,0,2,4}^2, sigma 0.05.
 local lg = require "luagan.nn.lg"
+local util = require "luagan.util"
+local is_tensor, shape_str = util.is_tensor, util.shape_str
 
 local M = {}
 
 M.PROTOCOL_SAMPLES = 2500
-
-local function is_tensor(v) return type(v) == "userdata" and lg.is_tensor(v) end
-
-local function shape_str(t)
-  local s = t:shape()
-  return #s == 0 and "scalar" or table.concat(s, "x")
-end
 
 ---------------------------------------------------------------------------
 -- mixture specs: {name =, centres = tensor (K,2), std = sigma}

@@ -9,6 +9,8 @@
 --   image.loss_curve("out/loss.png", "out/metrics.jsonl", {keys = {"loss_d", "loss_g"}})
 local lg = require "luagan"
 local core = require "luagan.core"
+local util = require "luagan.util"
+local opts_check = util.check_opts
 
 local image = {}
 
@@ -16,20 +18,6 @@ image.write_png = core.write_png     -- (path, t (C,H,W)|(H,W), {range = {0, 1}}
 image.read = core.read_image         -- (path, {channels = n}) -> (C,H,W) in [0,1]
 image.resize = core.resize           -- (t, h, w), antialiased bilinear
 image.grid = core.image_grid         -- (t (N,C,H,W), opts) -> (C,H',W') in [0,1]
-
-local function opts_check(who, o, allowed)
-  if o == nil then return {} end
-  if type(o) ~= "table" then error(who .. ": expected an options table, got " .. type(o), 3) end
-  local ok = {}
-  for _, k in ipairs(allowed) do ok[k] = true end
-  for k in pairs(o) do
-    if not ok[k] then
-      error(string.format("%s: unknown option '%s' (expected: %s)", who, tostring(k),
-                          table.concat(allowed, ", ")), 3)
-    end
-  end
-  return o
-end
 
 -- save_grid(path, t (N,C,H,W) or (C,H,W), {nrow = 8, padding = 2, range = {-1, 1},
 -- pad_value = 0}) writes the tiled images as one PNG (nrow images per row, as

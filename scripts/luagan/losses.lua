@@ -19,6 +19,8 @@
 -- lg.losses.names lists the names. The regularisers are in lg.penalties, the
 -- training tricks in lg.tricks; docs/losses.md has the formulas and examples.
 local lg = require "luagan.nn.lg"
+local util = require "luagan.util"
+local check_opts, is_tensor, shape_str = util.check_opts, util.is_tensor, util.shape_str
 
 local losses = {}
 
@@ -27,31 +29,11 @@ local LOG2 = math.log(2)
 ---------------------------------------------------------------------------
 -- argument checks
 
-local function is_tensor(v)
-  return type(v) == "userdata" and lg.is_tensor(v)
-end
-
 local function check_tensor(who, what, v)
   if not is_tensor(v) then
     error(string.format("%s: %s must be a tensor, got %s", who, what, type(v)), 3)
   end
   return v
-end
-
-local function check_opts(who, o, allowed)
-  if o == nil then return {} end
-  if type(o) ~= "table" then
-    error(who .. ": options go in a table, got " .. type(o), 3)
-  end
-  local ok = {}
-  for _, k in ipairs(allowed) do ok[k] = true end
-  for k in pairs(o) do
-    if not ok[k] then
-      error(string.format("%s: unknown option '%s' (expected: %s)", who, tostring(k),
-                          #allowed > 0 and table.concat(allowed, ", ") or "none"), 3)
-    end
-  end
-  return o
 end
 
 local function num_opt(who, o, k, default)
@@ -61,11 +43,6 @@ local function num_opt(who, o, k, default)
     error(string.format("%s: %s must be a number, got %s", who, k, tostring(v)), 3)
   end
   return v
-end
-
-local function shape_str(t)
-  local s = t:shape()
-  return #s == 0 and "scalar" or table.concat(s, "x")
 end
 
 local function same_numel(who, a, b)

@@ -20,31 +20,12 @@
 -- by at most 1e-6).
 local lg = require "luagan.nn.lg"
 local optim = require "luagan.optim"
+local util = require "luagan.util"
+local check_opts, is_tensor, shape_str = util.check_opts, util.is_tensor, util.shape_str
 
 local P = {}
 
 local NORM_EPS = 1e-12
-
-local function is_tensor(v) return type(v) == "userdata" and lg.is_tensor(v) end
-
-local function shape_str(t)
-  local s = t:shape()
-  return #s == 0 and "scalar" or table.concat(s, "x")
-end
-
-local function check_opts(who, o, allowed)
-  if o == nil then return {} end
-  if type(o) ~= "table" then error(who .. ": options go in a table, got " .. type(o), 3) end
-  local ok = {}
-  for _, k in ipairs(allowed) do ok[k] = true end
-  for k in pairs(o) do
-    if not ok[k] then
-      error(string.format("%s: unknown option '%s' (expected: %s)", who, tostring(k),
-                          table.concat(allowed, ", ")), 3)
-    end
-  end
-  return o
-end
 
 local function check_callable(who, D)
   local mt = getmetatable(D)
