@@ -20,12 +20,16 @@
 -- -> FC 1.
 --
 -- Samples: rows 1 and 3 are test images, rows 2 and 4 their reconstructions
--- G(E(x)); rows 5-8 random samples G(z). What to expect: random samples look
--- like garments after a few hundred steps; reconstructions start as random
--- garments and, as E and G become inverses, more and more keep the class and
--- rough shape of the input (rarely its details: BiGAN reconstructions are
--- semantic, not pixel-exact). finish() writes eval.json: the test
--- reconstruction error and the linear-probe accuracy of E(x) (lg.eval).
+-- G(E(x)); rows 5-8 random samples G(z). What to expect: D stays ahead
+-- (D(x, E(x)) ~0.8, D(G(z), z) ~0.2); after the default 2000 steps random
+-- samples are varied garments of modest quality, and reconstructions keep
+-- the class and rough shape of most inputs (shoe -> shoe, trousers ->
+-- trousers) but not their details: BiGAN reconstructions are semantic, not
+-- pixel-exact. At 2000 steps E's features do no better than a random
+-- encoder's in the linear probe (BiGAN is slow; longer runs not measured
+-- here). finish() writes
+-- eval.json: the test reconstruction error and the linear-probe accuracy of
+-- E(x) (lg.eval).
 local lg = require "luagan"
 local nn, optim, data, image = lg.nn, lg.optim, lg.data, lg.image
 
