@@ -10,9 +10,10 @@
 -- where f_PT, the pull-away term, is the mean squared cosine similarity
 -- between the encoder codes S of different generated samples: it pushes G
 -- away from producing near-identical samples (mode collapse).
--- The margin matches the energy's scale: with the per-pixel mean of images
--- in [-1, 1] a blank reconstruction costs about 1, and m = 1 (the default)
--- asks D to reconstruct samples no better than that. lambda_PT = 0.1 (the
+-- The margin matches the energy's scale: on Fashion-MNIST in [-1, 1] a blank
+-- (all-zero) reconstruction costs 0.69 per pixel and the mean image 0.35, so
+-- m = 1 (the default) asks D to reconstruct samples worse than either; with
+-- "sum" energies (the paper's) m would scale with the 784 pixels. lambda_PT = 0.1 (the
 -- paper's). Adam(2e-4, 0.5, 0.999) for both nets (--lr-d for D alone).
 --
 --   luagan run ebgan                          # the defaults (see --help)

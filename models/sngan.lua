@@ -19,10 +19,13 @@
 --
 -- Nets: the DCGAN / "InfoGAN architecture" of VARIANTS.md (lg.nets.dcgan_G,
 -- dcgan_D{norm = "none", spectral = true}).
--- What to expect: stable training in which D never wins outright: loss_d
--- stays around 1-1.8 rather than falling to 0, and sigma_max (the spectral
--- norm estimate of D's last layer before normalisation) grows slowly.
--- Recognisable garments after the default 1000 steps.
+-- What to expect (measured, seed 1, 1000 steps, docs/recipes.md): D never
+-- wins outright: loss_d rises from 0.7 to about 1.6 within 400 steps and stays
+-- there (the hinge loss is 2 when D outputs 0), with d_real (mean D(x)) near
+-- 0.1-0.2 and d_fake near -0.25; sigma_max, the spectral-norm estimate of D's
+-- last raw weight, creeps from 0.65 to 0.70. Samples at step 1000 are
+-- recognisable shirts, trousers, shoes and bags with stripe artifacts; more
+-- D steps (--n-dis 5 with setting "A") or longer runs sharpen them.
 local lg = require "luagan"
 local optim, data, image, nets = lg.optim, lg.data, lg.image, require "luagan.nets"
 

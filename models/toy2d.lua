@@ -44,8 +44,22 @@ local function pack(x, m)
   return x:reshape(x:size(1) // m, 2 * m)
 end
 
-local function sampler(s)
-  return s.ema and s.ema:module() or s.G
+-- n latent vectors: Gaussian noise (n, nz), after a one-hot code (n, codes)
+-- drawn uniformly when --codes > 0
+local function latent(opt, n)
+  local z = lg.randn(n, opt.nz)
+  if opt.codes == 0 then return z end
+  local k = lg.randint(1, opt.codes + 1, {n})
+  return lg.cat({lg.eye(opt.codes):index_select(1, k), z}, 2)
+end
+
+-- G's samples for z (the EMA copy with --ema), batch norm on its running statistics
+local function generate(s, z)
+  local G = s.ema and s.ema:module() or s.G
+  G:eval()
+  local x = lg.no_grad(function() return G(z) * s.scale end)
+  G:train()
+  return x
 end
 
 return recipe{
@@ -60,25 +74,30 @@ return recipe{
     {"noise", 0.0, "instance noise std at step 0, annealed linearly to 0 (0 = off)"},
     {"noise_steps", 0, "steps over which the instance noise decays (0 = half the run)"},
     {"batch", 256, "samples per batch (a multiple of --pack)"},
-    {"nz", 2, "noise dimension"},
+    {"nz", 2, "Gaussian noise dimension"},
+    {"codes", 0, "also feed G a one-hot code of this many equally likely categories (0 = off)"},
     {"g_hidden", 256, "units per hidden layer of G"},
     {"g_layers", 3, "hidden layers of G"},
-    {"d_hidden", 128, "units per hidden layer of D"},
-    {"d_layers", 2, "hidden layers of D"},
-    {"maxout", 5, "maxout pieces in D's hidden layers (1 = LeakyReLU layers)"},
-    {"lr", 1e-3, "Adam learning rate (both nets)"},
+    {"g_norm", "none", "normalisation after G's hidden layers", choices = {"none", "batch"}},
+    {"d_hidden", 256, "units per hidden layer of D"},
+    {"d_layers", 2, "hidden layers of D's per-sample trunk (one more in its head)"},
+    {"maxout", 1, "maxout pieces in D's hidden layers (1 = LeakyReLU layers; PacGAN used 5)"},
+    {"lr", 1e-3, "Adam learning rate of G"},
+    {"lr_d", 1e-3, "Adam learning rate of D"},
     {"beta1", 0.5, "Adam beta1"},
     {"beta2", 0.999, "Adam beta2"},
     {"decay", true, "decay the learning rate linearly to 0 over the second half"},
-    {"ema", 0.999, "EMA decay of G's weights for sampling and evaluation (0 = off)"},
+    {"ema", 0.0, "EMA decay of G's weights for sampling and evaluation (0 = off)"},
     {"n_critic", 1, "D updates per G update"},
     {"gp", 10.0, "gradient-penalty weight lambda (--loss wgan_gp)"},
     {"r1", 0.0, "R1 penalty gamma on real data (0 = off)"},
+    {"normalize", true, "train in units of the mixture's scale (the RMS coordinate of its modes)"},
     {"eval_n", 2500, "samples scored by finish() (the protocol's 2500)"},
     {"sample_every", 1000, "write samples_STEP.png every N steps"},
     {"ckpt_every", 2000, "write the checkpoint every N steps"},
   },
-  smoke = {steps = 4, batch = 16, g_hidden = 16, d_hidden = 16, eval_n = 200, noise = 0.1},
+  smoke = {steps = 4, batch = 16, g_hidden = 16, d_hidden = 16, eval_n = 200, noise = 0.1,
+           maxout = 2, r1 = 1.0},
 
   setup = function(opt)
     local who = "toy2d"
@@ -88,26 +107,33 @@ return recipe{
     end
     if opt.n_critic < 1 then recipe.fail(who .. ": --n-critic must be >= 1") end
     if opt.g_layers < 1 or opt.d_layers < 1 then recipe.fail(who .. ": --g-layers and --d-layers must be >= 1") end
-    local gs, ds = {opt.nz}, {2 * opt.pack}
+    if opt.codes < 0 then recipe.fail(who .. ": --codes must be >= 0") end
+    if opt.maxout < 1 then recipe.fail(who .. ": --maxout must be >= 1") end
+    local gs, trunk = {opt.nz + opt.codes}, {}
     for _ = 1, opt.g_layers do gs[#gs + 1] = opt.g_hidden end
-    for _ = 1, opt.d_layers do ds[#ds + 1] = opt.d_hidden end
-    gs[#gs + 1], ds[#ds + 1] = 2, 1
-    local G = nets.mlp(gs, {act = "relu"})
-    local D = nets.mlp(ds, opt.maxout > 1 and {maxout = opt.maxout} or {act = "lrelu"})
+    for _ = 1, opt.d_layers do trunk[#trunk + 1] = opt.d_hidden end
+    gs[#gs + 1] = 2
+    local G = nets.mlp(gs, {act = "relu", norm = opt.g_norm})
+    local D = nets.packed_D{input = 2, pack = opt.pack, trunk = trunk, head = {opt.d_hidden},
+                            maxout = opt.maxout > 1 and opt.maxout or nil}
     local betas = {opt.beta1, opt.beta2}
     local s = {
       opt = opt, G = G, D = D,
       optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
+      optD = optim.Adam(D:parameters(), {lr = opt.lr_d, betas = betas}),
       loss = lg.losses.make(opt.loss == "wgan_gp" and "wgan" or opt.loss),
-      fixed_z = lg.randn(opt.eval_n, opt.nz),
+      fixed_z = latent(opt, opt.eval_n),
       spec = eval2d.spec(opt.mixture),
     }
+    -- the nets see data divided by scale (ring 0.71, grid 2.83), so the same
+    -- settings fit both mixtures; G's output is multiplied back when sampling
+    s.scale = 1.0
+    if opt.normalize then s.scale = math.sqrt((s.spec.centres * s.spec.centres):mean():item()) end
     if opt.decay then
       s.schedG = optim.LinearDecay(s.optG, opt.steps // 2, opt.steps)
       s.schedD = optim.LinearDecay(s.optD, opt.steps // 2, opt.steps)
     end
-    if opt.ema > 0 then s.ema = optim.EMA(G, {decay = opt.ema}) end
+    if opt.ema > 0 then s.ema = optim.EMA(G, {decay = opt.ema, warmup = true}) end
     if opt.noise > 0 then
       local n = opt.noise_steps > 0 and opt.noise_steps or math.max(1, opt.steps // 2)
       s.noise = lg.tricks.InstanceNoise{std = opt.noise, anneal_steps = n}
@@ -121,8 +147,8 @@ return recipe{
     local function noisy(x) return s.noise and s.noise:apply(x, i - 1) or x end
     local ld, pen, real_l, fake_l
     for _ = 1, opt.n_critic do
-      local real = noisy(sample_mixture(opt, B))
-      local fake = noisy(s.G(lg.randn(B, opt.nz)):detach())
+      local real = noisy(sample_mixture(opt, B) / s.scale)
+      local fake = noisy(s.G(latent(opt, B)):detach())
       local pr, pf = pack(real, m), pack(fake, m)
       fake_l = s.D(pf)
       pen = nil
@@ -142,7 +168,7 @@ return recipe{
       total:backward()
       s.optD:step()
     end
-    local fake = noisy(s.G(lg.randn(B, opt.nz)))
+    local fake = noisy(s.G(latent(opt, B)))
     local gl = s.D(pack(fake, m))
     local lgen = s.loss.g(gl, s.loss.relativistic and real_l:detach() or nil)
     s.optG:zero_grad()
@@ -157,8 +183,8 @@ return recipe{
 
   -- scatter of G's samples (the fixed noise, or o.n fresh ones) over the true modes
   sample = function(s, path, o)
-    local z = o.n and lg.randn(o.n, s.opt.nz) or s.fixed_z
-    local x = sampler(s)(z)
+    local z = o.n and latent(s.opt, o.n) or s.fixed_z
+    local x = generate(s, z)
     local b = s.opt.mixture == "ring" and {-1.5, 1.5, -1.5, 1.5} or {-6, 6, -6, 6}
     image.scatter(path, x, {centres = s.spec.centres, std = s.spec.std, bounds = b,
                             title = string.format("toy2d %s, %s loss, pack %d", s.opt.mixture,
@@ -168,13 +194,15 @@ return recipe{
 
   -- the PacGAN protocol on eval_n fresh samples
   finish = function(s, out)
-    local x = lg.no_grad(function() return sampler(s)(lg.randn(s.opt.eval_n, s.opt.nz)) end)
+    local x = generate(s, latent(s.opt, s.opt.eval_n))
     local r = eval2d.evaluate(x, s.spec)
     local line = eval2d.format(r)
     if not s.opt.quiet then print("toy2d: " .. line) end
     local f = assert(io.open(out .. "/eval2d.json", "w"))
     f:write(lg.io.json_encode{mixture = s.opt.mixture, modes = r.modes, n_modes = r.n_modes,
-                              high_quality = r.high_quality, reverse_kl = r.reverse_kl,
+                              high_quality = r.high_quality,
+                              -- NaN (no high-quality sample) is not JSON: left out
+                              reverse_kl = r.reverse_kl == r.reverse_kl and r.reverse_kl or nil,
                               counts = r.counts, n = r.n, seed = s.opt.seed}, "\n")
     f:close()
     local b = s.opt.mixture == "ring" and {-1.5, 1.5, -1.5, 1.5} or {-6, 6, -6, 6}

@@ -29,7 +29,7 @@ return require("luagan.recipe"){
   name = "wgan",
   about = "Wasserstein GAN with weight clipping at 28x28 on Fashion-MNIST (Arjovsky et al. 2017)",
   options = {
-    {"steps", 500, "generator updates (each after --n-critic critic updates)"},
+    {"steps", 400, "generator updates (each after --n-critic critic updates)"},
     {"batch", 64, "batch size"},
     {"n_critic", 5, "critic updates per generator update"},
     {"clip", 0.01, "clip every critic weight to [-clip, clip]"},

@@ -32,7 +32,7 @@ return require("luagan.recipe"){
   name = "wgan_gp",
   about = "WGAN with gradient penalty at 28x28 on Fashion-MNIST (Gulrajani et al. 2017)",
   options = {
-    {"steps", 300, "generator updates (each after --n-critic critic updates)"},
+    {"steps", 200, "generator updates (each after --n-critic critic updates)"},
     {"batch", 64, "batch size"},
     {"n_critic", 5, "critic updates per generator update"},
     {"lambda", 10.0, "gradient-penalty weight"},

@@ -135,6 +135,57 @@ function nets.mlp(sizes, o)
   return nn.Sequential(layers)
 end
 
+-- PackedD{input = 2, pack = m, trunk = {256, 256}, head = {256}, act = "lrelu",
+--         maxout = nil}: a PacGAN discriminator (Lin et al. 2018) that judges m
+-- samples at once. Input (N, m*input): m samples side by side. Each sample
+-- first goes through the same trunk MLP (shared weights, every layer followed
+-- by its activation), the m embeddings are concatenated, and the head MLP
+-- maps them to one logit: (N, m*input) -> (N, 1). PacGAN's own D is a plain MLP
+-- on the concatenation; sharing the trunk lets every sample train the
+-- per-sample features, which a plain MLP on 4 packed 2D samples learns much
+-- more slowly (docs/recipes.md, toy2d). pack = 1 is an ordinary MLP.
+local PackedD = nn.Module:extend("PackedD")
+function PackedD:init(o)
+  local who = "nets.PackedD"
+  o = check_opts(who, o, {"input", "pack", "trunk", "head", "act", "maxout"})
+  local input = pos_int(who, "input", o.input or 2)
+  local m = pos_int(who, "pack", o.pack or 1)
+  local trunk, head = o.trunk or {256, 256}, o.head or {256}
+  if type(trunk) ~= "table" or #trunk == 0 then error(who .. ": trunk must be a non-empty list of sizes", 3) end
+  if type(head) ~= "table" then error(who .. ": head must be a list of sizes", 3) end
+  self.input_size, self.pack, self.width = input, m, trunk[#trunk]
+  local act = one_of(who, "act", o.act or "lrelu", {"relu", "lrelu", "tanh"})
+  local layers, prev = {}, input
+  for _, h in ipairs(trunk) do
+    pos_int(who, "trunk size", h)
+    if o.maxout then
+      push(layers, Maxout(prev, h, o.maxout))
+    else
+      push(layers, nn.Linear(prev, h))
+      push(layers, act == "relu" and nn.ReLU() or (act == "tanh" and nn.Tanh() or nn.LeakyReLU(0.2)))
+    end
+    prev = h
+  end
+  local t = nn.Sequential(layers)
+  self:add_module("trunk", t)
+  local hs = {m * self.width}
+  for _, h in ipairs(head) do hs[#hs + 1] = h end
+  hs[#hs + 1] = 1
+  self:add_module("head", nets.mlp(hs, {act = act, maxout = o.maxout}))
+end
+function PackedD:forward(x)
+  local n, m, d = x:size(1), self.pack, self.input_size
+  if x:dim() ~= 2 or x:size(2) ~= m * d then
+    error(string.format("PackedD: expected (N, %d) input (%d packed samples of %d), got %s",
+                        m * d, m, d, table.concat(x:shape(), "x")), 0)
+  end
+  local e = self.trunk(x:reshape(n * m, d))          -- (N*m, width)
+  return self.head(e:reshape(n, m * self.width))      -- (N, 1)
+end
+function PackedD:extra_repr() return "pack=" .. self.pack end
+nets.PackedD = PackedD
+function nets.packed_D(o) return PackedD(o) end
+
 ---------------------------------------------------------------------------
 -- 28x28 generator
 
