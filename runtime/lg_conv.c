@@ -114,6 +114,12 @@ static void lg_im2col_batch(const float *x, int64_t n0, int64_t m, const lg_conv
   const int64_t C = g->C, P = g->OH * g->OW, KK = g->KH * g->KW, HW = g->H * g->W;
   lg_conv_geom g1 = *g;
   g1.C = 1;
+  if (lg_im2col_perm_ok(&g1)) {   /* small maps: in-register permutes, all m samples */
+    #pragma omp parallel for if (par && m * C * KK * P > LG_OMP_MIN)
+    for (int64_t c = 0; c < C; c++)
+      lg_im2col_perm(x + (n0 * C + c) * HW, C * HW, m, &g1, col + c * KK * m * P, m * P);
+    return;
+  }
   /* channel outer: the KK rows of a channel are then written front to back
    * across the samples, KK sequential streams instead of scattered blocks */
   #pragma omp parallel for collapse(2) if (par && m * C * KK * P > LG_OMP_MIN)
@@ -214,6 +220,12 @@ static void lg_conv_bwdx_chunk(const float *gy, const float *w, float *gx, int64
   /* col: (K, m*P) = w^T: (K, Co) @ B: (Co, m*P) */
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)(m * P), (int)Co, 1.0f, w,
               (int)K, B, (int)(m * P), 0.0f, col, (int)(m * P));
+  if (lg_col2im_perm_ok(&g1)) {
+    #pragma omp parallel for if (par && m * K * P > LG_OMP_MIN)
+    for (int64_t c = 0; c < C; c++)
+      lg_col2im_perm(col + c * KK * m * P, m, &g1, m * P, gx + (n0 * C + c) * HW, C * HW);
+    return;
+  }
   #pragma omp parallel for collapse(2) if (par && m * K * P > LG_OMP_MIN)
   for (int64_t c = 0; c < C; c++)         /* channel outer, as in lg_im2col_batch */
     for (int64_t n = 0; n < m; n++) {
