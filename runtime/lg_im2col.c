@@ -357,7 +357,7 @@ void lg_im2col_perm(const float *x, int64_t xs, int64_t m, const lg_conv_geom *g
  * columns of a row (a 4x4/stride-2 kernel: odd and even ones), so one
  * two-source permute serves both; a column still receives its taps in kw
  * order. The sums stay in registers (two blocks of 16 columns). */
-__attribute__((target("avx512f")))
+__attribute__((target("avx512f,prfchw")))
 void lg_col2im_perm(const float *col, int64_t m, const lg_conv_geom *g, int64_t ldc, float *x,
                     int64_t xs)
 {
@@ -407,9 +407,14 @@ void lg_col2im_perm(const float *col, int64_t m, const lg_conv_geom *g, int64_t 
       src_off[ih][nsrc[ih]++] = kh * KW * ldc + qh / g->sh * g->OW;
     }
   }
+  const int64_t HW = g->H * W;
   for (int64_t n = 0; n < m; n++) {
     const float *cn = col + n * P;
     float *xp = x + n * xs;
+    /* the output planes are xs apart, as lg_im2col_perm's inputs: fetch
+     * the plane two samples on for writing */
+    if (n + 2 < m)
+      for (int64_t i = 0; i < HW; i += 16) __builtin_prefetch(xp + 2 * xs + i, 1);
     for (int64_t ih = 0; ih < g->H; ih++) {
       __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
       for (int64_t r = 0; r < nsrc[ih]; r++) {

@@ -184,6 +184,7 @@ static inline int64_t lg_piece_off(const lg_rg *g, int64_t w)
  * across all the pieces, one horizontal sum at the end. The bias gradient
  * of a conv (sum over N, H, W of (N,C,7,7): 64 runs of 49 per output)
  * spent most of its time on per-run setup and scalar conversions. */
+#define LG_SUM_AHEAD 4
 typedef float lg_v8u __attribute__((vector_size(32), aligned(4)));   /* unaligned */
 typedef double lg_v8d __attribute__((vector_size(64)));
 
@@ -193,7 +194,14 @@ static double lg_rg_sum_unit(const lg_rg *g, int64_t j, int64_t w0, int64_t w1)
   const float *base = g->x + lg_off(g->ks, g->kst, g->nk, j);
   lg_v8d a0 = {0}, a1 = {0};   /* two vectors, not one of 16: those went through memory */
   double tail = 0;
+  /* short runs far apart (a channel of (N,C,H,W)): the prefetcher does not
+   * follow, so ask for the run LG_SUM_AHEAD on */
+  int ahead = g->np == 1 && g->len <= 1024;
   for (int64_t w = w0; w < w1; w++) {
+    if (ahead && w + LG_SUM_AHEAD < w1) {
+      const float *nx = base + lg_piece_off(g, w + LG_SUM_AHEAD);
+      for (int64_t i = 0; i < g->len; i += 16) __builtin_prefetch(nx + i);
+    }
     const float *x = base + lg_piece_off(g, w);
     int64_t lo = g->np == 1 ? 0 : (w % g->np) * LG_CHUNK;
     int64_t n = g->len - lo < LG_CHUNK ? g->len - lo : LG_CHUNK, i = 0;
