@@ -302,31 +302,63 @@ int lg_col2im_perm_ok(const lg_conv_geom *g)
          g->H <= LG_PERM_H && g->KH <= LG_PERM_KH;
 }
 
+/* One sample of lg_im2col_perm. Output rows go R at a time (R = 2 when two
+ * input rows fit one register each and two output rows one register: a
+ * 14x14 map to 7x7), each permute picking from two sources: two input
+ * rows, or the two halves of one row (R = 1). A padding row is a zero
+ * source. Inlined with KW = 4 as a constant, so the tap loop unrolls. */
+static inline __attribute__((always_inline, target("avx512f")))
+void lg_im2col_perm_one(const float *xp, const lg_conv_geom *g, int64_t KW, int64_t R,
+                        const __m512i *idx, const __mmask16 *ok, __mmask16 mrow, __mmask16 mall,
+                        __mmask16 mlast, float *col, int64_t ldc)
+{
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t kh = 0; kh < g->KH; kh++)
+    for (int64_t oh = 0; oh < g->OH; oh += R) {
+      float *d = col + kh * KW * ldc + oh * g->OW;
+      int64_t ih = oh * g->sh - g->ph + kh * g->dh, ih1 = ih + g->sh;
+      int in0 = ih >= 0 && ih < g->H;
+      __m512 s0, s1;
+      if (R == 2) {
+        s0 = in0 ? _mm512_maskz_loadu_ps(mrow, xp + ih * g->W) : zero;
+        s1 = oh + 1 < g->OH && ih1 >= 0 && ih1 < g->H ? _mm512_maskz_loadu_ps(mrow, xp + ih1 * g->W)
+                                                         : zero;
+      } else {
+        s0 = in0 ? _mm512_maskz_loadu_ps(mrow, xp + ih * g->W) : zero;
+        s1 = in0 && g->W > 16 ? _mm512_maskz_loadu_ps((__mmask16)((1u << (g->W - 16)) - 1),
+                                                      xp + ih * g->W + 16)
+                              : zero;
+      }
+      __mmask16 mo = oh + R <= g->OH ? mall : mlast;
+      for (int64_t kw = 0; kw < KW; kw++)
+        _mm512_mask_storeu_ps(d + kw * ldc, mo, _mm512_maskz_permutex2var_ps(ok[kw], s0, idx[kw], s1));
+    }
+}
+
 /* m samples of one channel: x: plane of sample 0, planes xs floats apart ->
  * col: the KH*KW rows of the channel, sample n in columns [n*P, (n+1)*P) */
 __attribute__((target("avx512f")))
 void lg_im2col_perm(const float *x, int64_t xs, int64_t m, const lg_conv_geom *g, float *col,
                     int64_t ldc)
 {
-  const int64_t P = g->OH * g->OW, KW = g->KW;
-  const __mmask16 mout = (__mmask16)((1u << g->OW) - 1);
-  const __mmask16 mlo = (__mmask16)((1u << (g->W < 16 ? g->W : 16)) - 1);
-  const __mmask16 mhi = (__mmask16)(g->W > 16 ? (1u << (g->W - 16)) - 1 : 0);
+  const int64_t P = g->OH * g->OW, KW = g->KW, OW = g->OW;
+  const int64_t R = g->W <= 16 && 2 * OW <= 16 ? 2 : 1;
+  const __mmask16 mrow = (__mmask16)((1u << (g->W < 16 ? g->W : 16)) - 1);
+  const __mmask16 mall = (__mmask16)((1u << (R * OW)) - 1), mlast = (__mmask16)((1u << OW) - 1);
   __m512i idx[LG_ROWS_KW];
-  __mmask16 ok[LG_ROWS_KW];   /* lanes ow < OW whose input column is inside the row */
+  __mmask16 ok[LG_ROWS_KW];   /* lanes (row r < R, ow < OW) whose input column is in the row */
   for (int64_t kw = 0; kw < KW; kw++) {
     int32_t lane[16];
     unsigned bits = 0;
-    for (int64_t ow = 0; ow < 16; ow++) {
-      int64_t iw = ow * g->sw - g->pw + kw * g->dw;
-      int in = ow < g->OW && iw >= 0 && iw < g->W;
-      lane[ow] = in ? (int32_t)iw : 0;
-      bits |= (unsigned)in << ow;
+    for (int64_t l = 0; l < 16; l++) {
+      int64_t r = l / OW, ow = l % OW, iw = ow * g->sw - g->pw + kw * g->dw;
+      int in = r < R && iw >= 0 && iw < g->W;
+      lane[l] = in ? (int32_t)(16 * r + iw) : 0;   /* R = 1: iw < 32 spans both sources */
+      bits |= (unsigned)in << l;
     }
     idx[kw] = _mm512_loadu_si512((const void *)lane);
     ok[kw] = (__mmask16)bits;
   }
-  const __m512 zero = _mm512_setzero_ps();
   const int64_t HW = g->H * g->W;
   for (int64_t n = 0; n < m; n++) {
     const float *xp = x + n * xs;
@@ -335,20 +367,12 @@ void lg_im2col_perm(const float *x, int64_t xs, int64_t m, const lg_conv_geom *g
      * two samples on, else every row load waits for memory */
     if (n + 2 < m)
       for (int64_t i = 0; i < HW; i += 16) _mm_prefetch((const char *)(xp + 2 * xs + i), _MM_HINT_T0);
-    for (int64_t kh = 0; kh < g->KH; kh++)
-      for (int64_t oh = 0; oh < g->OH; oh++) {
-        float *d = col + kh * KW * ldc + n * P + oh * g->OW;
-        int64_t ih = oh * g->sh - g->ph + kh * g->dh;
-        if (ih < 0 || ih >= g->H) {   /* a padding row */
-          for (int64_t kw = 0; kw < KW; kw++) _mm512_mask_storeu_ps(d + kw * ldc, mout, zero);
-          continue;
-        }
-        const float *row = xp + ih * g->W;
-        __m512 lo = _mm512_maskz_loadu_ps(mlo, row), hi = _mm512_maskz_loadu_ps(mhi, row + 16);
-        for (int64_t kw = 0; kw < KW; kw++)
-          _mm512_mask_storeu_ps(d + kw * ldc, mout,
-                                _mm512_maskz_permutex2var_ps(ok[kw], lo, idx[kw], hi));
-      }
+    if (KW == 4 && R == 2)
+      lg_im2col_perm_one(xp, g, 4, 2, idx, ok, mrow, mall, mlast, col + n * P, ldc);
+    else if (KW == 4)
+      lg_im2col_perm_one(xp, g, 4, 1, idx, ok, mrow, mall, mlast, col + n * P, ldc);
+    else
+      lg_im2col_perm_one(xp, g, KW, R, idx, ok, mrow, mall, mlast, col + n * P, ldc);
   }
 }
 
