@@ -376,6 +376,33 @@ void lg_im2col_perm(const float *x, int64_t xs, int64_t m, const lg_conv_geom *g
   }
 }
 
+/* One sample of lg_col2im_perm: NG tap groups, TWO: rows wider than 16.
+ * Inlined with NG = 2, TWO = 0 as constants for the 4x4/stride-2 case, so
+ * the group loop unrolls and its tables stay in registers. */
+static inline __attribute__((always_inline, target("avx512f")))
+void lg_col2im_perm_one(const float *cn, float *xp, const lg_conv_geom *g, int64_t NG, int TWO,
+                        const int64_t *nsrc, int64_t (*src_off)[LG_PERM_KH], const int64_t *oa,
+                        const int64_t *ob, __m512i (*idx)[2], __mmask16 (*ok)[2],
+                        __mmask16 msrc, __mmask16 st0, __mmask16 st1)
+{
+  const int64_t W = g->W;
+  for (int64_t ih = 0; ih < g->H; ih++) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (int64_t r = 0; r < nsrc[ih]; r++) {
+      const float *src = cn + src_off[ih][r];
+      for (int64_t q = 0; q < NG; q++) {
+        __m512 s0 = _mm512_maskz_loadu_ps(msrc, src + oa[q]);
+        __m512 s1 = _mm512_maskz_loadu_ps(msrc, src + ob[q]);
+        a0 = _mm512_add_ps(a0, _mm512_maskz_permutex2var_ps(ok[q][0], s0, idx[q][0], s1));
+        if (TWO)
+          a1 = _mm512_add_ps(a1, _mm512_maskz_permutex2var_ps(ok[q][1], s0, idx[q][1], s1));
+      }
+    }
+    _mm512_mask_storeu_ps(xp + ih * W, st0, a0);
+    if (TWO && st1) _mm512_mask_storeu_ps(xp + ih * W + 16, st1, a1);
+  }
+}
+
 /* The adjoint: col as lg_im2col_perm writes it -> x: m planes, xs floats
  * apart. With a stride two neighbouring taps kw, kw+1 feed disjoint
  * columns of a row (a 4x4/stride-2 kernel: odd and even ones), so one
@@ -431,6 +458,8 @@ void lg_col2im_perm(const float *col, int64_t m, const lg_conv_geom *g, int64_t 
       src_off[ih][nsrc[ih]++] = kh * KW * ldc + qh / g->sh * g->OW;
     }
   }
+  int64_t oa[LG_ROWS_KW], ob[LG_ROWS_KW];   /* the groups' source rows, as offsets */
+  for (int64_t q = 0; q < ng; q++) { oa[q] = ka[q] * ldc; ob[q] = kb[q] * ldc; }
   const int64_t HW = g->H * W;
   for (int64_t n = 0; n < m; n++) {
     const float *cn = col + n * P;
@@ -439,21 +468,10 @@ void lg_col2im_perm(const float *col, int64_t m, const lg_conv_geom *g, int64_t 
      * the plane two samples on for writing */
     if (n + 2 < m)
       for (int64_t i = 0; i < HW; i += 16) __builtin_prefetch(xp + 2 * xs + i, 1);
-    for (int64_t ih = 0; ih < g->H; ih++) {
-      __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-      for (int64_t r = 0; r < nsrc[ih]; r++) {
-        const float *src = cn + src_off[ih][r];
-        for (int64_t q = 0; q < ng; q++) {
-          __m512 s0 = _mm512_maskz_loadu_ps(msrc, src + ka[q] * ldc);
-          __m512 s1 = _mm512_maskz_loadu_ps(msrc, src + kb[q] * ldc);
-          a0 = _mm512_add_ps(a0, _mm512_maskz_permutex2var_ps(ok[q][0], s0, idx[q][0], s1));
-          if (st1)
-            a1 = _mm512_add_ps(a1, _mm512_maskz_permutex2var_ps(ok[q][1], s0, idx[q][1], s1));
-        }
-      }
-      _mm512_mask_storeu_ps(xp + ih * W, st0, a0);
-      if (st1) _mm512_mask_storeu_ps(xp + ih * W + 16, st1, a1);
-    }
+    if (ng == 2 && !st1)   /* a 4x4/stride-2 kernel onto rows of <= 16 */
+      lg_col2im_perm_one(cn, xp, g, 2, 0, nsrc, src_off, oa, ob, idx, ok, msrc, st0, st1);
+    else
+      lg_col2im_perm_one(cn, xp, g, ng, 1, nsrc, src_off, oa, ob, idx, ok, msrc, st0, st1);
   }
 }
 #else
