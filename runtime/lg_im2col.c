@@ -364,9 +364,12 @@ void lg_im2col_perm(const float *x, int64_t xs, int64_t m, const lg_conv_geom *g
     const float *xp = x + n * xs;
     /* the planes are xs apart (a sample's other channels lie between), a
      * stride the hardware prefetcher does not follow: ask for the plane
-     * two samples on, else every row load waits for memory */
-    if (n + 2 < m)
-      for (int64_t i = 0; i < HW; i += 16) _mm_prefetch((const char *)(xp + 2 * xs + i), _MM_HINT_T0);
+     * two samples on, else every row load waits for memory. Past the last
+     * sample that is the next channel's first planes (callers go channel
+     * by channel, the next one HW floats on; a prefetch past the end of
+     * the tensor does not fault). */
+    const float *pf = n + 2 < m ? xp + 2 * xs : x + HW + (n + 2 - m) * xs;
+    for (int64_t i = 0; i < HW; i += 16) _mm_prefetch((const char *)(pf + i), _MM_HINT_T0);
     if (KW == 4 && R == 2)
       lg_im2col_perm_one(xp, g, 4, 2, idx, ok, mrow, mall, mlast, col + n * P, ldc);
     else if (KW == 4)
@@ -465,9 +468,9 @@ void lg_col2im_perm(const float *col, int64_t m, const lg_conv_geom *g, int64_t 
     const float *cn = col + n * P;
     float *xp = x + n * xs;
     /* the output planes are xs apart, as lg_im2col_perm's inputs: fetch
-     * the plane two samples on for writing */
-    if (n + 2 < m)
-      for (int64_t i = 0; i < HW; i += 16) __builtin_prefetch(xp + 2 * xs + i, 1);
+     * the plane two samples on for writing (or the next channel's, as there) */
+    float *pf = n + 2 < m ? xp + 2 * xs : x + HW + (n + 2 - m) * xs;
+    for (int64_t i = 0; i < HW; i += 16) __builtin_prefetch(pf + i, 1);
     if (ng == 2 && !st1)   /* a 4x4/stride-2 kernel onto rows of <= 16 */
       lg_col2im_perm_one(cn, xp, g, 2, 0, nsrc, src_off, oa, ob, idx, ok, msrc, st0, st1);
     else
