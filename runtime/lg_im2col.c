@@ -302,6 +302,18 @@ int lg_col2im_perm_ok(const lg_conv_geom *g)
          g->H <= LG_PERM_H && g->KH <= LG_PERM_KH;
 }
 
+/* The address of the plane two samples after sample n (of m, planes xs
+ * floats apart from x; xp = sample n's), or past the last sample the next
+ * channel's (HW floats on), for a prefetch. As an integer: near the end of
+ * the tensor it may point past it, which a prefetch tolerates (it never
+ * faults) but C pointer arithmetic does not. */
+static inline uintptr_t lg_plane_ahead(const float *x, const float *xp, int64_t n, int64_t m,
+                                       int64_t xs, int64_t HW)
+{
+  return n + 2 < m ? (uintptr_t)xp + (uintptr_t)(8 * xs)
+                   : (uintptr_t)x + (uintptr_t)(4 * (HW + (n + 2 - m) * xs));
+}
+
 /* One sample of lg_im2col_perm. Output rows go R at a time (R = 2 when two
  * input rows fit one register each and two output rows one register: a
  * 14x14 map to 7x7), each permute picking from two sources: two input
@@ -364,12 +376,11 @@ void lg_im2col_perm(const float *x, int64_t xs, int64_t m, const lg_conv_geom *g
     const float *xp = x + n * xs;
     /* the planes are xs apart (a sample's other channels lie between), a
      * stride the hardware prefetcher does not follow: ask for the plane
-     * two samples on, else every row load waits for memory. Past the last
-     * sample that is the next channel's first planes (callers go channel
-     * by channel, the next one HW floats on; a prefetch past the end of
-     * the tensor does not fault). */
-    const float *pf = n + 2 < m ? xp + 2 * xs : x + HW + (n + 2 - m) * xs;
-    for (int64_t i = 0; i < HW; i += 16) _mm_prefetch((const char *)(pf + i), _MM_HINT_T0);
+     * two samples on, else every row load waits for memory; past the last
+     * sample the next channel's first planes (callers go channel by
+     * channel) */
+    uintptr_t pf = lg_plane_ahead(x, xp, n, m, xs, HW);
+    for (int64_t i = 0; i < HW; i += 16) _mm_prefetch((const char *)(pf + 4 * i), _MM_HINT_T0);
     if (KW == 4 && R == 2)
       lg_im2col_perm_one(xp, g, 4, 2, idx, ok, mrow, mall, mlast, col + n * P, ldc);
     else if (KW == 4)
@@ -469,8 +480,8 @@ void lg_col2im_perm(const float *col, int64_t m, const lg_conv_geom *g, int64_t 
     float *xp = x + n * xs;
     /* the output planes are xs apart, as lg_im2col_perm's inputs: fetch
      * the plane two samples on for writing (or the next channel's, as there) */
-    float *pf = n + 2 < m ? xp + 2 * xs : x + HW + (n + 2 - m) * xs;
-    for (int64_t i = 0; i < HW; i += 16) __builtin_prefetch(pf + i, 1);
+    uintptr_t pf = lg_plane_ahead(x, xp, n, m, xs, HW);
+    for (int64_t i = 0; i < HW; i += 16) __builtin_prefetch((const void *)(pf + 4 * i), 1);
     if (ng == 2 && !st1)   /* a 4x4/stride-2 kernel onto rows of <= 16 */
       lg_col2im_perm_one(cn, xp, g, 2, 0, nsrc, src_off, oa, ob, idx, ok, msrc, st0, st1);
     else
