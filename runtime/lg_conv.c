@@ -114,6 +114,12 @@ static void lg_im2col_batch(const float *x, int64_t n0, int64_t m, const lg_conv
   const int64_t C = g->C, P = g->OH * g->OW, KK = g->KH * g->KW, HW = g->H * g->W;
   lg_conv_geom g1 = *g;
   g1.C = 1;
+  if (lg_im2col_perm_ok(&g1)) {   /* small maps: in-register permutes, all m samples */
+    #pragma omp parallel for if (par && m * C * KK * P > LG_OMP_MIN)
+    for (int64_t c = 0; c < C; c++)
+      lg_im2col_perm(x + (n0 * C + c) * HW, C * HW, m, &g1, col + c * KK * m * P, m * P);
+    return;
+  }
   /* channel outer: the KK rows of a channel are then written front to back
    * across the samples, KK sequential streams instead of scattered blocks */
   #pragma omp parallel for collapse(2) if (par && m * C * KK * P > LG_OMP_MIN)
@@ -214,6 +220,12 @@ static void lg_conv_bwdx_chunk(const float *gy, const float *w, float *gx, int64
   /* col: (K, m*P) = w^T: (K, Co) @ B: (Co, m*P) */
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)(m * P), (int)Co, 1.0f, w,
               (int)K, B, (int)(m * P), 0.0f, col, (int)(m * P));
+  if (lg_col2im_perm_ok(&g1)) {
+    #pragma omp parallel for if (par && m * K * P > LG_OMP_MIN)
+    for (int64_t c = 0; c < C; c++)
+      lg_col2im_perm(col + c * KK * m * P, m, &g1, m * P, gx + (n0 * C + c) * HW, C * HW);
+    return;
+  }
   #pragma omp parallel for collapse(2) if (par && m * K * P > LG_OMP_MIN)
   for (int64_t c = 0; c < C; c++)         /* channel outer, as in lg_im2col_batch */
     for (int64_t n = 0; n < m; n++) {
@@ -278,6 +290,29 @@ static void lg_conv_bwdw_range(const float *x, const float *gy, float *acc, floa
   }
 }
 
+/* gw[0..n) = the sum of the `used` threads' partials (at part_off in their
+ * slots), added in thread order. Blocks of a few thousand, each partial's
+ * pointer taken once: the element-wise form (a slot address per element and
+ * thread) did not vectorise and cost ~0.5 ms a dcgan28 step, on one thread
+ * while the others waited. */
+#define LG_CONV_SUM_BLK 4096
+
+static void lg_conv_sum_partials(float *gw, const lg_conv_plan *pl, float *scratch,
+                                 int64_t part_off, int used, int64_t n)
+{
+  const int64_t nblk = (n + LG_CONV_SUM_BLK - 1) / LG_CONV_SUM_BLK;
+  #pragma omp parallel for if (n > LG_OMP_MIN)
+  for (int64_t k = 0; k < nblk; k++) {
+    int64_t lo = k * LG_CONV_SUM_BLK, len = n - lo < LG_CONV_SUM_BLK ? n - lo : LG_CONV_SUM_BLK;
+    float *restrict d = gw + lo;
+    memcpy(d, lg_conv_slot(pl, scratch, 0) + part_off + lo, sizeof(float) * len);
+    for (int t = 1; t < used; t++) {
+      const float *restrict p = lg_conv_slot(pl, scratch, t) + part_off + lo;
+      for (int64_t i = 0; i < len; i++) d[i] += p[i];
+    }
+  }
+}
+
 /* x: (N,C,H,W), gy: (N,Co,OH,OW) -> gw: (Co,C,KH,KW) */
 void lg_conv2d_backward_weight(const float *x, const float *gy, float *gw, int64_t N,
                                int64_t Co, const lg_conv_geom *g, float *scratch)
@@ -309,12 +344,7 @@ void lg_conv2d_backward_weight(const float *x, const float *gy, float *gw, int64
     #pragma omp single
     used = nth;
   }
-  #pragma omp parallel for if (Co * K > LG_OMP_MIN)
-  for (int64_t i = 0; i < Co * K; i++) {
-    float s = 0;
-    for (int t = 0; t < used; t++) s += lg_conv_slot(&pl, scratch, t)[part_off + i];
-    gw[i] = s;
-  }
+  lg_conv_sum_partials(gw, &pl, scratch, part_off, used, Co * K);
 }
 
 /* ---- ops ------------------------------------------------------------------------------ */

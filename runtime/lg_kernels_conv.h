@@ -31,4 +31,17 @@ void lg_col2im_tab_scalar(const float *col, const lg_conv_geom *g, const int32_t
                           int64_t ldc, float *x);
 int lg_col2im_tab_fast(void);
 
+/* AVX-512 permute forms for small maps (OW <= 16, W <= 32; col2im also
+ * H <= 64; _ok() is 0
+ * without AVX-512), for g with C == 1 and m samples at once: x holds m
+ * planes xs floats apart, sample n's columns are [n*P, (n+1)*P) of the
+ * KH*KW rows of col (pitch ldc). Same results as lg_im2col and
+ * lg_col2im_tab (bit for bit). */
+int lg_im2col_perm_ok(const lg_conv_geom *g);
+int lg_col2im_perm_ok(const lg_conv_geom *g);
+void lg_im2col_perm(const float *x, int64_t xs, int64_t m, const lg_conv_geom *g, float *col,
+                    int64_t ldc);
+void lg_col2im_perm(const float *col, int64_t m, const lg_conv_geom *g, int64_t ldc, float *x,
+                    int64_t xs);
+
 #endif

@@ -27,49 +27,76 @@ static lg_tensor *lg_dense(const lg_tensor *t)
 
 /* ---- kernels -------------------------------------------------------------------- */
 /* Row sums with 16 float lanes, so the loops vectorise without reassociation
- * flags (a single double accumulator is one long dependency chain); each
- * row's lanes are then added in double. */
+ * flags (a single double accumulator is one long dependency chain). The
+ * lanes of each row are added into 16 double lanes that run over all the
+ * rows of a channel, reduced once per channel: with short rows (7x7 maps,
+ * 49 floats) a per-row horizontal sum in double cost more than the row. */
 #define LG_LANES 16
+/* GCC vector types (lowered to what the target has): the lanes stay in
+ * registers, where arrays of lanes did not */
+typedef float lg_v16 __attribute__((vector_size(4 * LG_LANES)));
+typedef float lg_v16u __attribute__((vector_size(4 * LG_LANES), aligned(4)));   /* unaligned */
+typedef double lg_v16d __attribute__((vector_size(8 * LG_LANES)));
 
-/* sum p[0..n) */
-static inline double lg_fsum(const float *restrict p, int64_t n)
+/* *acc += the lanes of the sum of p[0..n) by 16s; returns the sum of the
+ * tail past the last whole 16 */
+static inline double lg_fsum(const float *restrict p, int64_t n, lg_v16d *acc)
 {
-  float a[LG_LANES] = {0};
+  lg_v16 a = {0};
   int64_t i = 0;
-  for (; i + LG_LANES <= n; i += LG_LANES)
-    for (int j = 0; j < LG_LANES; j++) a[j] += p[i + j];
+  for (; i + LG_LANES <= n; i += LG_LANES) a += *(const lg_v16u *)(p + i);
+  *acc += __builtin_convertvector(a, lg_v16d);
   double s = 0;
-  for (int j = 0; j < LG_LANES; j++) s += a[j];
   for (; i < n; i++) s += p[i];
   return s;
 }
 
-/* sum (p[i] - m)^2 */
-static inline double lg_fsqdev(const float *restrict p, int64_t n, float m)
+/* as lg_fsum for (p[i] - m)^2 */
+static inline double lg_fsqdev(const float *restrict p, int64_t n, float m, lg_v16d *acc)
 {
-  float a[LG_LANES] = {0};
+  lg_v16 a = {0};
   int64_t i = 0;
-  for (; i + LG_LANES <= n; i += LG_LANES)
-    for (int j = 0; j < LG_LANES; j++) { float d = p[i + j] - m; a[j] += d * d; }
+  for (; i + LG_LANES <= n; i += LG_LANES) {
+    lg_v16 d = *(const lg_v16u *)(p + i) - m;
+    a += d * d;
+  }
+  *acc += __builtin_convertvector(a, lg_v16d);
   double s = 0;
-  for (int j = 0; j < LG_LANES; j++) s += a[j];
   for (; i < n; i++) { double d = p[i] - m; s += d * d; }
   return s;
 }
 
-/* *sg += sum g[i], *sgd += sum g[i] * (x[i] - m) */
+/* as lg_fsum for g[i] (into ag, *sg) and g[i] * (x[i] - m) (into ad, *sgd) */
 static inline void lg_fsum_gdev(const float *restrict g, const float *restrict x, int64_t n,
-                                float m, double *sg, double *sgd)
+                                float m, lg_v16d *ag, lg_v16d *ad, double *sg, double *sgd)
 {
-  float a[LG_LANES] = {0}, b[LG_LANES] = {0};
+  lg_v16 a = {0}, b = {0};
   int64_t i = 0;
-  for (; i + LG_LANES <= n; i += LG_LANES)
-    for (int j = 0; j < LG_LANES; j++) { a[j] += g[i + j]; b[j] += g[i + j] * (x[i + j] - m); }
-  double s = 0, t = 0;
-  for (int j = 0; j < LG_LANES; j++) { s += a[j]; t += b[j]; }
-  for (; i < n; i++) { s += g[i]; t += (double)g[i] * (x[i] - m); }
-  *sg += s;
-  *sgd += t;
+  for (; i + LG_LANES <= n; i += LG_LANES) {
+    lg_v16 gv = *(const lg_v16u *)(g + i);
+    a += gv;
+    b += gv * (*(const lg_v16u *)(x + i) - m);
+  }
+  *ag += __builtin_convertvector(a, lg_v16d);
+  *ad += __builtin_convertvector(b, lg_v16d);
+  for (; i < n; i++) { *sg += g[i]; *sgd += (double)g[i] * (x[i] - m); }
+}
+
+static inline double lg_lanes_total(lg_v16d acc, double tail)
+{
+  double s = 0;
+  for (int j = 0; j < LG_LANES; j++) s += acc[j];
+  return s + tail;
+}
+
+/* The rows of one channel lie C*S floats apart, a stride the hardware
+ * prefetcher does not follow across pages: the first pass over a channel
+ * asks for the row LG_BN_AHEAD rows on, or every row waits for memory. */
+#define LG_BN_AHEAD 4
+
+static inline void lg_prefetch_row(const float *p, int64_t n)
+{
+  for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i);
 }
 
 /* The per-channel (and per-block) kernels are also built for AVX2 and
@@ -83,12 +110,19 @@ static void lg_bn_forward_chan(const float *x, const float *w, const float *b, f
                                int64_t S, float eps, int64_t c)
 {
   const double M = (double)N * S;
-  double s = 0, q = 0;
-  for (int64_t n = 0; n < N; n++) s += lg_fsum(x + (n * C + c) * S, S);
-  double mu = s / M;
+  lg_v16d acc = {0};
+  double t = 0;
+  for (int64_t n = 0; n < N; n++) {
+    if (n + LG_BN_AHEAD < N) lg_prefetch_row(x + ((n + LG_BN_AHEAD) * C + c) * S, S);
+    t += lg_fsum(x + (n * C + c) * S, S, &acc);
+  }
+  double mu = lg_lanes_total(acc, t) / M;
   const float m = (float)mu;
+  lg_v16d qacc = {0};
+  double qt = 0;
   for (int64_t n = 0; n < N; n++)   /* second pass: no cancellation */
-    q += lg_fsqdev(x + (n * C + c) * S, S, m);
+    qt += lg_fsqdev(x + (n * C + c) * S, S, m, &qacc);
+  double q = lg_lanes_total(qacc, qt);
   /* the deviations were taken from the float mean: correct for its rounding */
   double dm = mu - m;
   double v = q / M - dm * dm, is = 1.0 / sqrt((v > 0 ? v : 0) + eps);
@@ -122,10 +156,17 @@ static void lg_bn_backward_chan(const float *g, const float *x, const float *mea
                                 float *gb, int64_t N, int64_t C, int64_t S, int64_t c)
 {
   const double M = (double)N * S;
-  double sg = 0, sgd = 0;
+  lg_v16d ag = {0}, ad = {0};
+  double tg = 0, td = 0;
   const float mu = mean[c], is = invstd[c];
-  for (int64_t n = 0; n < N; n++)
-    lg_fsum_gdev(g + (n * C + c) * S, x + (n * C + c) * S, S, mu, &sg, &sgd);
+  for (int64_t n = 0; n < N; n++) {
+    if (n + LG_BN_AHEAD < N) {
+      lg_prefetch_row(g + ((n + LG_BN_AHEAD) * C + c) * S, S);
+      lg_prefetch_row(x + ((n + LG_BN_AHEAD) * C + c) * S, S);
+    }
+    lg_fsum_gdev(g + (n * C + c) * S, x + (n * C + c) * S, S, mu, &ag, &ad, &tg, &td);
+  }
+  double sg = lg_lanes_total(ag, tg), sgd = lg_lanes_total(ad, td);
   double sgx = sgd * is;
   if (gw) gw[c] = (float)sgx;
   if (gb) gb[c] = (float)sg;

@@ -1,7 +1,8 @@
 /* test_kernels_conv.c: the table form of im2col/col2im (lg_kernels_conv.h)
  * against the direct form (itself checked against the definition in
  * test_conv.c), bit for bit, on random geometries: odd sizes, strides,
- * paddings wider than the kernel, dilations, row pitches, several channels. */
+ * paddings wider than the kernel, dilations, row pitches, several channels;
+ * and the AVX-512 permute forms against both. */
 #include <stdlib.h>
 #include <string.h>
 #include "lgt.h"
@@ -98,6 +99,65 @@ static void test_large_plane_has_no_table(void)
   CHECK(lg_col2im_table_size(&g, 40000) == 0);
 }
 
+/* ---- the AVX-512 permute forms, m samples at once, against the table forms ---- */
+static void test_perm_matches_table(void)
+{
+  int done = 0;
+  for (int it = 0; it < 400; it++) {
+    lg_conv_geom g = {1, rnd(1, 40), rnd(1, 40), rnd(1, 5), rnd(1, 5), rnd(1, 3),
+                      rnd(1, 3), rnd(0, 3), rnd(0, 3), rnd(1, 2), rnd(1, 2), 0, 0};
+    int64_t oh = g.H + 2 * g.ph - g.dh * (g.KH - 1) - 1, ow = g.W + 2 * g.pw - g.dw * (g.KW - 1) - 1;
+    if (oh < 0 || ow < 0) continue;
+    g.OH = oh / g.sh + 1;
+    g.OW = ow / g.sw + 1;
+    int fwd = lg_im2col_perm_ok(&g), bwd = lg_col2im_perm_ok(&g);
+    if (!fwd && !bwd) continue;
+    const int64_t KK = g.KH * g.KW, P = g.OH * g.OW, HW = g.H * g.W, m = rnd(1, 3);
+    const int64_t ldc = m * P + rnd(0, 5), xs = HW + rnd(0, 3);
+    float *x = randv(m * xs), *c = randv(KK * ldc);
+    if (fwd) {   /* every column entry written, padding an exact zero */
+      float *a = randv(KK * ldc), *b = randv(KK * ldc);
+      for (int64_t n = 0; n < m; n++) lg_im2col(x + n * xs, &g, a + n * P, ldc);
+      lg_im2col_perm(x, xs, m, &g, b, ldc);
+      for (int64_t r = 0; r < KK; r++)
+        if (memcmp(a + r * ldc, b + r * ldc, sizeof(float) * m * P)) {
+          CHECK(!"im2col permute rows differ");
+          break;
+        }
+      free(a); free(b);
+    }
+    if (bwd) {   /* the table form's sums, bit for bit */
+      int64_t nr = lg_col2im_table_size(&g, ldc);
+      int32_t *rev = malloc(sizeof(int32_t) * nr);
+      lg_col2im_table(&g, ldc, rev);
+      float *xa = randv(m * xs), *xb = malloc(sizeof(float) * m * xs);
+      memcpy(xb, xa, sizeof(float) * m * xs);   /* the gaps between planes stay */
+      for (int64_t n = 0; n < m; n++) lg_col2im_tab_scalar(c + n * P, &g, rev, ldc, xa + n * xs);
+      lg_col2im_perm(c, m, &g, ldc, xb, xs);
+      CHECK(!memcmp(xa, xb, sizeof(float) * m * xs));
+      free(rev); free(xa); free(xb);
+    }
+    free(x); free(c);
+    done++;
+  }
+  CHECK(lg_col2im_tab_fast() == 0 || done > 100);
+}
+
+static void test_perm_padding_next_to_nonfinite(void)
+{
+  lg_conv_geom g = {1, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 3, 3};
+  if (!lg_im2col_perm_ok(&g) || !lg_col2im_perm_ok(&g)) return;
+  float x[9], col[81];
+  for (int i = 0; i < 9; i++) x[i] = i == 4 ? NAN : INFINITY;
+  lg_im2col_perm(x, 9, 1, &g, col, 9);
+  CHECK(col[0] == 0.0f);
+  float c[81], xb[9];
+  for (int i = 0; i < 81; i++) c[i] = i % 9 == 0 ? INFINITY : 1;
+  lg_col2im_perm(c, 1, &g, 9, xb, 9);
+  CHECK(xb[2] == 4.0f && xb[5] == 6.0f && xb[8] == 4.0f);
+  CHECK(isinf(xb[0]) && xb[0] > 0);
+}
+
 /* ---- the batched drivers with a thread team, against direct loops ---------- */
 static double maxrel(const float *a, const double *b, int64_t n)
 {
@@ -151,6 +211,7 @@ static void test_drivers_threaded(void)
   for (int t = 1; t <= 3; t++) {
     lg_set_num_threads(t);
     drivers_case(9, 16, 14, 64, 4, 2, 1);     /* a team, chunks with a remainder */
+    drivers_case(9, 4, 40, 8, 4, 2, 1);       /* too wide for the permute forms */
     drivers_case(9, 3, 28, 64, 3, 1, 1);
     drivers_case(2, 5, 7, 4, 3, 2, 2);        /* too small for a team */
   }
@@ -163,6 +224,8 @@ int main(void)
   LGT_RUN(test_table_matches_direct);
   LGT_RUN(test_padding_is_zero_next_to_nonfinite);
   LGT_RUN(test_large_plane_has_no_table);
+  LGT_RUN(test_perm_matches_table);
+  LGT_RUN(test_perm_padding_next_to_nonfinite);
   LGT_RUN(test_drivers_threaded);
   return lgt_finish();
 }
