@@ -10,23 +10,29 @@
 -- where f_PT, the pull-away term, is the mean squared cosine similarity
 -- between the encoder codes S of different generated samples: it pushes G
 -- away from producing near-identical samples (mode collapse).
--- The margin matches the energy's scale: on Fashion-MNIST in [-1, 1] a blank
--- (all-zero) reconstruction costs 0.69 per pixel and the mean image 0.35, so
--- m = 1 (the default) asks D to reconstruct samples worse than either; with
--- "sum" energies (the paper's) m would scale with the 784 pixels. lambda_PT = 0.1 (the
--- paper's). Adam(2e-4, 0.5, 0.999) for both nets (--lr-d for D alone).
+-- The margin is on the energy's scale: on Fashion-MNIST in [-1, 1] a blank
+-- (all-zero) reconstruction costs 0.69 per pixel, the mean image 0.35, and a
+-- trained D reconstructs real images at about 0.06. m = 0.1 (the default)
+-- asks D to keep samples just above the real energies, so G still gets a
+-- gradient toward the data. m = 1 (above a blank image) failed, measured at
+-- seed 1: e_fake climbed to 0.93-0.97, near the margin, by step 500 while the
+-- samples stayed grey noise (FD 1463, one class); with "sum" energies (the
+-- paper's) m would scale with the 784 pixels. lambda_PT = 0.1 (the paper's).
+-- Adam(2e-4, 0.5, 0.999) for both nets (--lr-d for D alone).
 --
 --   luagan run ebgan                          # the defaults (see --help)
---   luagan run ebgan --margin 0.5 --pullaway 0
+--   luagan run ebgan --margin 0.2 --pullaway 0
 --   luagan run ebgan --steps 3000
 --
 -- Nets: G is the DCGAN / "InfoGAN architecture" generator of VARIANTS.md;
 -- D's encoder is that D's convolutional trunk with a 64-unit linear code,
 -- its decoder a DCGAN generator from the code (lg.nets.autoencoder_D).
--- What to expect: e_real falls below 0.1 within a few hundred steps while
--- e_fake hovers around the margin; samples are recognisable garments after
--- the default 1000 steps, slightly smoother than DCGAN's; pt (the pull-away
--- term) stays well below 1 (0 = orthogonal codes, 1 = identical).
+-- What to expect (measured, seed 1, defaults, docs/RESULTS.md): e_real falls
+-- from 0.59 to 0.10 within 100 steps and to 0.06 by the end, while e_fake
+-- stays near 0.12, just above the margin; pt (the pull-away term, 0 =
+-- orthogonal codes, 1 = identical) rises slowly from 0.05 to 0.28. Samples
+-- after the default 1000 steps are recognisable shirts, pullovers, trousers,
+-- sneakers and bags: FD 104, all 10 classes (dcgan at 1000 steps: 92).
 local lg = require "luagan"
 local optim, data, image, nets = lg.optim, lg.data, lg.image, require "luagan.nets"
 
@@ -37,7 +43,7 @@ return require("luagan.recipe"){
   options = {
     {"steps", 1000, "generator updates (938 per epoch at batch 64)"},
     {"batch", 64, "batch size"},
-    {"margin", 1.0, "margin m of the fake energies (per-pixel mean squared error)"},
+    {"margin", 0.1, "margin m of the fake energies (per-pixel mean squared error)"},
     {"pullaway", 0.1, "weight lambda_PT of the pull-away term (0 = off)"},
     {"code", 64, "size of the autoencoder's code"},
     {"nz", 100, "noise dimension"},

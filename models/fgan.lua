@@ -37,7 +37,7 @@ return require("luagan.recipe"){
   options = {
     {"steps", 1000, "generator updates (938 per epoch at batch 64)"},
     {"batch", 64, "batch size"},
-    {"divergence", "kl", "the f-divergence minimised", choices = DIVERGENCES},
+    {"divergence", "js", "the f-divergence minimised", choices = DIVERGENCES},
     {"generator", "alternative", "G's loss: alternative -E g(v), saddle -E f*(g(v))",
      choices = {"alternative", "saddle"}},
     {"nz", 100, "noise dimension"},
