@@ -55,31 +55,38 @@ static void test_rows_forward(void)
     }
 }
 
+/* The fused batch-norm backward against the formula written in ops, for x of
+ * shape s (ndim 2: (N,C) rows, ndim 3: (N,C,S) channels), with and without
+ * the affine weight and bias. */
+static void check_backward_matches_ops(int ndim, const int64_t *s)
+{
+  int64_t C = s[1];
+  for (int affine = 0; affine <= 1; affine++) {
+    lg_tensor *x = OK(lgt_randn(&G, ndim, s)), *w = OK(lgt_randn(&G, 1, &C));
+    lg_tensor *b = OK(lgt_randn(&G, 1, &C)), *r = OK(lgt_randn(&G, ndim, s));
+    lg_requires_grad_(x, 1);
+    lg_requires_grad_(w, 1);
+    lg_requires_grad_(b, 1);
+    lg_tensor *in[3] = {x, w, b}, *g1[3] = {0}, *g2[3] = {0};
+    lg_tensor *y = OK(lg_batch_norm(x, NULL, NULL, affine ? w : NULL, affine ? b : NULL, 1,
+                                    0.1f, 1e-5f));
+    lg_tensor *m = OK(lg_mul(y, r)), *t = OK(lg_sum(m, 0, NULL, 0));
+    int n_in = affine ? 3 : 1;
+    CHECK(lg_grad(1, &t, NULL, n_in, in, g1, 1, 0, 0) == 0);   /* fused kernel */
+    CHECK(lg_grad(1, &t, NULL, n_in, in, g2, 0, 1, 0) == 0);   /* ops formula */
+    for (int i = 0; i < n_in; i++)
+      if (g1[i] && g2[i]) CHECK_CLOSE(g1[i], g2[i], 1e-4);
+      else CHECK(g1[i] && g2[i]);
+    for (int i = 0; i < 3; i++) { lg_release(g1[i]); lg_release(g2[i]); }
+    lg_release(x); lg_release(w); lg_release(b); lg_release(r); lg_release(y);
+    lg_release(m); lg_release(t);
+  }
+}
+
 static void test_rows_backward_matches_ops(void)
 {
   int64_t sizes[][2] = {{7, 300}, {64, 512}, {4, 3}, {65, 4097}};
-  for (int k = 0; k < 4; k++)
-    for (int affine = 0; affine <= 1; affine++) {
-      int64_t N = sizes[k][0], C = sizes[k][1], s[2] = {N, C};
-      lg_tensor *x = OK(lgt_randn(&G, 2, s)), *w = OK(lgt_randn(&G, 1, &C));
-      lg_tensor *b = OK(lgt_randn(&G, 1, &C)), *r = OK(lgt_randn(&G, 2, s));
-      lg_requires_grad_(x, 1);
-      lg_requires_grad_(w, 1);
-      lg_requires_grad_(b, 1);
-      lg_tensor *in[3] = {x, w, b}, *g1[3] = {0}, *g2[3] = {0};
-      lg_tensor *y = OK(lg_batch_norm(x, NULL, NULL, affine ? w : NULL, affine ? b : NULL, 1,
-                                      0.1f, 1e-5f));
-      lg_tensor *m = OK(lg_mul(y, r)), *t = OK(lg_sum(m, 0, NULL, 0));
-      int n_in = affine ? 3 : 1;
-      CHECK(lg_grad(1, &t, NULL, n_in, in, g1, 1, 0, 0) == 0);   /* fused kernel */
-      CHECK(lg_grad(1, &t, NULL, n_in, in, g2, 0, 1, 0) == 0);   /* ops formula */
-      for (int i = 0; i < n_in; i++)
-        if (g1[i] && g2[i]) CHECK_CLOSE(g1[i], g2[i], 1e-4);
-        else CHECK(g1[i] && g2[i]);
-      for (int i = 0; i < 3; i++) { lg_release(g1[i]); lg_release(g2[i]); }
-      lg_release(x); lg_release(w); lg_release(b); lg_release(r); lg_release(y);
-      lg_release(m); lg_release(t);
-    }
+  for (int k = 0; k < 4; k++) check_backward_matches_ops(2, sizes[k]);
 }
 
 /* ---- the per-channel kernels (x: (N,C,S), S > 1): 16-lane row sums carried
@@ -140,28 +147,10 @@ static void test_chan_forward(void)
 
 static void test_chan_backward_matches_ops(void)
 {
-  for (int k = 0; k < N_CHAN_SIZES; k++)
-    for (int affine = 0; affine <= 1; affine++) {
-      int64_t s[3] = {chan_sizes[k][0], chan_sizes[k][1], chan_sizes[k][2]}, C = s[1];
-      lg_tensor *x = OK(lgt_randn(&G, 3, s)), *w = OK(lgt_randn(&G, 1, &C));
-      lg_tensor *b = OK(lgt_randn(&G, 1, &C)), *r = OK(lgt_randn(&G, 3, s));
-      lg_requires_grad_(x, 1);
-      lg_requires_grad_(w, 1);
-      lg_requires_grad_(b, 1);
-      lg_tensor *in[3] = {x, w, b}, *g1[3] = {0}, *g2[3] = {0};
-      lg_tensor *y = OK(lg_batch_norm(x, NULL, NULL, affine ? w : NULL, affine ? b : NULL, 1,
-                                      0.1f, 1e-5f));
-      lg_tensor *m = OK(lg_mul(y, r)), *t = OK(lg_sum(m, 0, NULL, 0));
-      int n_in = affine ? 3 : 1;
-      CHECK(lg_grad(1, &t, NULL, n_in, in, g1, 1, 0, 0) == 0);   /* fused kernel */
-      CHECK(lg_grad(1, &t, NULL, n_in, in, g2, 0, 1, 0) == 0);   /* ops formula */
-      for (int i = 0; i < n_in; i++)
-        if (g1[i] && g2[i]) CHECK_CLOSE(g1[i], g2[i], 1e-4);
-        else CHECK(g1[i] && g2[i]);
-      for (int i = 0; i < 3; i++) { lg_release(g1[i]); lg_release(g2[i]); }
-      lg_release(x); lg_release(w); lg_release(b); lg_release(r); lg_release(y);
-      lg_release(m); lg_release(t);
-    }
+  for (int k = 0; k < N_CHAN_SIZES; k++) {
+    int64_t s[3] = {chan_sizes[k][0], chan_sizes[k][1], chan_sizes[k][2]};
+    check_backward_matches_ops(3, s);
+  }
 }
 
 int main(void)
