@@ -7,24 +7,25 @@
 -- Any loss (--loss), with PacGAN packing (--pack m: D judges m samples at
 -- once, which penalises a generator that drops modes or repeats itself),
 -- instance noise (--noise: N(0, s^2) added to D's real and fake inputs, s
--- annealed linearly to 0), an R1 penalty, n_critic D steps and an EMA of G as
--- options.
+-- annealed linearly to 0 over half the run; on by default, s = 0.1), an R1
+-- penalty, n_critic D steps and an EMA of G as options.
 --
 --   luagan run toy2d                                  # ring, the defaults
 --   luagan run toy2d --mixture grid                   # the 5x5 grid
 --   luagan run toy2d --pack 1                         # no packing, for comparison
 --   luagan run toy2d --loss wgan_gp --n-critic 5
---   luagan run toy2d --noise 0.1                      # instance noise, annealed over half the run
+--   luagan run toy2d --noise 0                        # without instance noise
 --
 -- G: z (nz = 2, Gaussian) -> 3 x 256 ReLU -> R^2. D (lg.nets.PackedD): each of
 -- the m packed samples goes through the same 2 x 256 LeakyReLU trunk, the m
 -- embeddings are concatenated and a 256-unit head gives one logit. (PacGAN's D
--- is a plain MLP on the concatenated samples; docs/recipes.md shows why the
--- shared trunk: a plain MLP on 4 packed samples barely learns to tell the grid
--- from uniform noise in 1500 steps.) The nets work in units of the mixture's
+-- is a plain MLP on the concatenated samples; bench/toy2d_packed_d.lua shows why
+-- the shared trunk: a plain MLP on 4 packed samples does not learn to tell the
+-- grid from uniform noise in 1500 steps, the shared trunk does; docs/recipes.md.) The nets work in units of the mixture's
 -- scale (data / 0.71 for the ring, / 2.83 for the grid: --normalize), so one
 -- set of settings fits both. Adam(1e-3, 0.5, 0.999) for both nets, batch 512,
--- a fresh batch of the mixture every step, non-saturating loss, pack 4; the
+-- a fresh batch of the mixture every step, non-saturating loss, pack 4,
+-- instance noise 0.1 (without it 2 of 5 ring seeds dropped a mode); the
 -- learning rate decays linearly to 0 over the second half (--decay), which
 -- freezes G where the modes are tight.
 -- finish() scores 2500 fresh samples: modes recovered, % high quality (within
@@ -32,12 +33,11 @@
 -- uniform (lg.eval2d); prints them, writes eval2d.json and scatter_eval.png.
 -- A perfect sampler scores 8/8 (25/25) with 98.9 % high quality (the mass of a
 -- 2D Gaussian within 3 sigma).
--- What to expect: the defaults (20000 steps, about 6 minutes on one idle core)
--- reach every mode with high-quality fractions around 96-98 %; the scores
--- over 10 seeds are in docs/recipes.md. samples_STEP.png show the scatter
--- over the true modes (red discs: the 3-sigma zones): a blurred ring or
--- square first, then clusters joined by thin bridges that thin out as the
--- learning rate decays.
+-- What to expect: the defaults (20000 steps, about 4 CPU-minutes) reach every
+-- mode with about 97-99 % high-quality samples; the scores over 10 seeds are
+-- in docs/RESULTS.md. samples_STEP.png show the scatter over the true modes
+-- (red discs: the 3-sigma zones): a blurred ring or square first, then
+-- clusters joined by thin bridges that thin out as the learning rate decays.
 local lg = require "luagan"
 local nets = require "luagan.nets"
 local optim, data, image, eval2d = lg.optim, lg.data, lg.image, lg.eval2d
@@ -77,7 +77,7 @@ return recipe{
     {"mixture", "ring", "target mixture", choices = {"ring", "grid"}},
     {"loss", "ns", "adversarial loss (wgan_gp adds the gradient penalty)", choices = LOSSES},
     {"pack", 4, "PacGAN packing degree m: D sees m samples at once (1 = off)"},
-    {"noise", 0.0, "instance noise std at step 0, annealed linearly to 0 (0 = off)"},
+    {"noise", 0.1, "instance noise std at step 0 (in units of the mixture scale), annealed linearly to 0 (0 = off)"},
     {"noise_steps", 0, "steps over which the instance noise decays (0 = half the run)"},
     {"batch", 512, "samples per batch (a multiple of --pack)"},
     {"nz", 2, "Gaussian noise dimension"},
