@@ -101,8 +101,12 @@ local function canvas_size(size, dw, dh)
   return dw, dh
 end
 
+-- centred at the top; at half size when the double-size text would not fit
 local function title(img, text, w)
-  if text then core.draw_text(img, (w - core.text_width(text, 2)) / 2, 8, text, {scale = 2, color = BLACK}) end
+  if not text then return end
+  local scale = core.text_width(text, 2) <= w - 8 and 2 or 1
+  core.draw_text(img, math.max(0, (w - core.text_width(text, scale)) / 2), 8, text,
+                 {scale = scale, color = BLACK})
 end
 
 ---------------------------------------------------------------------------
