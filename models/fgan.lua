@@ -27,7 +27,7 @@
 -- same gradients: its run reproduced the dcgan recipe's seed-1 run exactly
 -- (FD 91.965 both); gan is the same game. kl, rkl and hellinger, whose
 -- conjugates are exponential, collapsed on this architecture: their bound
--- jumped by one to two orders of magnitude between steps 200 and 310 while
+-- jumped by one to two orders of magnitude between steps 160 and 310 while
 -- loss_g shot up to 75-1300, and the samples stayed noise (FD 1345, 1215,
 -- 1175). tv was not measured.
 local lg = require "luagan"
