@@ -25,19 +25,7 @@ local nn = require "luagan.nn"
 
 local nets = {}
 
-local function check_opts(who, o, allowed)
-  if o == nil then return {} end
-  if type(o) ~= "table" then error(who .. ": options go in a table, got " .. type(o), 3) end
-  local ok = {}
-  for _, k in ipairs(allowed) do ok[k] = true end
-  for k in pairs(o) do
-    if not ok[k] then
-      error(string.format("%s: unknown option '%s' (expected: %s)", who, tostring(k),
-                          table.concat(allowed, ", ")), 3)
-    end
-  end
-  return o
-end
+local check_opts = require("luagan.util").check_opts
 
 local function one_of(who, what, v, list)
   for _, c in ipairs(list) do if c == v then return v end end
