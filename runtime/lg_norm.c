@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lg_ops.h"
+#include "lg_simd.h"
 
 #define LG_OMP_MIN LG_PAR_MIN   /* lg_tensor.h: shorter loops run on one thread */
 
@@ -99,9 +100,7 @@ static inline void lg_prefetch_row(const float *p, int64_t n)
   for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i);
 }
 
-/* The per-channel (and per-block) kernels are also built for AVX2 and
- * AVX-512, picked by the CPU when the library loads. */
-#define LG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* The per-channel (and per-block) kernels are LG_CLONES (lg_simd.h). */
 
 /* Channel c of lg_bn_forward. */
 LG_CLONES

@@ -3,6 +3,7 @@
  * the step saves several passes over the same arrays. */
 #include <math.h>
 #include "lg_optim.h"
+#include "lg_simd.h"
 
 #define LG_OMP_MIN LG_PAR_MIN   /* lg_tensor.h: shorter loops run on one thread */
 #define LG_CHUNK 16384     /* threads take runs of this many elements */
@@ -52,7 +53,7 @@ int lg_sgd_step(lg_tensor *p, const lg_tensor *g, lg_tensor *buf, float lr, floa
 /* One run of the Adam update: w, m, v, g: (n). A square root and a division
  * per element make the baseline (SSE2) loop compute-bound, so it is also
  * built for AVX2 and AVX-512, the CPU picking one when the library loads. */
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LG_CLONES
 static void lg_adam_run(float *restrict w, float *restrict mm, float *restrict vv,
                         const float *restrict gg, int64_t n, float beta1, float beta2, float l2,
                         float decay, float step_size, float inv_sqrt_bc2, float eps)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include "lg_ops.h"
 #include "lg_kernels_pointwise.h"
+#include "lg_simd.h"
 
 #define LG_OMP_MIN LG_PAR_MIN   /* lg_tensor.h: shorter loops run on one thread */
 #define LG_CHUNK 16384     /* work is split in runs of at most this size */
@@ -136,10 +137,8 @@ static inline float lg_clampf(float v, float lo, float hi)
   return t > hi ? hi : t;
 }
 
-/* The kernels are also built for AVX2 and AVX-512 (the CPU picks one when the
- * library loads): divisions, square roots and lg_tanhf are compute-bound in
- * the baseline SSE2 loops, and the wider loops cost nothing on memory-bound ones. */
-#define LG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* The kernels are LG_CLONES (lg_simd.h): divisions, square roots and lg_tanhf
+ * are compute-bound in the baseline SSE2 loops. */
 
 LG_CLONES
 static void lg_unary_run(const lg_kp *kp, float *const *p, const int64_t *st, int64_t n)

@@ -19,12 +19,11 @@
 #include <string.h>
 #include "lg_ops.h"
 #include "lg_kernels_pointwise.h"
+#include "lg_simd.h"
 
 #define LG_OMP_MIN 32768   /* below this, threads cost more than they save */
 #define LG_CHUNK 16384     /* row runs are split in pieces of at most this size */
 #define LG_COLS 256        /* columns per block of the cols walk */
-/* kernels also built for AVX2 and AVX-512, picked when the library loads */
-#define LG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 /* ---- what is accumulated ------------------------------------------------------ */
 enum {
