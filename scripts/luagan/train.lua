@@ -433,7 +433,6 @@ function train.run(r, args)
   train.mkdir(out)
   local files = {checkpoint = out .. "/checkpoint.safetensors", metrics = out .. "/metrics.jsonl",
                  curve = out .. "/loss_curve.png", options = out .. "/options.json"}
-  write_atomic(files.options, lgio.json_encode(opt) .. "\n")
 
   lg.manual_seed(opt.seed)
   if opt.threads > 0 then lg.set_num_threads(opt.threads) end
@@ -441,6 +440,9 @@ function train.run(r, args)
   if type(state) ~= "table" then
     error(string.format("%s.setup must return the state table, got %s", r.name, type(state)), 0)
   end
+  -- after setup: a recipe may resolve automatic values (toy2d's --batch 0), and
+  -- options.json records what the run used
+  write_atomic(files.options, lgio.json_encode(opt) .. "\n")
   if ck then
     restore(state, ck.state, r.name .. ": --resume " .. opt.resume)
     if r.load and ck.extra ~= nil then r.load(state, ck.extra) end

@@ -107,6 +107,28 @@ for _, name in ipairs(names) do
   end)
 end
 
+-- toy2d's automatic --batch / --noise-steps: resolved per mixture by setup and
+-- recorded in options.json and the checkpoint (what --resume reuses)
+T.test("toy2d resolves its per-mixture defaults and records them", function()
+  local r = recipe.load(paths.toy2d)
+  local want = {ring = {512, 5}, grid = {1024, 10}}
+  for _, mixture in ipairs{"ring", "grid"} do
+    local out = TMP .. "/toy2d_auto_" .. mixture
+    local _, info = train.run(r, {mixture = mixture, steps = 10, g_hidden = 8, d_hidden = 8,
+                                  eval_n = 100, sample_every = 0, ckpt_every = 0, threads = 1,
+                                  out = out, quiet = true})
+    T.eq({info.opt.batch, info.opt.noise_steps}, want[mixture], mixture .. ": resolved values")
+    local saved = lgio.json_decode(read(out .. "/options.json"))
+    T.eq({saved.batch, saved.noise_steps}, want[mixture], mixture .. ": options.json")
+    local ck = lgio.load_checkpoint(out .. "/checkpoint.safetensors")
+    T.eq({ck.train.options.batch, ck.train.options.noise_steps}, want[mixture], mixture .. ": checkpoint")
+  end
+  local _, info = train.run(r, {mixture = "grid", steps = 4, batch = 16, noise_steps = 3,
+                                g_hidden = 8, d_hidden = 8, eval_n = 100, sample_every = 0,
+                                ckpt_every = 0, threads = 1, out = TMP .. "/toy2d_given", quiet = true})
+  T.eq({info.opt.batch, info.opt.noise_steps}, {16, 3}, "given values are kept")
+end)
+
 T.test("cleanup", function()
   os.execute("rm -rf " .. q(TMP))
 end)
