@@ -22,10 +22,11 @@
 -- embeddings are concatenated and a 256-unit head gives one logit. (PacGAN's D
 -- is a plain MLP on the concatenated samples; bench/toy2d_packed_d.lua shows why
 -- the shared trunk: a plain MLP on 4 packed samples does not learn to tell the
--- grid from uniform noise in 1500 steps, the shared trunk does; docs/recipes.md.) The nets work in units of the mixture's
--- scale (data / 0.71 for the ring, / 2.83 for the grid: --normalize), so one
--- set of settings fits both, except two: batch 512 on the ring, 1024 on the
--- grid, and the noise annealing (PER_MIXTURE below). Adam(1e-3, 0.5, 0.999)
+-- grid from uniform noise in 1500 steps, the shared trunk does;
+-- docs/recipes.md.) The nets work in units of the mixture's scale (data / 0.71
+-- for the ring, / 2.83 for the grid: --normalize), so one set of settings fits
+-- both, except two: batch 512 on the ring, 1024 on the grid, and the noise
+-- annealing (PER_MIXTURE below). Adam(1e-3, 0.5, 0.999)
 -- for both nets, a fresh batch of the mixture every step, non-saturating loss,
 -- pack 4, instance noise 0.1 (without it 2 of 5 ring seeds dropped a mode);
 -- the learning rate decays linearly to 0 over the second half (--decay), which
@@ -37,9 +38,10 @@
 -- 2D Gaussian within 3 sigma).
 -- What to expect: the defaults (20000 steps, about 4 CPU-minutes on the ring,
 -- 7.5 on the grid) reach every mode with about 97-99 % high-quality samples;
--- the scores over 10 seeds are in docs/RESULTS.md. samples_STEP.png show the scatter over the true modes
--- (red discs: the 3-sigma zones): a blurred ring or square first, then
--- clusters joined by thin bridges that thin out as the learning rate decays.
+-- the scores over 10 seeds are in docs/RESULTS.md. samples_STEP.png show the
+-- scatter over the true modes (red discs: the 3-sigma zones): a blurred ring or
+-- square first, then clusters joined by thin bridges that thin out as the
+-- learning rate decays.
 local lg = require "luagan"
 local nets = require "luagan.nets"
 local optim, data, image, eval2d = lg.optim, lg.data, lg.image, lg.eval2d
