@@ -12,18 +12,42 @@
 #include "lg_idx.h"
 #include "lg_safetensors.h"
 #include "lg_image.h"
+#include "lg_atomic.h"
+
+/* A string argument that must not hold a NUL byte (file names, tensor names,
+ * metadata): the C side would silently cut it there. */
+static const char *check_cstr(lua_State *L, int idx, const char *what)
+{
+  size_t n;
+  const char *s = luaL_checklstring(L, idx, &n);
+  if (strlen(s) != n)
+    luaL_argerror(L, idx, lua_pushfstring(L, "%s contains a NUL byte", what));
+  return s;
+}
+
+/* The string at stack index idx, which belongs to the table argument arg;
+ * an error naming it if it holds a NUL byte. */
+static const char *table_cstr(lua_State *L, int idx, int arg, const char *what, const char *key)
+{
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n);
+  if (strlen(s) != n)
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s '%s' contains a NUL byte (not storable "
+                                          "in this format)", what, key));
+  return s;
+}
 
 /* ---- IDX -------------------------------------------------------------------- */
 static int io_load_idx(lua_State *L)
 {
-  return lgl_push(L, lg_idx_read(luaL_checkstring(L, 1)));
+  return lgl_push(L, lg_idx_read(check_cstr(L, 1, "the file name")));
 }
 
 static const char *const idx_opts[] = {"dtype", NULL};
 
 static int io_save_idx(lua_State *L)
 {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_cstr(L, 1, "the file name");
   lg_tensor *t = lgl_check(L, 2);
   lgl_checkopts(L, 3, idx_opts);
   int type = LG_IDX_F32;
@@ -45,7 +69,7 @@ static int io_save_idx(lua_State *L)
 /* save_safetensors(path, {name = tensor, ...}, {key = "string", ...}) */
 static int io_save_safetensors(lua_State *L)
 {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_cstr(L, 1, "the file name");
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
@@ -67,7 +91,8 @@ static int io_save_safetensors(lua_State *L)
     if (!t)
       return luaL_argerror(L, 2, lua_pushfstring(L, "'%s' is a %s, not a (live) tensor",
                                                  lua_tostring(L, -2), luaL_typename(L, -1)));
-    names[i] = lua_tostring(L, -2);   /* the key stays alive in the table */
+    /* the key stays alive in the table */
+    names[i] = table_cstr(L, -2, 2, "tensor name", lua_tostring(L, -2));
     ts[i++] = t;
   }
   i = 0;
@@ -77,8 +102,9 @@ static int io_save_safetensors(lua_State *L)
         return luaL_argerror(L, 3, lua_pushfstring(L, "metadata must map strings to strings, "
                                                    "got %s = %s", luaL_typename(L, -2),
                                                    luaL_typename(L, -1)));
-      keys[i] = lua_tostring(L, -2);
-      vals[i++] = lua_tostring(L, -1);
+      keys[i] = table_cstr(L, -2, 3, "metadata key", lua_tostring(L, -2));
+      vals[i] = table_cstr(L, -1, 3, "the value of metadata", keys[i]);
+      i++;
     }
   if (lg_st_write(path, n, names, ts, nm, keys, vals) != 0) return lgl_error(L);
   return 0;
@@ -100,7 +126,7 @@ static int stbox_gc(lua_State *L)
 /* load_safetensors(path) -> {name = tensor, ...}, {key = "value", ...} */
 static int io_load_safetensors(lua_State *L)
 {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_cstr(L, 1, "the file name");
   lgl_stbox *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->st = NULL;
   if (luaL_newmetatable(L, LGL_STBOX)) {
@@ -153,7 +179,7 @@ static const char *const png_opts[] = {"range", NULL};
 /* write_png(path, t (C,H,W) or (H,W), {range = {0, 1}}) */
 static int io_write_png(lua_State *L)
 {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_cstr(L, 1, "the file name");
   lg_tensor *t = lgl_check(L, 2);
   lgl_checkopts(L, 3, png_opts);
   float lo = 0, hi = 1;
@@ -167,7 +193,7 @@ static const char *const read_opts[] = {"channels", NULL};
 /* read_image(path, {channels = 0|1|3|4}) -> (C,H,W) in [0,1] */
 static int io_read_image(lua_State *L)
 {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_cstr(L, 1, "the file name");
   lgl_checkopts(L, 2, read_opts);
   int ch = (int)lgl_optnum(L, 2, "channels", 0);
   lg_tensor *t = lg_image_read(path, ch);
@@ -307,12 +333,61 @@ static int io_text_width(lua_State *L)
   return 1;
 }
 
+/* ---- plain files: the one atomic writer, checked appends, stale temps ------ */
+/* write_file_atomic(path, data): replace path with the bytes of data through
+ * an exclusive temporary, fsync and rename (lg_atomic.h) */
+static int io_write_file_atomic(lua_State *L)
+{
+  const char *path = check_cstr(L, 1, "the file name");
+  size_t n;
+  const char *data = luaL_checklstring(L, 2, &n);
+  if (lg_atomic_write_file(path, data, n, "write_atomic") != 0) return lgl_error(L);
+  return 0;
+}
+
+/* append_file(path, data): append the bytes (all or nothing) */
+static int io_append_file(lua_State *L)
+{
+  const char *path = check_cstr(L, 1, "the file name");
+  size_t n;
+  const char *data = luaL_checklstring(L, 2, &n);
+  if (lg_append_file(path, data, n, "append") != 0) return lgl_error(L);
+  return 0;
+}
+
+/* clean_stale_temps(dir, {"checkpoint.safetensors", "samples_*.png", ...})
+ * -> number of stale temporaries of those files removed */
+static int io_clean_stale_temps(lua_State *L)
+{
+  const char *dir = check_cstr(L, 1, "the directory name");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)luaL_len(L, 2);
+  const char **pats = lua_newuserdatauv(L, sizeof(char *) * (n + 1), 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return luaL_argerror(L, 2, lua_pushfstring(L, "entry %d is a %s, expected a file name "
+                                                 "pattern", i + 1, luaL_typename(L, -1)));
+    pats[i] = table_cstr(L, -1, 2, "file name pattern", lua_tostring(L, -1));
+    if (strchr(pats[i], '/'))
+      return luaL_argerror(L, 2, lua_pushfstring(L, "'%s' must be a file name in the "
+                                                 "directory, not a path", pats[i]));
+    lua_pop(L, 1);   /* the string stays alive in the table */
+  }
+  int removed = lg_atomic_clean(dir, n, pats, "clean_stale_temps");
+  if (removed < 0) return lgl_error(L);
+  lua_pushinteger(L, removed);
+  return 1;
+}
+
 static const luaL_Reg io_fns[] = {
   {"load_idx", io_load_idx}, {"save_idx", io_save_idx},
   {"save_safetensors", io_save_safetensors}, {"load_safetensors", io_load_safetensors},
   {"write_png", io_write_png}, {"read_image", io_read_image}, {"resize", io_resize},
   {"image_grid", io_image_grid}, {"draw_points", io_draw_points}, {"draw_line", io_draw_line},
   {"draw_rect", io_draw_rect}, {"draw_text", io_draw_text}, {"text_width", io_text_width},
+  {"write_file_atomic", io_write_file_atomic}, {"append_file", io_append_file},
+  {"clean_stale_temps", io_clean_stale_temps},
   {NULL, NULL}
 };
 
