@@ -14,8 +14,9 @@
 -- metadata under its dotted path ("step" = "1200"), and the metadata entry
 -- "luagan.tree" (JSON) records the shape of the table and the Lua type of
 -- each leaf so loading gives back exactly the table that was saved (integers
--- stay integers, floats round-trip bit for bit). The file is written to a
--- temporary and renamed, so a crash never leaves a half-written checkpoint.
+-- stay integers, floats round-trip bit for bit including -0.0, strings byte
+-- for byte including NUL bytes). The file is written to a temporary and
+-- renamed, so a crash never leaves a half-written checkpoint.
 -- Files made by other tools (no "luagan.tree") load as a flat table
 -- name -> tensor, with their metadata as the second result.
 local core = require "luagan.core"
@@ -24,6 +25,54 @@ local M = {}
 
 M.save_safetensors = core.save_safetensors
 M.load_safetensors = core.load_safetensors
+
+---------------------------------------------------------------------------
+-- plain files: every write is checked and names the file and the OS error
+
+-- Call a core file function; its error (already "what: file: OS error")
+-- raised at the caller of the io function, without the io.lua position.
+local function checked(fn, ...)
+  local ok, err = pcall(fn, ...)
+  if not ok then error(err, 3) end
+end
+
+-- write_atomic(path, data): replace the file with the string data (any
+-- bytes). A new temporary next to it, created exclusively (never through a
+-- link planted at its name), is written, fsynced and renamed over path; on
+-- any failure (a full disk, no permission) the previous file stays as it
+-- was and the error names the file and the OS error. The one implementation
+-- is the C runtime's (runtime/lg_atomic.c), which the checkpoint, PNG and
+-- IDX writers use too.
+function M.write_atomic(path, data)
+  if type(path) ~= "string" then error("write_atomic: path must be a string, got " .. type(path), 2) end
+  if type(data) ~= "string" then error("write_atomic: data must be a string, got " .. type(data), 2) end
+  checked(core.write_file_atomic, path, data)
+end
+
+-- append(path, data): append the string to the file (created if missing).
+-- All or nothing: a failed or short write is cut back off the file and
+-- raised as an error naming the file and the OS error.
+function M.append(path, data)
+  if type(path) ~= "string" then error("append: path must be a string, got " .. type(path), 2) end
+  if type(data) ~= "string" then error("append: data must be a string, got " .. type(data), 2) end
+  checked(core.append_file, path, data)
+end
+
+-- clean_stale_temps(dir, names) -> count: remove the temporaries that
+-- writers killed mid-write left for the files in dir named by names (file
+-- names or shell patterns: {"checkpoint.safetensors", "samples_*.png"}):
+-- "<name>.tmp.<pid>.<XXXXXX>" and the older "<name>.tmp.<pid>", only when
+-- that pid is not running here and no process holds the file locked, so a
+-- concurrent writer's temporary is never removed, nor anything else.
+function M.clean_stale_temps(dir, names)
+  if type(dir) ~= "string" then error("clean_stale_temps: dir must be a string, got " .. type(dir), 2) end
+  if type(names) ~= "table" then
+    error("clean_stale_temps: names must be a list of file names, got " .. type(names), 2)
+  end
+  local ok, n = pcall(core.clean_stale_temps, dir, names)
+  if not ok then error(n, 2) end
+  return n
+end
 
 ---------------------------------------------------------------------------
 -- JSON (enough for logs, configs and the checkpoint tree)
@@ -243,7 +292,8 @@ end
 
 -- Walk the state; fill tensors/meta (by dotted name) and return the skeleton
 -- of v: a table of skeletons, or a leaf type letter
--- t tensor, i integer, f float, s string, b boolean.
+-- t tensor, i integer, f float, s string, b boolean, q string holding NUL
+-- bytes (stored as a JSON string literal).
 local function flatten(v, name, tensors, meta, used, seen)
   local tv = type(v)
   local function leaf(kind, text)
@@ -265,6 +315,9 @@ local function flatten(v, name, tensors, meta, used, seen)
       error("save_checkpoint: string at '" .. name .. "' is not valid UTF-8 " ..
             "(checkpoint metadata is text)", 0)
     end
+    -- metadata values are C strings: one holding a NUL byte is stored as a
+    -- JSON string literal ("q"), where it is the escape \u0000
+    if v:find("\0", 1, true) then return leaf("q", json_string(v)) end
     return leaf("s", v)
   elseif tv == "boolean" then return leaf("b", tostring(v))
   elseif tv == "table" then
@@ -334,6 +387,11 @@ local function rebuild(skel, name, tensors, meta, used, path)
   local text = meta[name]
   if text == nil then bad("is listed in " .. TREE .. " but missing from the metadata") end
   if skel == "s" then return text end
+  if skel == "q" then
+    local ok, v = pcall(M.json_decode, text)
+    if not ok or type(v) ~= "string" then bad("is not a JSON string literal: " .. text) end
+    return v
+  end
   if skel == "b" then
     if text ~= "true" and text ~= "false" then bad("is not a boolean: " .. text) end
     return text == "true"
@@ -347,7 +405,10 @@ local function rebuild(skel, name, tensors, meta, used, path)
     local v = ({NaN = 0 / 0, Infinity = math.huge, ["-Infinity"] = -math.huge})[text]
               or tonumber(text)
     if not v then bad("is not a number: " .. text) end
-    return v + 0.0
+    -- an integer-looking text ("3", "-0") becomes a float with its sign:
+    -- v + 0.0 would turn -0 into +0.0
+    if math.type(v) == "integer" then v = tonumber(text .. ".0") or v + 0.0 end
+    return v
   end
   bad("has an unknown type tag " .. tostring(skel))
 end
@@ -378,8 +439,9 @@ function M.load_checkpoint(path)
 end
 
 ---------------------------------------------------------------------------
--- the JSONL metrics log: one JSON object per line, flushed per line so a
--- crash loses at most the line being written.
+-- the JSONL metrics log: one JSON object per line, each appended with one
+-- checked write(2) so a crash loses at most the line being written and a
+-- failed append (a full disk) is an error that leaves no half line behind.
 
 local Log = {}
 Log.__index = Log
@@ -388,30 +450,27 @@ Log.__index = Log
 -- (a resumed run continues its log); append = false starts a new file.
 function M.MetricsLog(path, opts)
   if type(path) ~= "string" then error("MetricsLog: path must be a string", 2) end
-  local mode = (opts and opts.append == false) and "w" or "a"
-  local f, err = io.open(path, mode)
-  if not f then error("MetricsLog: cannot open " .. path .. ": " .. tostring(err), 2) end
-  f:setvbuf("full")
-  return setmetatable({path = path, file = f}, Log)
+  local append = not (opts and opts.append == false)
+  -- create (or empty) the file now, so an unwritable path fails here
+  local ok, err = pcall(append and core.append_file or core.write_file_atomic, path, "")
+  if not ok then error("MetricsLog: " .. err, 2) end
+  return setmetatable({path = path, open = true}, Log)
 end
 
 -- Append one record (a flat or nested table of numbers, strings, booleans).
 function Log:write(record)
-  if not self.file then error("MetricsLog: " .. self.path .. " is closed", 2) end
+  if not self.open then error("MetricsLog: " .. self.path .. " is closed", 2) end
   if type(record) ~= "table" then error("MetricsLog:write expects a table", 2) end
   local ok, line = pcall(M.json_encode, record)
   if not ok then error("MetricsLog:write: " .. line, 2) end
-  local w, err = self.file:write(line, "\n")
-  if not w then error("MetricsLog: " .. self.path .. ": " .. tostring(err), 2) end
-  self.file:flush()
+  local ok2, err = pcall(core.append_file, self.path, line .. "\n")
+  if not ok2 then error("MetricsLog: " .. err, 2) end
 end
 
 function Log:close()
-  if self.file then self.file:close() end
-  self.file = nil
+  self.open = false
 end
 Log.__close = Log.close
-Log.__gc = Log.close
 
 -- Read a JSONL file into a list of tables. A last line cut short by a crash
 -- is skipped; a bad line elsewhere is an error naming the line.

@@ -42,15 +42,11 @@ local function file_exists(p)
   return false
 end
 
--- Write text to path through a temporary file and a rename.
+-- Replace path with text atomically (luagan.io.write_atomic: exclusive
+-- temporary, every write checked, the previous file kept on failure).
 local function write_atomic(path, text)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then error("train: cannot write " .. tmp .. ": " .. tostring(err), 0) end
-  f:write(text)
-  f:close()
-  local ok, rerr = os.rename(tmp, path)
-  if not ok then error("train: cannot rename " .. tmp .. " to " .. path .. ": " .. tostring(rerr), 0) end
+  local ok, err = pcall(lgio.write_atomic, path, text)
+  if not ok then error("train: " .. tostring(err), 0) end
 end
 
 local function fmt_time(s)
@@ -433,6 +429,9 @@ function train.run(r, args)
   train.mkdir(out)
   local files = {checkpoint = out .. "/checkpoint.safetensors", metrics = out .. "/metrics.jsonl",
                  curve = out .. "/loss_curve.png", options = out .. "/options.json"}
+  -- temporaries that a run killed mid-write left for these files (never a live writer's)
+  lgio.clean_stale_temps(out, {"checkpoint.safetensors", "metrics.jsonl", "loss_curve.png",
+                               "options.json", "samples_*.png"})
 
   lg.manual_seed(opt.seed)
   if opt.threads > 0 then lg.set_num_threads(opt.threads) end
