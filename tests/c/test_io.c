@@ -2,10 +2,14 @@
  * exact bytes, malformed files), PNG out / images in, resize, grids, drawing.
  * Expected bytes and pixels are built by hand in the tests, never by the code
  * under test. */
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <zlib.h>
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
@@ -13,6 +17,7 @@
 #include "lg_idx.h"
 #include "lg_safetensors.h"
 #include "lg_image.h"
+#include "lg_atomic.h"
 
 /* an int-returning call that must fail with a message containing substr */
 #define FAILS_RC(expr, substr) lgt_fails((expr) != 0, #expr, substr, __FILE__, __LINE__)
@@ -65,6 +70,18 @@ static void check_names_file(const char *path)
     lgt_failed_checks++;
     fprintf(stderr, "error '%s' does not name the file %s\n", lg_last_error(), path);
   }
+}
+
+/* How many entries of directory d start with prefix. */
+static int count_prefix(const char *d, const char *prefix)
+{
+  DIR *dd = opendir(d);
+  if (!dd) return -1;
+  int k = 0;
+  struct dirent *e;
+  while ((e = readdir(dd)) != NULL) k += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+  closedir(dd);
+  return k;
 }
 
 static void be32(unsigned char *p, uint32_t v)
@@ -350,11 +367,147 @@ static void test_st_atomic(void)
   CHECK(n0 == n2 && before && after && memcmp(before, after, n0) == 0);
   free(before);
   free(after);
-  char tmpname[600];
-  snprintf(tmpname, sizeof tmpname, "%s.tmp.%ld", p, (long)getpid());
-  CHECK(access(tmpname, F_OK) != 0);
+  CHECK(count_prefix(dir, "keep.safetensors.tmp.") == 0);
   FAILS_RC(lg_st_write(tmp("nodir/x.safetensors"), 1, n1, &a, 0, NULL, NULL), "cannot create");
   lg_release(a);
+}
+
+/* ---- lg_atomic: exclusive temporaries, checked writes, stale temps ------------- */
+/* A pid that no process has: a child that has exited and been reaped. */
+static long dead_pid(void)
+{
+  pid_t c = fork();
+  if (c == 0) _exit(0);
+  int st;
+  waitpid(c, &st, 0);
+  return (long)c;
+}
+
+/* A symlink planted at the name the writer used to pick ("<path>.tmp.<pid>")
+ * must not be followed: the file it points at stays as it was. */
+static void test_atomic_no_symlink(void)
+{
+  char victim[520], p[520];               /* tmp() reuses its buffers */
+  snprintf(victim, sizeof victim, "%s", tmp("victim.txt"));
+  snprintf(p, sizeof p, "%s", tmp("sym.safetensors"));
+  put_file(victim, "precious", 8);
+  char link[600];
+  snprintf(link, sizeof link, "%s.tmp.%ld", p, (long)getpid());
+  CHECK(symlink(victim, link) == 0);
+  float av[2] = {1, 2};
+  int64_t s2[1] = {2};
+  lg_tensor *a = OK(lg_from_data(1, s2, av));
+  const char *n1[1] = {"w"};
+  CHECK(lg_st_write(p, 1, n1, &a, 0, NULL, NULL) == 0);
+  CHECK(lg_atomic_write_file(tmp("plain.txt"), "x", 1, "test") == 0);
+  snprintf(link, sizeof link, "%s.tmp.%ld", tmp("plain.txt"), (long)getpid());
+  CHECK(symlink(victim, link) == 0);
+  CHECK(lg_atomic_write_file(tmp("plain.txt"), "new\0bytes", 9, "test") == 0);
+  size_t n;
+  unsigned char *v = get_file(victim, &n);
+  CHECK(v && n == 8 && memcmp(v, "precious", 8) == 0);
+  free(v);
+  v = get_file(tmp("plain.txt"), &n);
+  CHECK(v && n == 9 && memcmp(v, "new\0bytes", 9) == 0);
+  free(v);
+  struct stat st;
+  CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));    /* not ours to remove */
+  lg_st *r = lg_st_read(p);
+  CHECK(r && r->n == 1);
+  lg_st_free(r);
+  /* the new file has the mode of any new file: 0666 minus the umask */
+  mode_t old = umask(022);
+  CHECK(lg_atomic_write_file(tmp("mode.txt"), "m", 1, "test") == 0);
+  CHECK(stat(tmp("mode.txt"), &st) == 0 && (st.st_mode & 0777) == 0644);
+  umask(027);
+  CHECK(lg_atomic_write_file(tmp("mode.txt"), "m", 1, "test") == 0);
+  CHECK(stat(tmp("mode.txt"), &st) == 0 && (st.st_mode & 0777) == 0640);
+  umask(old);
+  lg_release(a);
+}
+
+/* /dev/full: every write fails with ENOSPC; the error names the file and
+ * the OS error. */
+static void test_atomic_errors(void)
+{
+  if (access("/dev/full", W_OK) != 0) {
+    fprintf(stderr, "  (skipped the /dev/full checks: no writable /dev/full)\n");
+  } else {
+    FAILS_RC(lg_append_file("/dev/full", "record\n", 7, "append"), "/dev/full");
+    CHECK(strstr(lg_last_error(), "No space left on device") != NULL);
+  }
+  /* a failed replace keeps the old file and leaves no temporary */
+  const char *p = tmp("errs.txt");
+  CHECK(lg_atomic_write_file(p, "old", 3, "test") == 0);
+  CHECK(chmod(dir, 0500) == 0);
+  if (geteuid() != 0) {     /* root writes anyway */
+    FAILS_RC(lg_atomic_write_file(p, "new", 3, "test"), "cannot create a temporary");
+    check_names_file(p);
+  }
+  CHECK(chmod(dir, 0700) == 0);
+  size_t n;
+  unsigned char *b = get_file(p, &n);
+  CHECK(b && n == 3 && memcmp(b, "old", 3) == 0);
+  free(b);
+  FAILS_RC(lg_atomic_write_file(tmp("no/dir/x"), "x", 1, "test"), "No such file or directory");
+  CHECK(lg_append_file(tmp("log.txt"), "a\n", 2, "append") == 0);
+  CHECK(lg_append_file(tmp("log.txt"), "b\n", 2, "append") == 0);
+  b = get_file(tmp("log.txt"), &n);
+  CHECK(b && n == 4 && memcmp(b, "a\nb\n", 4) == 0);
+  free(b);
+  FAILS_RC(lg_append_file(tmp("no/dir/log"), "x", 1, "append"), "cannot open for appending");
+  CHECK(count_prefix(dir, "errs.txt.tmp.") == 0);
+}
+
+/* lg_atomic_clean removes exactly the temporaries of the named files whose
+ * writer is gone: not a live pid's, not a locked one's, not a symlink, not
+ * other names. */
+static void test_atomic_clean(void)
+{
+  char sub[300], name[400];
+  snprintf(sub, sizeof sub, "%s/clean", dir);
+  CHECK(mkdir(sub, 0700) == 0);
+  long dead = dead_pid(), live = (long)getppid();
+  const char *gone[] = {"ck.safetensors.tmp.%ld.AbC123", "ck.safetensors.tmp.%ld",
+                        "samples_00010.png.tmp.%ld.Q1w2E3"};
+  const char *kept_dead[] = {"ck.safetensors.tmp.%ld.abc", "ck.safetensors.tmp.%ld.toolong7",
+                             "other.bin.tmp.%ld.AbC123", "ck.safetensors.tmp.%ldx",
+                             "samples_1.jpg.tmp.%ld.AbC123", "ck.safetensors.tmpx%ld"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(name, sizeof name, "%s/", sub);
+    snprintf(name + strlen(name), 100, gone[i], dead);
+    put_file(name, "stale", 5);
+  }
+  for (int i = 0; i < 6; i++) {
+    snprintf(name, sizeof name, "%s/", sub);
+    snprintf(name + strlen(name), 100, kept_dead[i], dead);
+    put_file(name, "keep", 4);
+  }
+  snprintf(name, sizeof name, "%s/ck.safetensors.tmp.%ld.LiVe01", sub, live);
+  put_file(name, "live writer", 11);
+  snprintf(name, sizeof name, "%s/ck.safetensors.tmp.%ld.LoCk01", sub, dead);
+  put_file(name, "locked", 6);
+  int lfd = open(name, O_RDONLY);               /* a writer elsewhere holding its lock */
+  CHECK(lfd >= 0 && flock(lfd, LOCK_EX) == 0);
+  snprintf(name, sizeof name, "%s/ck.safetensors.tmp.%ld.SyM123", sub, dead);
+  CHECK(symlink(tmp("victim2.txt"), name) == 0);
+  put_file(tmp("victim2.txt"), "v", 1);
+  snprintf(name, sizeof name, "%s/ck.safetensors", sub);
+  put_file(name, "the checkpoint", 14);
+
+  const char *targets[] = {"ck.safetensors", "samples_*.png", "metrics.jsonl"};
+  CHECK(lg_atomic_clean(sub, 3, targets, "clean") == 3);
+  CHECK(count_prefix(sub, "ck.safetensors") == 1 + 4 + 3);  /* ck + kept_dead's 4 + live, locked, link */
+  CHECK(count_prefix(sub, "samples_00010") == 0);
+  CHECK(count_prefix(sub, "samples_1.jpg") == 1);
+  CHECK(count_prefix(sub, "other.bin") == 1);
+  close(lfd);                                   /* the lock holder is gone too: now stale */
+  CHECK(lg_atomic_clean(sub, 3, targets, "clean") == 1);
+  size_t n;
+  unsigned char *v = get_file(tmp("victim2.txt"), &n);
+  CHECK(v && n == 1 && v[0] == 'v');
+  free(v);
+  FAILS_RC(lg_atomic_clean(tmp("no/such/dir"), 3, targets, "clean") < 0, "cannot list");
 }
 
 /* Write a file with header text `json`, claimed header length hlen
@@ -674,6 +827,9 @@ int main(void)
   LGT_RUN(test_st_round_trip);
   LGT_RUN(test_st_exact_bytes);
   LGT_RUN(test_st_atomic);
+  LGT_RUN(test_atomic_no_symlink);
+  LGT_RUN(test_atomic_errors);
+  LGT_RUN(test_atomic_clean);
   LGT_RUN(test_st_malformed);
   LGT_RUN(test_png_round_trip);
   LGT_RUN(test_resize);
