@@ -364,7 +364,7 @@ function M.save_checkpoint(path, state, opts)
     end
   end
   meta[TREE] = M.json_encode(skel)
-  core.save_safetensors(path, tensors, meta)
+  checked(core.save_safetensors, path, tensors, meta)
 end
 
 local function rebuild(skel, name, tensors, meta, used, path)

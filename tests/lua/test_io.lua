@@ -176,6 +176,55 @@ T.test("checkpoint errors and atomic replacement", function()
   T.errors(function() lio.load_checkpoint(path("tampered3.safetensors")) end, "malformed")
 end)
 
+T.test("checkpoint strings keep NUL bytes, floats keep -0.0; NaN/inf and bad UTF-8", function()
+  local p = path("bytes.safetensors")
+  local state = {
+    nul = "a\0b", only = "\0", ends = "x\0", mixed = "é\0\1\n\"\\😀", plain = "no nul",
+    list = {"\0\0", "ok"}, nested = {s = "\0z"},
+    negz = -0.0, zs = {-0.0, 0.0}, big = -1e-310, inf = math.huge, ninf = -math.huge, nan = 0 / 0,
+  }
+  lio.save_checkpoint(p, state)
+  local ck, meta = lio.load_checkpoint(p)
+  for _, k in ipairs{"nul", "only", "ends", "mixed", "plain"} do
+    T.eq(ck[k], state[k], k .. " round-trips byte for byte")
+  end
+  T.eq(ck.list, state.list)
+  T.eq(ck.nested.s, "\0z")
+  -- a NUL-free string stays plain text for other tools; one with NUL is a JSON literal
+  T.eq(meta.plain, "no nul")
+  T.eq(meta.nul, '"a\\u0000b"')
+  T.eq(math.type(ck.negz), "float")
+  T.eq(1 / ck.negz, -math.huge, "-0.0 keeps its sign")
+  T.eq(1 / ck.zs[1], -math.huge)
+  T.eq(1 / ck.zs[2], math.huge)
+  T.eq(ck.big, -1e-310)
+  T.eq(ck.inf, math.huge)
+  T.eq(ck.ninf, -math.huge)
+  T.ok(ck.nan ~= ck.nan, "NaN stays NaN")
+  T.eq(meta.nan, "NaN")
+  T.eq(meta.negz, "-0.0")
+  -- JSON itself: -0.0 and NUL both ways
+  T.eq(lio.json_encode({-0.0, "a\0"}), '[-0.0,"a\\u0000"]')
+  T.eq(1 / lio.json_decode("-0.0"), -math.huge)
+  T.eq(lio.json_decode('"\\u0000x"'), "\0x")
+  -- the format cannot hold other bytes: a clear error, the old file kept
+  local before = read_bytes(p)
+  T.errors(function() lio.save_checkpoint(p, {s = "\0\xff"}) end, "string at 's' is not valid UTF-8")
+  T.errors(function() lio.save_checkpoint(p, {["a\0b"] = 1}) end, "contains a NUL byte")
+  T.errors(function() lio.save_checkpoint(p, {x = 1}, {metadata = {note = "a\0b"}}) end,
+           "contains a NUL byte")
+  T.eq(read_bytes(p), before)
+  -- the raw writer refuses NUL rather than cutting the string there
+  T.errors(function() lg.save_safetensors(p, {}, {k = "a\0b"}) end,
+           "the value of metadata 'k' contains a NUL byte")
+  T.errors(function() lg.save_safetensors(p, {["w\0x"] = lg.ones(1)}) end, "tensor name")
+  T.errors(function() lg.save_safetensors(p .. "\0.x", {}) end, "file name contains a NUL byte")
+  T.eq(read_bytes(p), before)
+  -- a hand-edited tree entry that is not a JSON string is named
+  lg.save_safetensors(path("badq.safetensors"), {}, {["luagan.tree"] = '{"s":"q"}', s = "oops"})
+  T.errors(function() lio.load_checkpoint(path("badq.safetensors")) end, "'s' is not a JSON string literal")
+end)
+
 -- ---- JSON and the metrics log -------------------------------------------------------------
 T.test("json encode / decode", function()
   local v = {a = 1, b = {1.5, "x\n\"y\"", true, false}, c = {d = -2e-7}, e = "é\1"}
