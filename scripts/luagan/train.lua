@@ -43,10 +43,11 @@ local function file_exists(p)
 end
 
 -- Replace path with text atomically (luagan.io.write_atomic: exclusive
--- temporary, every write checked, the previous file kept on failure).
+-- temporary, every write checked, the previous file kept on failure). A
+-- failure (full disk, no permission) is the system's, not a bug: one line.
 local function write_atomic(path, text)
   local ok, err = pcall(lgio.write_atomic, path, text)
-  if not ok then error("train: " .. tostring(err), 0) end
+  if not ok then recipe.fail("train: " .. tostring(err)) end
 end
 
 local function fmt_time(s)
@@ -468,7 +469,8 @@ function train.run(r, args)
                  steps_per_s = (i - i_log) / math.max(now - t_log, 1e-9)}
     if stream then rec.epoch = stream.epoch end
     for k, v in pairs(acc) do rec[k] = v / count end
-    log:write(rec)
+    local ok, err = pcall(log.write, log, rec)   -- a failed append: one line naming the file
+    if not ok then recipe.fail(r.name .. ": " .. tostring(err)) end
     acc, count, t_log, i_log = {}, 0, now, i
   end
   local function sample_to(name)
