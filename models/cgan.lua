@@ -230,9 +230,7 @@ return require("luagan.recipe"){
     end)
     local acc = lg.eval.label_accuracy(x, y)
     local r = {recipe = "cgan", label_accuracy = acc, n = n}
-    local f = assert(io.open(out .. "/eval.json", "w"))
-    f:write(lg.io.json_encode(r), "\n")
-    f:close()
+    lg.io.write_atomic(out .. "/eval.json", lg.io.json_encode(r) .. "\n")
     print(string.format("cgan: label accuracy of the classifier on %d samples G(z, y): %.4f (%s/eval.json)",
                         n, acc, out))
   end,

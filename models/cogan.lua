@@ -200,9 +200,7 @@ return require("luagan.recipe"){
     r.l1_shuffled = lg.eval.reconstruction_error(shuffled, xb).l1
     r.recipe, r.transform, r.n = "cogan", s.opt.transform, n
     if r.class_ab then r.class_agreement, r.class_ab = r.class_ab, nil end
-    local f = assert(io.open(out .. "/eval.json", "w"))
-    f:write(lg.io.json_encode(r), "\n")
-    f:close()
+    lg.io.write_atomic(out .. "/eval.json", lg.io.json_encode(r) .. "\n")
     local msg = string.format("cogan (%s): pairs |G_B(z) - T(G_A(z))| l1 %.4f, shuffled pairs %.4f, " ..
                               "G_A(z) itself %.4f", s.opt.transform, r.l1, r.l1_shuffled, r.l1_identity)
     if r.class_agreement then msg = msg .. string.format("; class agreement %.4f", r.class_agreement) end

@@ -274,9 +274,7 @@ return require("luagan.recipe"){
     r.cycle_l1_a = l1(chunked(s.G_BA, fb), a):item()
     r.cycle_l1_b = l1(chunked(s.G_AB, fa), b):item()
     r.recipe, r.transform, r.n = "cyclegan", s.opt.transform, n
-    local f = assert(io.open(out .. "/eval.json", "w"))
-    f:write(lg.io.json_encode(r), "\n")
-    f:close()
+    lg.io.write_atomic(out .. "/eval.json", lg.io.json_encode(r) .. "\n")
     local msg = string.format("cyclegan (%s): |G_AB(a) - T(a)| l1 %.4f mse %.4f (copying a: l1 %.4f); " ..
                               "cycle l1 A %.4f B %.4f", s.opt.transform, r.l1, r.mse, r.l1_identity,
                               r.cycle_l1_a, r.cycle_l1_b)

@@ -239,9 +239,7 @@ return require("luagan.recipe"){
     end
     local r = {recipe = "infogan", code_accuracy = acc, majority_accuracy = majority, n = n,
                mapping = table.concat(names, ", ")}
-    local f = assert(io.open(out .. "/eval.json", "w"))
-    f:write(lg.io.json_encode(r), "\n")
-    f:close()
+    lg.io.write_atomic(out .. "/eval.json", lg.io.json_encode(r) .. "\n")
     print(string.format("infogan: categorical-code accuracy %.4f (one to one), %.4f (many to one) on %d samples;" ..
                         " %s (%s/eval.json)", acc, majority, n, r.mapping, out))
   end,

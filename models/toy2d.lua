@@ -219,13 +219,12 @@ return recipe{
     local r = eval2d.evaluate(x, s.spec)
     local line = eval2d.format(r)
     if not s.opt.quiet then print("toy2d: " .. line) end
-    local f = assert(io.open(out .. "/eval2d.json", "w"))
-    f:write(lg.io.json_encode{mixture = s.opt.mixture, modes = r.modes, n_modes = r.n_modes,
-                              high_quality = r.high_quality,
-                              -- NaN (no high-quality sample) is not JSON: left out
-                              reverse_kl = r.reverse_kl == r.reverse_kl and r.reverse_kl or nil,
-                              counts = r.counts, n = r.n, seed = s.opt.seed}, "\n")
-    f:close()
+    local report = {mixture = s.opt.mixture, modes = r.modes, n_modes = r.n_modes,
+                    high_quality = r.high_quality,
+                    -- NaN (no high-quality sample) is not JSON: left out
+                    reverse_kl = r.reverse_kl == r.reverse_kl and r.reverse_kl or nil,
+                    counts = r.counts, n = r.n, seed = s.opt.seed}
+    lg.io.write_atomic(out .. "/eval2d.json", lg.io.json_encode(report) .. "\n")
     local b = s.opt.mixture == "ring" and {-1.5, 1.5, -1.5, 1.5} or {-6, 6, -6, 6}
     image.scatter(out .. "/scatter_eval.png", x, {centres = s.spec.centres, std = s.spec.std,
                                                   bounds = b, title = line})

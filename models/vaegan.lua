@@ -251,9 +251,7 @@ return require("luagan.recipe"){
     local acc, acc_tr = lg.eval.linear_probe(ztr, s.sets.train.labels:narrow(1, 1, m), zt, yt)
     local r = {recipe = "vaegan", recon_mse = err.mse, recon_l1 = err.l1, probe_test = acc,
                probe_train = acc_tr, n_test = n, n_probe_train = m}
-    local f = assert(io.open(out .. "/eval.json", "w"))
-    f:write(lg.io.json_encode(r), "\n")
-    f:close()
+    lg.io.write_atomic(out .. "/eval.json", lg.io.json_encode(r) .. "\n")
     print(string.format("vaegan: test reconstruction mse %.4f l1 %.4f (%d images); linear probe on mu(x): " ..
                         "%.4f test, %.4f train (%d train images) (%s/eval.json)",
                         err.mse, err.l1, n, acc, acc_tr, m, out))
