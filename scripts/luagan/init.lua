@@ -57,6 +57,11 @@ function lg.gradgradcheck(fn, inputs, opts)
   return require("luagan.gradcheck").gradgradcheck(fn, inputs, opts)
 end
 
+-- Save and load a tensor, a module, an optimizer or a table of them
+-- (scripts/luagan/io.lua; docs/training.md "Saving your own objects").
+function lg.save(path, x) return require("luagan.io").save(path, x) end
+function lg.load(path) return require("luagan.io").load(path) end
+
 lg.version = core.version
 
 return lg

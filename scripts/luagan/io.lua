@@ -438,6 +438,66 @@ function M.load_checkpoint(path)
   return state, meta
 end
 
+-- lg.save / lg.load: a user's own objects
+
+-- The metadata entry that marks a file written by lg.save of a bare tensor
+-- (stored under the name "tensor", so other readers see a plain file).
+local ROOT = "luagan.root"
+
+-- What lg.save stores for v: a tensor as it is, anything with state_dict()
+-- (a module, an optimizer, a scheduler, an EMA) as its state dict, a table
+-- entry by entry; numbers, strings and booleans as they are.
+local function saveable(v, where, seen)
+  if core.is_tensor(v) then return v end
+  if type(v) ~= "table" then return v end
+  if type(v.state_dict) == "function" then return v:state_dict() end
+  if seen[v] then error("lg.save: the value has a cycle at " .. where, 0) end
+  seen[v] = true
+  local out = {}
+  for k, x in pairs(v) do out[k] = saveable(x, where .. "." .. tostring(k), seen) end
+  seen[v] = nil
+  return out
+end
+
+-- save(path, x): write x -- a tensor, a module or optimizer (its
+-- state_dict()), or a nested table of those and of numbers, strings and
+-- booleans -- to path as one safetensors file, atomically (a crash or a full
+-- disk leaves the previous file as it was). load(path) gives back the same
+-- nesting (modules and optimizers as their state dicts: pass them to
+-- load_state_dict).
+function M.save(path, x)
+  if type(path) ~= "string" then error("lg.save: path must be a string, got " .. type(path), 2) end
+  if core.is_tensor(x) then
+    local ok, err = pcall(M.save_checkpoint, path, {tensor = x}, {metadata = {[ROOT] = "tensor"}})
+    if not ok then error((tostring(err):gsub("^save_checkpoint", "lg.save")), 2) end
+    return
+  end
+  if type(x) ~= "table" then
+    error("lg.save: expected a tensor, a module, an optimizer or a table of them, got " ..
+          type(x), 2)
+  end
+  local ok, v = pcall(saveable, x, "the value", {})
+  if not ok then error(v, 2) end
+  local ok2, err = pcall(M.save_checkpoint, path, v)
+  if not ok2 then error((tostring(err):gsub("^save_checkpoint", "lg.save")), 2) end
+end
+
+-- load(path) -> x: what save(path, x) wrote (a file made by another tool
+-- loads as the flat table name -> tensor). Loading reads tensors and text
+-- only: it never runs code.
+function M.load(path)
+  if type(path) ~= "string" then error("lg.load: path must be a string, got " .. type(path), 2) end
+  local ok, state, meta = pcall(M.load_checkpoint, path)
+  if not ok then error((tostring(state):gsub("^load_checkpoint", "lg.load")), 2) end
+  if meta[ROOT] == "tensor" then
+    if not core.is_tensor(state.tensor) then
+      error("lg.load: " .. path .. ": marked as one tensor but holds no tensor 'tensor'", 2)
+    end
+    return state.tensor
+  end
+  return state
+end
+
 ---------------------------------------------------------------------------
 -- the JSONL metrics log: one JSON object per line, each appended with one
 -- checked write(2) so a crash loses at most the line being written and a
