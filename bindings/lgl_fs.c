@@ -5,6 +5,7 @@
  *   lg.listdir(path)        -> {names...}, sorted bytewise, without . and ..
  *   lg.isdir(path)          -> boolean (follows links)
  *   lg.isfile(path)         -> boolean: a regular file (follows links)
+ *   lg.writable(path)       -> boolean: this process may create files in / write path
  *   lg.mkdir_p(path)        -> path, creating missing parents (as mkdir -p)
  *   lg.read_head(path, n)   -> the first n bytes, gunzipped when gzip (zlib)
  *   lg.sha256_file(path)    -> the file's SHA-256 as 64 hex digits
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 #include <zlib.h>
 #include "lgl.h"
 
@@ -102,6 +104,13 @@ static int fs_isfile(lua_State *L)
 {
   struct stat st;
   lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0 && S_ISREG(st.st_mode));
+  return 1;
+}
+
+/* checked up front, so an unwritable --out is one clear line, not a failed write later */
+static int fs_writable(lua_State *L)
+{
+  lua_pushboolean(L, access(luaL_checkstring(L, 1), W_OK) == 0);
   return 1;
 }
 
@@ -276,7 +285,7 @@ static int fs_sha256_file(lua_State *L)
 void lgl_open_fs(lua_State *L)
 {
   static const luaL_Reg fns[] = {
-    {"listdir", fs_listdir}, {"isdir", fs_isdir}, {"isfile", fs_isfile},
+    {"listdir", fs_listdir}, {"isdir", fs_isdir}, {"isfile", fs_isfile}, {"writable", fs_writable},
     {"mkdir_p", fs_mkdir_p}, {"read_head", fs_read_head}, {"sha256_file", fs_sha256_file},
     {NULL, NULL},
   };

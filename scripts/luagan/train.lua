@@ -35,6 +35,7 @@ end
 function train.mkdir(dir)
   local ok, err = pcall(core.mkdir_p, dir)
   if not ok then recipe.fail("train: cannot create the output directory: " .. tostring(err)) end
+  if not core.writable(dir) then recipe.fail("train: the output directory " .. dir .. " is not writable") end
 end
 
 local function file_exists(p) return core.isfile(p) end

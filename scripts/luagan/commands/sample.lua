@@ -59,6 +59,7 @@ return {
     local dir = out:match("^(.*)/[^/]*$") or "."
     if dir == "" then dir = "/" end
     if not core.isdir(dir) then fail("sample: --out " .. out .. ": no directory " .. dir) end
+    if not core.writable(dir) then fail("sample: --out " .. out .. ": the directory " .. dir .. " is not writable") end
     if core.isdir(out) then fail("sample: --out " .. out .. " is a directory; give a file name (x.png)") end
     local state, r = train.load(o.ckpt, {recipe = o.recipe, where = "sample",
       hint = "luagan sample " .. o.ckpt .. " --recipe path/to/recipe.lua"})
