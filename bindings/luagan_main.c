@@ -13,10 +13,9 @@
  * always a command, even when a file of that name exists here: a script is
  * named by a path that is not a word (./run, dir/x, x.lua).
  *
- * It also preloads the small module "luagan.sys" (process services the
- * training loop needs and plain Lua lacks; see sys_funcs below). Scripts run
- * by a stock lua5.4 do without it: luagan.train falls back to os.clock/os.time
- * and plain progress lines.
+ * It also preloads "luagan.sys", the names earlier versions used for the
+ * process services that now live in luagan.core (signal flag, isatty,
+ * clock, getpid), so a stock lua5.4 with the rock trains the same way.
  *
  * The root holding scripts/ and models/ is $LUAGAN_ROOT, else the source
  * tree this binary was built from (if it still has scripts/luagan/init.lua),
