@@ -73,6 +73,8 @@ void lgl_open_nn(lua_State *L);        /* lgl_nn.c: neural-network ops */
 void lgl_open_optim(lua_State *L);     /* lgl_optim.c: fused optimizer steps */
 void lgl_open_io(lua_State *L);        /* lgl_io.c: datasets, checkpoints, images */
 void lgl_open_linalg(lua_State *L);    /* lgl_linalg.c: evaluation kernels (the table linalg) */
+void lgl_open_fs(lua_State *L);        /* lgl_fs.c: listdir, isdir, mkdir_p, ... (no shell) */
+void lgl_open_sys(lua_State *L);       /* lgl_sys.c: SIGINT/SIGTERM flag, isatty, getpid */
 
 int luaopen_luagan_core(lua_State *L);
 

@@ -9,21 +9,24 @@
  *   luagan                    interactive prompt (stdin as a script when not a terminal)
  *   luagan run NAME ...       a command: handed to require("luagan.cli").main{"run", NAME, ...}
  *
- * It also preloads the small module "luagan.sys" (process services the
- * training loop needs and plain Lua lacks; see sys_funcs below). Scripts run
- * by a stock lua5.4 do without it: luagan.train falls back to os.clock/os.time
- * and plain progress lines.
+ * A first argument that is a word (lower-case letters, digits, - and _) is
+ * always a command, even when a file of that name exists here: a script is
+ * named by a path that is not a word (./run, dir/x, x.lua).
+ *
+ * It also preloads "luagan.sys", the names earlier versions used for the
+ * process services that now live in luagan.core (signal flag, isatty,
+ * clock, getpid), so a stock lua5.4 with the rock trains the same way.
  *
  * The root holding scripts/ and models/ is $LUAGAN_ROOT, else the source
  * tree this binary was built from (if it still has scripts/luagan/init.lua),
- * else the install prefix. Errors print a traceback and exit with status 1. */
+ * else the install prefix. Errors print a traceback and exit with status 1;
+ * a usage error (the user's mistake) prints one line, with a traceback only
+ * under -v. */
 #include <ctype.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <lua.h>
 #include <lauxlib.h>
@@ -40,6 +43,7 @@
 #define MAXINPUT 4096
 
 static const char *progname = "luagan";
+static int verbose = 0;                    /* -v: tracebacks for usage errors too */
 
 static void message(const char *msg)
 {
@@ -49,20 +53,24 @@ static void message(const char *msg)
 
 /* Error handler: the message plus a traceback. A usage error (a table with
  * usage = true and a message, raised by luagan.recipe.fail for a bad option
- * or a missing file) is the user's mistake, not a bug: its message alone. */
+ * or a missing file) is the user's mistake, not a bug: its message alone
+ * (with the traceback under -v, to see where it was raised). */
 static int msghandler(lua_State *L)
 {
+  const char *msg = NULL;
   if (lua_type(L, 1) == LUA_TTABLE) {
     lua_getfield(L, 1, "usage");
     int usage = lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (usage) {
       lua_getfield(L, 1, "message");
-      if (lua_type(L, -1) == LUA_TSTRING) return 1;
-      lua_pop(L, 1);
+      if (lua_type(L, -1) == LUA_TSTRING) {
+        if (!verbose) return 1;
+        msg = lua_tostring(L, -1);
+      } else lua_pop(L, 1);
     }
   }
-  const char *msg = lua_tostring(L, 1);
+  if (!msg) msg = lua_tostring(L, 1);
   if (!msg) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
     msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
@@ -109,94 +117,23 @@ static const char *find_root(void)
 
 
 /* ---- luagan.sys -------------------------------------------------------------
- * catch_sigint(true) makes Ctrl-C set a flag instead of killing the process,
- * so the training loop can finish its step, save a checkpoint and return;
- * the loop polls interrupted() once per step. A second Ctrl-C while the flag
- * is still set means "stop now": the default action is restored and the
- * signal re-raised. catch_sigint(false) puts the previous action back.
- * The handler only writes a sig_atomic_t, so it is safe whichever thread
- * (OpenMP workers included) the signal lands on. */
-static volatile sig_atomic_t sigint_flag = 0;
-static struct sigaction sigint_saved;
-static int sigint_caught = 0;
-
-static void on_sigint(int sig)
-{
-  if (sigint_flag) {                       /* second Ctrl-C: give up now */
-    signal(sig, SIG_DFL);
-    raise(sig);
-    return;
-  }
-  sigint_flag = 1;
-}
-
-static int sys_catch_sigint(lua_State *L)
-{
-  int on = lua_toboolean(L, 1);
-  if (on && !sigint_caught) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;              /* blocking reads carry on */
-    sigint_flag = 0;
-    if (sigaction(SIGINT, &sa, &sigint_saved) != 0)
-      return luaL_error(L, "catch_sigint: sigaction failed");
-    sigint_caught = 1;
-  } else if (!on && sigint_caught) {
-    sigaction(SIGINT, &sigint_saved, NULL);
-    sigint_caught = 0;
-  }
-  return 0;
-}
-
-/* true once Ctrl-C was pressed since catch_sigint(true) / clear_interrupt() */
-static int sys_interrupted(lua_State *L)
-{
-  lua_pushboolean(L, sigint_flag != 0);
-  return 1;
-}
-
-static int sys_clear_interrupt(lua_State *L)
-{
-  sigint_flag = 0;
-  return 0;
-}
-
-/* isatty(fd = 1): is the descriptor a terminal (decides progress bar vs lines) */
-static int sys_isatty(lua_State *L)
-{
-  lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
-  return 1;
-}
-
-/* clock(): wall-clock seconds from a monotonic origin (os.clock is CPU time,
- * which counts every thread and so overstates elapsed time) */
-static int sys_clock(lua_State *L)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
-  return 1;
-}
-
-/* getpid(): the process id (tests signal a training run by it) */
-static int sys_getpid(lua_State *L)
-{
-  lua_pushinteger(L, (lua_Integer)getpid());
-  return 1;
-}
-
-static const luaL_Reg sys_funcs[] = {
-  {"catch_sigint", sys_catch_sigint}, {"interrupted", sys_interrupted},
-  {"clear_interrupt", sys_clear_interrupt}, {"isatty", sys_isatty},
-  {"clock", sys_clock}, {"getpid", sys_getpid},
-  {NULL, NULL},
-};
-
+ * The process services the training loop needs moved into luagan.core
+ * (bindings/lgl_sys.c: SIGINT/SIGTERM flag, isatty, getpid; lgl_core.c:
+ * clock), so a stock lua5.4 behaves the same. "luagan.sys" stays as the
+ * names scripts written for earlier versions use. */
 static int luaopen_luagan_sys(lua_State *L)
 {
-  luaL_newlib(L, sys_funcs);
+  static const char *const names[][2] = {
+    {"catch_sigint", "catch_interrupts"}, {"interrupted", "interrupted"},
+    {"clear_interrupt", "clear_interrupt"}, {"isatty", "isatty"},
+    {"clock", "clock"}, {"getpid", "getpid"},
+  };
+  luaL_requiref(L, "luagan.core", luaopen_luagan_core, 0);
+  lua_createtable(L, 0, (int)(sizeof names / sizeof names[0]));
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    lua_getfield(L, -2, names[i][1]);
+    lua_setfield(L, -2, names[i][0]);
+  }
   return 1;
 }
 
@@ -248,17 +185,21 @@ static int run_chunk(lua_State *L, int status, char **argv, int argc, int first)
   return report(L, status);
 }
 
-/* A command word ("run") rather than a script path: no such file, no dot or slash. */
+/* A command word ("run", "sample"): lower-case letters, digits, - and _.
+ * Commands win over files of the same name in the current directory (a
+ * file called `run` must never run instead of the command); a script is
+ * given as a path that cannot be a word (./run, dir/x, x.lua). */
 static int is_command(const char *s)
 {
-  if (!islower((unsigned char)s[0]) || exists(s)) return 0;
+  if (!islower((unsigned char)s[0])) return 0;
   for (const char *p = s; *p; p++)
     if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' || *p == '_'))
       return 0;
   return 1;
 }
 
-/* require("luagan.cli").main({argv[first], ...}); -1 when luagan.cli is absent. */
+/* require("luagan.cli").main({argv[first], ...}); 1 with a message when
+ * luagan.cli is absent (a command word never falls back to a file). */
 static int run_command(lua_State *L, char **argv, int argc, int first)
 {
   lua_getglobal(L, "package");
@@ -268,7 +209,12 @@ static int run_command(lua_State *L, char **argv, int argc, int first)
   lua_call(L, 2, 1);
   int found = !lua_isnil(L, -1);
   lua_pop(L, 2);
-  if (!found) return -1;
+  if (!found) {
+    fprintf(stderr, "%s: '%s' is a command, but luagan.cli is not on package.path "
+            "(check LUAGAN_ROOT); to run a file of that name, give its path: ./%s\n",
+            progname, argv[first], argv[first]);
+    return 1;
+  }
   lua_getglobal(L, "require");
   lua_pushliteral(L, "luagan.cli");
   int status = docall(L, 1, 1);
@@ -391,7 +337,7 @@ static void usage(const char *badopt)
           "       %s run NAME [args]   (a command of luagan.cli)\n"
           "  -e stat   execute string 'stat'\n"
           "  -i        enter interactive mode after running the script\n"
-          "  -v        show version information\n"
+          "  -v        show version information (and tracebacks for usage errors)\n"
           "  --        stop handling options\n"
           "  -         execute stdin and stop handling options\n",
           progname, badopt, progname, progname);
@@ -425,7 +371,7 @@ int main(int argc, char **argv)
       if (++i >= argc) { usage(a); return EXIT_FAILURE; }
       has_e = 1;
     } else if (!strcmp(a, "-i")) has_i = has_v = 1;
-    else if (!strcmp(a, "-v")) has_v = 1;
+    else if (!strcmp(a, "-v")) has_v = verbose = 1;
     else { usage(a); return EXIT_FAILURE; }
   }
   if (i < argc) script = i;
@@ -445,10 +391,10 @@ int main(int argc, char **argv)
   }
   if (ok && script) {
     const char *fname = argv[script];
-    int rc = is_command(fname) ? run_command(L, argv, argc, script) : -1;
-    if (rc >= 0) {
+    if (is_command(fname)) {
+      int rc = run_command(L, argv, argc, script);
       ok = rc == 0;
-      exit_code = rc;          /* a command's own status (130: stopped by Ctrl-C) */
+      exit_code = rc;          /* a command's own status (130: Ctrl-C, 143: SIGTERM) */
     }
     else {
       if (!strcmp(fname, "-") && strcmp(argv[script - 1], "--")) fname = NULL;  /* stdin */

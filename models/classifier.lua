@@ -142,10 +142,8 @@ local function random_flip(x)
 end
 
 local function sha256(path)
-  local p = io.popen("sha256sum '" .. path .. "' 2>/dev/null")
-  local line = p and p:read("l")
-  if p then p:close() end
-  return line and line:match("^(%x+)") or "?"
+  local ok, hex = pcall(lg.sha256_file, path)
+  return ok and hex or "?"
 end
 
 function M.main(args)
@@ -158,7 +156,7 @@ function M.main(args)
   end
   if o.threads then lg.set_num_threads(math.tointeger(o.threads)) end
   lg.manual_seed(math.tointeger(o.seed))
-  os.execute("mkdir -p '" .. o.out .. "'")
+  lg.mkdir_p(o.out)
   local data = require "luagan.data"
   local lgio = require "luagan.io"
   local limit = o.limit > 0 and math.tointeger(o.limit) or nil

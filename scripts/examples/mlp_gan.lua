@@ -13,7 +13,7 @@ local image = require "luagan.image"
 
 local steps = tonumber(arg[1]) or 1500
 local out = arg[2] or "out/mlp_gan"
-os.execute("mkdir -p '" .. out .. "'")
+lg.mkdir_p(out)
 lg.manual_seed(1)
 
 -- A linear layer as two leaf tensors, PyTorch's default init U(-1/sqrt(in), 1/sqrt(in)).

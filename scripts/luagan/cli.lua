@@ -30,7 +30,8 @@ cli.commands.help = {
 
 -- run NAME args...: a recipe (models/NAME.lua, or a path to a .lua file)
 -- runs in luagan.train with its --options; a file that returns a table
--- with main(args) gets main(rest); a plain script just runs with rest as `...`.
+-- with main(args) gets main(rest); anything else is a usage error (a plain
+-- script runs as `luagan FILE`).
 local function list_recipes()
   local recipe = require "luagan.recipe"
   local names, paths = {}, recipe.list()
@@ -51,69 +52,102 @@ local function list_recipes()
   return lines
 end
 
+-- the bundled recipes' names on one line, for error messages
+local function recipe_names()
+  local names = {}
+  for n in pairs(require("luagan.recipe").list()) do names[#names + 1] = n end
+  table.sort(names)
+  return #names > 0 and table.concat(names, ", ") or "none found"
+end
+
 cli.commands.run = {
   help = "train a recipe: luagan run NAME [--option value ...] (NAME --help lists its options)",
   fn = function(args)
+    local recipe = require "luagan.recipe"
     local name = args[1]
-    if not name or name == "--help" or name == "-h" then
+    if not name then
+      recipe.fail("run: which recipe? luagan run NAME [--option value ...] (recipes: " ..
+                  recipe_names() .. "; `luagan run --help` describes them)")
+    end
+    if name == "--help" or name == "-h" then
       local lines = list_recipes()
-      local text = "usage: luagan run NAME [--option value ...]   (luagan run NAME --help)\n" ..
-                   "recipes:\n" .. (#lines > 0 and table.concat(lines, "\n") or "  (none found)")
-      if not name then require("luagan.recipe").fail("run: which recipe? " .. text) end
-      print(text)
+      print("usage: luagan run NAME [--option value ...]   (luagan run NAME --help)\n" ..
+            "recipes:\n" .. (#lines > 0 and table.concat(lines, "\n") or "  (none found)"))
       return 0
     end
+    -- a path (a slash, or .lua at the end) is the user's own file; a bare
+    -- name is only ever a bundled recipe, never ./NAME.lua
     local path
-    if name:find("/", 1, true) or name:match("%.lua$") then
+    if recipe.is_path(name) then
       path = name
-      local f = io.open(path, "r")
-      if not f then require("luagan.recipe").fail("run: no recipe file " .. path) end
-      f:close()
+      if not require("luagan.core").isfile(path) then recipe.fail("run: no recipe file " .. path) end
     else
-      path = package.searchpath(name, package.path)
+      path = recipe.find(name)
       if not path then
-        local lines = list_recipes()
-        require("luagan.recipe").fail("run: no recipe named '" .. name .. "' (models/" .. name ..
-                                      ".lua); recipes:\n" .. table.concat(lines, "\n"))
+        local hint = require("luagan.core").isfile(name .. ".lua")
+                     and string.format("; for the file in this directory: luagan run ./%s.lua", name) or ""
+        recipe.fail("run: no recipe named '" .. name .. "' (recipes: " .. recipe_names() .. ")" .. hint)
       end
     end
-    local chunk, err = loadfile(path)
-    if not chunk then error("run: cannot load " .. path .. ": " .. tostring(err), 0) end
+    local chunk = recipe.loadfile(path, "run")
     local rest = table.move(args, 2, #args, 1, {})
     local m = chunk(table.unpack(rest))
-    local recipe = require "luagan.recipe"
     if recipe.is_recipe(m) then
       m._path, m._cli = path, name
       return require("luagan.train").main(m, rest)
     end
     if type(m) == "table" and type(m.main) == "function" then return m.main(rest) end
+    recipe.fail(string.format("run: %s returned %s, not a recipe (`return require(\"luagan.recipe\"){...}`)" ..
+                              " nor a table with main(args); a plain script runs as `luagan %s`",
+                              path, type(m), path))
   end,
 }
 
 -- A command may also live in its own module, scripts/luagan/commands/NAME.lua,
 -- returning {help = "one line", fn = function(args) end}; it loads on first use.
+-- Command modules come from the luagan root and absolute package.path
+-- entries only: a word typed after `luagan` never loads code from the
+-- current directory.
+local function command_dirs()
+  local dirs, seen = {}, {}
+  local function add(d)
+    if not seen[d] then seen[d] = true; dirs[#dirs + 1] = d end
+  end
+  local config = package.loaded["luagan.config"]
+  if type(config) == "table" and type(config.root) == "string" and config.root ~= "" then
+    add(config.root .. "/scripts/luagan/commands/")
+  end
+  for t in package.path:gmatch("[^;]+") do
+    local d = t:match("^(/.*/)%?%.lua$")
+    if d then add(d .. "luagan/commands/") end
+  end
+  return dirs
+end
+
 local function find_command(name)
   if cli.commands[name] then return cli.commands[name] end
   if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then return nil end
-  local mod = "luagan.commands." .. name
-  if not package.searchpath(mod, package.path) then return nil end
-  cli.commands[name] = require(mod)
-  return cli.commands[name]
+  local core = require "luagan.core"
+  for _, d in ipairs(command_dirs()) do
+    local path = d .. name .. ".lua"
+    if core.isfile(path) then
+      local mod = "luagan.commands." .. name
+      if not package.loaded[mod] then package.loaded[mod] = dofile(path) end
+      cli.commands[name] = package.loaded[mod]
+      return cli.commands[name]
+    end
+  end
+  return nil
 end
 
--- every command module on package.path, so `luagan help` lists them
+-- every command module in those directories, so `luagan help` lists them
 local function load_all_commands()
-  for dir in package.path:gmatch("[^;]+") do
-    local d = dir:match("^(.*)%?%.lua$")
-    if d then
-      local p = io.popen('ls "' .. d .. 'luagan/commands" 2>/dev/null')
-      if p then
-        for f in p:lines() do
-          local n = f:match("^([%a_][%w_]*)%.lua$")
-          if n then find_command(n) end
-        end
-        p:close()
-      end
+  local core = require "luagan.core"
+  for _, d in ipairs(command_dirs()) do
+    local ok, files = pcall(core.listdir, d)
+    for _, f in ipairs(ok and files or {}) do
+      local n = f:match("^([%a_][%w_]*)%.lua$")
+      if n then find_command(n) end
     end
   end
 end
@@ -124,8 +158,12 @@ function cli.main(argv)
   local cmd = find_command(name)
   if not cmd then load_all_commands() end
   if not cmd then
-    require("luagan.recipe").fail(string.format("unknown command '%s' (commands: %s)",
-                                  tostring(name), table.concat(command_names(), ", ")))
+    local hint = ""
+    if type(name) == "string" and require("luagan.core").isfile(name) then
+      hint = string.format("; to run the file %s, give its path: luagan ./%s", name, name)
+    end
+    require("luagan.recipe").fail(string.format("unknown command '%s' (commands: %s)%s",
+                                  tostring(name), table.concat(command_names(), ", "), hint))
   end
   return cmd.fn(table.move(argv, 2, #argv, 1, {}))
 end

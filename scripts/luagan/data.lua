@@ -449,7 +449,23 @@ end
 
 local IMAGE_EXT = {png = true, jpg = true, jpeg = true, bmp = true, gif = true, tga = true}
 
-local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+-- The regular files in dir and in its immediate subfolders, sorted by path
+-- (listed with luagan.core, not a shell: a folder name is data).
+local function files_to_depth2(dir)
+  local out = {}
+  for _, name in ipairs(core.listdir(dir)) do
+    local p = dir .. "/" .. name
+    if core.isfile(p) then out[#out + 1] = p
+    elseif core.isdir(p) then
+      local ok, sub = pcall(core.listdir, p)
+      for _, f in ipairs(ok and sub or {}) do
+        if core.isfile(p .. "/" .. f) then out[#out + 1] = p .. "/" .. f end
+      end
+    end
+  end
+  table.sort(out)
+  return out
+end
 
 -- image_folder(dir, {size = 28 | {h, w}, channels = 1|3, scale = "tanh"|"unit", limit = n})
 -- Images in dir/<class>/* get the class of their subfolder (classes sorted
@@ -469,13 +485,12 @@ function data.image_folder(dir, o)
   if channels ~= 1 and channels ~= 3 then error(who .. ": channels must be 1 or 3", 2) end
   local scale = o.scale or "tanh"
   if not SCALES[scale] or scale == "raw" then error(who .. ": scale must be \"tanh\" or \"unit\"", 2) end
-  local p = io.popen("find " .. shell_quote(dir) .. " -mindepth 1 -maxdepth 2 -type f 2>/dev/null | LC_ALL=C sort")
+  if not core.isdir(dir) then error(who .. ": no PNG/JPEG/BMP/GIF/TGA images in " .. dir .. ": no such directory", 2) end
   local files = {}
-  for line in p:lines() do
+  for _, line in ipairs(files_to_depth2(dir)) do
     local ext = line:match("%.([%w]+)$")
     if ext and IMAGE_EXT[ext:lower()] then files[#files + 1] = line end
   end
-  p:close()
   if #files == 0 then
     error(who .. ": no PNG/JPEG/BMP/GIF/TGA images in " .. dir .. " or its subfolders", 2)
   end

@@ -80,9 +80,8 @@ local function idx_type(path)
   local head = f:read(4) or ""
   f:close()
   if head:sub(1, 2) == "\31\139" then
-    local p = io.popen("gzip -dc '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null | head -c 4")
-    head = p:read("a") or ""
-    p:close()
+    local ok, h = pcall(require("luagan.core").read_head, path, 4)   -- zlib, no shell
+    head = ok and h or ""
   end
   if #head < 4 then fail("eval.load_samples: %s: too short for an IDX header", path) end
   return head:byte(3)
@@ -679,7 +678,7 @@ end
 function E.sample_checkpoint(path, n, o)
   o = o or {}
   local train = require "luagan.train"
-  local state, r = train.load(path)
+  local state, r = train.load(path, {recipe = o.recipe, hint = o.hint, where = "eval"})
   if not r.sample then fail("eval: recipe '%s' has no sample function", r.name) end
   local chunk = o.chunk or 1000
   local tmp = os.tmpname()

@@ -16,17 +16,32 @@ local recipe = {}
 
 -- {name, default, help}: the options the training loop itself reads.
 recipe.COMMON = {
-  {"steps", 1000, "training steps"},
+  {"steps", 1000, "training steps", min = 0},
   {"out", "", "output directory (default out/NAME)"},
   {"seed", 1, "random seed (lg.manual_seed before setup)"},
-  {"threads", 0, "CPU threads for the kernels (0 = leave the default)"},
+  {"threads", 0, "CPU threads for the kernels (0 = leave the default)", min = 0, max = 4096},
   {"resume", "", "continue from this checkpoint (its options, overridden by the ones given)"},
-  {"sample_every", 500, "write samples_STEP.png every N steps (0 = only at the end)"},
-  {"ckpt_every", 1000, "write the checkpoint every N steps (0 = only at the end)"},
-  {"log_every", 10, "one metrics.jsonl line per N steps (their mean)"},
-  {"print_every", 0, "without a terminal, a progress line every N steps (0 = about 20 lines a run)"},
+  {"sample_every", 500, "write samples_STEP.png every N steps (0 = only at the end)", min = 0},
+  {"ckpt_every", 1000, "write the checkpoint every N steps (0 = only at the end)", min = 0},
+  {"log_every", 10, "one metrics.jsonl line per N steps (their mean)", min = 0},
+  {"print_every", 0, "without a terminal, a progress line every N steps (0 = about 20 lines a run)",
+   min = 0},
   {"quiet", false, "no progress output"},
 }
+
+-- Ranges of the options most recipes declare under the same names, used when
+-- the recipe gives none (an entry's min/max/above/below replace them): a
+-- value outside is a usage error, not a crash or a silent nonsense run. A
+-- default outside the conventional range is a special value the recipe
+-- understands (toy2d's --batch 0 = automatic), so the range stretches to it.
+recipe.CONVENTIONAL = {
+  batch = {min = 1}, nz = {min = 1}, limit = {min = 0},
+  lr = {above = 0}, beta1 = {min = 0, below = 1}, beta2 = {min = 0, below = 1},
+}
+local function conventional(name)
+  if recipe.CONVENTIONAL[name] then return recipe.CONVENTIONAL[name] end
+  if name:match("^lr_%w+$") then return recipe.CONVENTIONAL.lr end   -- lr_d, lr_g
+end
 
 -- A usage error (bad option, unknown recipe, missing file): the luagan
 -- executable prints its message without a traceback. tostring(err) is the
@@ -80,12 +95,52 @@ local function check_entry(who, e, pos)
     end
     if not found then error(where .. ": the default " .. tostring(default) .. " is not one of the choices", 3) end
   end
-  for key in pairs(e) do
-    if not (key == 1 or key == 2 or key == 3 or key == "choices") then
-      error(where .. ": unknown field '" .. tostring(key) .. "' (fields: name, default, help, choices)", 3)
+  local range = {}
+  for _, f in ipairs{"min", "max", "above", "below"} do
+    if e[f] ~= nil then
+      if (k ~= "integer" and k ~= "float") or type(e[f]) ~= "number" or e[f] ~= e[f] then
+        error(where .. ": " .. f .. " must be a number, for a number option", 3)
+      end
+      range[f] = e[f]
     end
   end
-  return {name = name, default = default, help = help, kind = k, choices = e.choices}
+  for key in pairs(e) do
+    if not (key == 1 or key == 2 or key == 3 or key == "choices" or range[key] ~= nil) then
+      error(where .. ": unknown field '" .. tostring(key) ..
+            "' (fields: name, default, help, choices, min, max, above, below)", 3)
+    end
+  end
+  if next(range) == nil and (k == "integer" or k == "float") then
+    local c = conventional(name)
+    if c then
+      for f, v in pairs(c) do range[f] = v end
+      if range.min and default < range.min then range.min = default end
+      if range.above and default <= range.above then range.above, range.min = nil, default end
+    end
+  end
+  local o = {name = name, default = default, help = help, kind = k, choices = e.choices}
+  if next(range) ~= nil then
+    o.range = range
+    local why = recipe.out_of_range(o, default)
+    if why then error(where .. ": the default " .. tostring(default) .. " " .. why, 3) end
+  end
+  return o
+end
+
+-- nil when v is within option o's range, else the complaint ("must be >= 1").
+function recipe.out_of_range(o, v)
+  local r = o.range
+  if not r then return nil end
+  local lo = r.min ~= nil and ("[" .. tostring(r.min)) or r.above ~= nil and ("(" .. tostring(r.above))
+  local hi = r.max ~= nil and (tostring(r.max) .. "]") or r.below ~= nil and (tostring(r.below) .. ")")
+  local bad = (r.min ~= nil and v < r.min) or (r.above ~= nil and v <= r.above)
+              or (r.max ~= nil and v > r.max) or (r.below ~= nil and v >= r.below)
+  if not bad then return nil end
+  if lo and hi then return "must be in " .. lo .. ", " .. hi end
+  if r.min ~= nil then return "must be >= " .. tostring(r.min) end
+  if r.above ~= nil then return "must be > " .. tostring(r.above) end
+  if r.max ~= nil then return "must be <= " .. tostring(r.max) end
+  return "must be < " .. tostring(r.below)
 end
 
 -- recipe{...} -> a Recipe (the same table, checked, with the methods below).
@@ -128,6 +183,7 @@ local function new(spec)
                             who, o.name, c.kind), 2)
       end
       c.default, c.help, c.choices, c.recipe = o.default, o.help, o.choices, true
+      if o.range or (c.range and recipe.out_of_range(c, o.default)) then c.range = o.range end
     else
       o.recipe = true
       list[#list + 1] = o
@@ -200,6 +256,7 @@ function Recipe:convert(o, v)
     out = tonumber(v)
     if out == nil then bad("takes a number") end
     out = out + 0.0
+    if out ~= out or out == math.huge or out == -math.huge then bad("takes a finite number") end
   elseif o.kind == "boolean" then
     if type(v) == "boolean" then out = v
     elseif type(v) == "string" and TRUE[v:lower()] then out = true
@@ -220,6 +277,8 @@ function Recipe:convert(o, v)
       bad("must be one of " .. table.concat(cs, ", "))
     end
   end
+  local why = (o.kind == "integer" or o.kind == "float") and recipe.out_of_range(o, out)
+  if why then bad(why) end
   return out
 end
 
@@ -339,11 +398,56 @@ function Recipe:option_list() return self._options end
 ---------------------------------------------------------------------------
 -- finding recipes
 
-local function is_path(s) return s:find("/", 1, true) or s:match("%.lua$") end
+local core = require "luagan.core"
 
--- load(name_or_path) -> recipe, path. A name is looked up as a module on
--- package.path (so models/NAME.lua); a path (with a slash or ending in .lua)
--- is loaded as a file.
+local function is_path(s) return s:find("/", 1, true) or s:match("%.lua$") end
+recipe.is_path = is_path
+
+-- The recipe directories: models/ under the luagan root (the executable's
+-- luagan.config) and every absolute .../models/?.lua template on
+-- package.path (an installed rock). Never a relative one: what the current
+-- directory holds is not a recipe unless the user names its path.
+function recipe.dirs()
+  local dirs, seen = {}, {}
+  local function add(d)
+    if not seen[d] then seen[d] = true; dirs[#dirs + 1] = d end
+  end
+  local config = package.loaded["luagan.config"]
+  if type(config) == "table" and type(config.root) == "string" and config.root ~= "" then
+    add(config.root .. "/models/")
+  end
+  for t in package.path:gmatch("[^;]+") do
+    local d = t:match("^(/.*/models/)%?%.lua$")
+    if d then add(d) end
+  end
+  return dirs
+end
+
+-- find(name) -> path of recipe NAME (models/NAME.lua in a recipe directory),
+-- or nil. Only a plain name is looked up (letters, digits, _).
+function recipe.find(name)
+  if type(name) ~= "string" or not name:match("^[%w_]+$") then return nil end
+  for _, d in ipairs(recipe.dirs()) do
+    if core.isfile(d .. name .. ".lua") then return d .. name .. ".lua" end
+  end
+end
+
+-- Compile a recipe file the user named (or a bundled one): a syntax error is
+-- the user's to fix, so it is a usage error (one line), not a traceback.
+function recipe.loadfile(path, who)
+  if core.isdir(path) then recipe.fail((who or "recipe") .. ": " .. path .. " is a directory, not a recipe file") end
+  local chunk, err = loadfile(path)
+  if not chunk then
+    recipe.fail(string.format("%s: cannot load %s: %s", who or "recipe", path,
+                              (tostring(err):gsub("\n.*", ""))))
+  end
+  return chunk
+end
+
+-- load(name_or_path) -> recipe, path. A name is looked up in recipe.dirs()
+-- (models/NAME.lua); a path (with a slash or ending in .lua) is loaded as a
+-- file. Only call it with what the user typed or wrote in code: a name read
+-- from a data file goes through recipe.find, never a path.
 function recipe.load(what)
   if type(what) ~= "string" or what == "" then
     error("recipe.load: expected a recipe name or a path, got " .. tostring(what), 2)
@@ -351,42 +455,35 @@ function recipe.load(what)
   local path
   if is_path(what) then
     path = what
-    local f = io.open(path, "r")
-    if not f then recipe.fail("no recipe file " .. path) end
-    f:close()
+    if not core.isfile(path) and not core.isdir(path) then recipe.fail("no recipe file " .. path) end
   else
-    if not what:match("^[%w_%.%-]+$") then recipe.fail("bad recipe name '" .. what .. "'") end
-    path = package.searchpath(what, package.path)
+    if not what:match("^[%w_]+$") then
+      recipe.fail("bad recipe name '" .. what .. "' (a name is letters, digits and _; a file needs a path)")
+    end
+    path = recipe.find(what)
     if not path then
-      recipe.fail(string.format("no recipe named '%s' (looked for models/%s.lua on package.path; " ..
-                                "`luagan run` lists the bundled ones)", what, what))
+      recipe.fail(string.format("no recipe named '%s' (looked for models/%s.lua in %s; " ..
+                                "`luagan run` lists the bundled ones)", what, what,
+                                table.concat(recipe.dirs(), ", ")))
     end
   end
-  local chunk, err = loadfile(path)
-  if not chunk then error("cannot load recipe " .. path .. ": " .. err, 0) end
-  local r = chunk(what)
+  local r = recipe.loadfile(path)(what)
   if not recipe.is_recipe(r) then
-    error(string.format("%s does not return a recipe (expected `return require(\"luagan.recipe\"){...}`," ..
-                        " got %s)", path, type(r)), 0)
+    recipe.fail(string.format("%s does not return a recipe (expected `return require(\"luagan.recipe\"){...}`," ..
+                              " got %s)", path, type(r)))
   end
   r._path = path
   return r, path
 end
 
--- The bundled recipes: {name = path} for every models/*.lua on package.path.
+-- The bundled recipes: {name = path} for every models/*.lua in recipe.dirs().
 function recipe.list()
   local out = {}
-  for dir in package.path:gmatch("[^;]+") do
-    local d = dir:match("^(.*/models/)%?%.lua$")
-    if d then
-      local p = io.popen('ls "' .. d .. '" 2>/dev/null')
-      if p then
-        for f in p:lines() do
-          local n = f:match("^([%w_]+)%.lua$")
-          if n and not out[n] then out[n] = d .. f end
-        end
-        p:close()
-      end
+  for _, d in ipairs(recipe.dirs()) do
+    local ok, names = pcall(core.listdir, d)
+    for _, f in ipairs(ok and names or {}) do
+      local n = f:match("^([%w_]+)%.lua$")
+      if n and not out[n] then out[n] = d .. f end
     end
   end
   return out

@@ -17,10 +17,11 @@ local recipe = require "luagan.recipe"
 
 local train = {}
 
--- process services of the luagan executable (absent under a stock lua5.4)
-local sys = package.preload["luagan.sys"] and require("luagan.sys") or nil
+-- process services (SIGINT/SIGTERM flag, isatty, monotonic clock) live in
+-- luagan.core, so a stock lua5.4 with the rock behaves as the executable
+local core = require "luagan.core"
 
-local clock = sys and sys.clock or os.time
+local clock = core.clock
 
 local function is_tensor(v) return lg.is_tensor(v) end
 
@@ -29,18 +30,15 @@ local function checkpointable(v)
          and type(v.load_state_dict) == "function"
 end
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
+-- Create the output directory (and its parents) without a shell; a path
+-- that cannot be made is the user's --out, so a usage error.
 function train.mkdir(dir)
-  local ok = os.execute("mkdir -p " .. shell_quote(dir))
-  if not ok then error("train: cannot create the output directory " .. dir, 0) end
+  local ok, err = pcall(core.mkdir_p, dir)
+  if not ok then recipe.fail("train: cannot create the output directory: " .. tostring(err)) end
+  if not core.writable(dir) then recipe.fail("train: the output directory " .. dir .. " is not writable") end
 end
 
-local function file_exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
-end
+local function file_exists(p) return core.isfile(p) end
 
 -- Replace path with text atomically (luagan.io.write_atomic: exclusive
 -- temporary, every write checked, the previous file kept on failure). A
@@ -92,8 +90,10 @@ function Stream:next()
     if r[1] ~= nil then return table.unpack(r, 1, r.n) end
     self.it = nil
   end
-  error("train.stream: the data loader yields no batches (data set smaller than a batch " ..
-        "with drop_last?)", 2)
+  local l = self.loader
+  recipe.fail(string.format("train: the data loader yields no batches (%s examples, batch size %s%s): " ..
+                            "give a smaller --batch or more data", tostring(l.n), tostring(l.batch_size),
+                            l.drop_last and ", incomplete batches dropped" or ""))
 end
 
 function Stream:state_dict() return self.loader:state_dict() end
@@ -128,31 +128,37 @@ local function collect(state)
   return out
 end
 
+-- the first line of an error, without Lua's "file:line:" position (user-facing)
+local function first_line(err)
+  local msg = tostring(err):match("^[^\n]*")
+  return msg:gsub("^[^%s:]+%.lua:%d+: ", "")
+end
+
 -- Copy a checkpoint's state into a state built by setup (same recipe and
 -- options): every saved entry must exist in the state and the other way round.
 local function restore(state, saved, where)
-  if type(saved) ~= "table" then error(where .. ": no state in the checkpoint", 0) end
+  if type(saved) ~= "table" then recipe.fail(where .. ": no state in the checkpoint") end
   for _, k in ipairs(state_keys(state)) do
     if saved[k] == nil then
-      error(string.format("%s: the checkpoint has no '%s' (the state from setup has it; " ..
-                          "different recipe version?)", where, k), 0)
+      recipe.fail(string.format("%s: the checkpoint has no '%s' (the state from setup has it; " ..
+                                "different recipe version?)", where, k))
     end
   end
   for k, v in pairs(saved) do
     local cur = state[k]
     if cur == nil then
-      error(string.format("%s: the checkpoint has '%s' but the state from setup has no such field",
-                          where, k), 0)
+      recipe.fail(string.format("%s: the checkpoint has '%s' but the state from setup has no such field",
+                                where, tostring(k)))
     end
     if is_tensor(cur) then
       if not is_tensor(v) or lg.shape_str(v) ~= lg.shape_str(cur) then
-        error(string.format("%s: '%s' is %s in the state but %s in the checkpoint", where, k,
-                            lg.shape_str(cur), is_tensor(v) and lg.shape_str(v) or type(v)), 0)
+        recipe.fail(string.format("%s: '%s' is %s in the state but %s in the checkpoint", where, k,
+                                  lg.shape_str(cur), is_tensor(v) and lg.shape_str(v) or type(v)))
       end
       lg.no_grad(function() cur:copy_(v) end)
     elseif checkpointable(cur) then
       local ok, err = pcall(cur.load_state_dict, cur, v)
-      if not ok then error(string.format("%s: loading '%s': %s", where, k, tostring(err)), 0) end
+      if not ok then recipe.fail(string.format("%s: loading '%s': %s", where, k, first_line(err))) end
     else
       error(string.format("%s: '%s' in the state cannot load a checkpoint entry", where, k), 0)
     end
@@ -178,14 +184,19 @@ end
 train.save_checkpoint = save
 
 -- Options of a checkpoint, merged into recipe r's: saved values, then the
--- names in `given` from opt on top.
+-- names in `given` from opt on top. Where files go (out) and what to resume
+-- come from the command line or the defaults, never from the file: a
+-- checkpoint must not choose where a run writes.
+local FROM_COMMAND_LINE = {out = true, resume = true}
+
 local function merge_options(r, saved, opt, given, where)
   local out = r:defaults()
-  for name, v in pairs(saved or {}) do
+  if type(saved) ~= "table" then saved = {} end
+  for name, v in pairs(saved) do
     local o = r._index[name]
-    if o then
+    if o and not FROM_COMMAND_LINE[name] then
       local ok, cv = pcall(r.convert, r, o, v)
-      if not ok then error(where .. ": saved option " .. name .. ": " .. cv, 0) end
+      if not ok then recipe.fail(where .. ": saved option " .. name .. ": " .. first_line(cv)) end
       out[name] = cv
     end
   end
@@ -193,39 +204,59 @@ local function merge_options(r, saved, opt, given, where)
   return out
 end
 
+-- Read a training checkpoint; whatever is wrong with the file (missing, a
+-- directory, garbage, truncated, another program's safetensors) is a usage
+-- error naming it.
 local function read_checkpoint(path, where)
+  if core.isdir(path) then recipe.fail(where .. ": " .. path .. " is a directory, not a checkpoint file") end
   if not file_exists(path) then recipe.fail(where .. ": no checkpoint file " .. path) end
-  local ck = lgio.load_checkpoint(path)
-  if type(ck.train) ~= "table" or type(ck.train.recipe) ~= "string" or ck.train.step == nil then
-    error(where .. ": " .. path .. " is not a luagan training checkpoint (no train.recipe/step)", 0)
+  local ok, ck = pcall(lgio.load_checkpoint, path)
+  if not ok then
+    recipe.fail(string.format("%s: %s is not a readable checkpoint: %s", where, path, first_line(ck)))
+  end
+  if type(ck) ~= "table" or type(ck.train) ~= "table" or type(ck.train.recipe) ~= "string"
+     or math.type(ck.train.step) ~= "integer" or ck.train.step < 0 then
+    recipe.fail(where .. ": " .. path .. " is not a luagan training checkpoint (no train.recipe/step)")
   end
   return ck
 end
 
-local function find_recipe(ck, where)
-  local ok, r, path = pcall(recipe.load, ck.train.recipe)
-  if ok then r._path = path return r end
-  local p = ck.train.recipe_path
-  if type(p) == "string" and p ~= "" and file_exists(p) then
-    r = recipe.load(p)
-    r._path = p
-    return r
-  end
-  error(string.format("%s: the checkpoint was made by recipe '%s', which cannot be found (%s)",
-                      where, ck.train.recipe, tostring(r)), 0)
+-- The recipe a checkpoint names, looked up by name among the recipe
+-- directories only (recipe.find): nothing a file says is ever loaded as a
+-- path, so a checkpoint cannot run code of its choosing (docs/training.md,
+-- "Loading a checkpoint never runs code"). A run made from the user's own
+-- recipe file needs that file named again (how is the caller's `hint`).
+local function find_recipe(ck, where, hint)
+  local name = ck.train.recipe
+  local path = recipe.find(name)
+  if path then return (recipe.load(name)) end
+  local shown = name:match("^[%w_%.%-]+$") and ("'" .. name .. "'") or "(a name that is not a recipe name)"
+  recipe.fail(string.format("%s: the checkpoint was made by recipe %s, which is not a bundled recipe; " ..
+                            "if it came from your own recipe file, name that file: %s", where, shown,
+                            hint or "train.load(path, {recipe = \"path/to/recipe.lua\"})"))
 end
 
--- load(path, {recipe = r, options = {...}}) -> state, r, opt, ck
--- Rebuild a trained state from a checkpoint: find the recipe it names (or
--- use o.recipe), run setup with the saved options (o.options on top), load
--- every saved entry and the generator state.
+-- load(path, {recipe = r, options = {...}, hint = "..."}) -> state, r, opt, ck
+-- Rebuild a trained state from a checkpoint: find the recipe it names among
+-- the bundled ones (or use o.recipe: a recipe, or the path or name of one
+-- the caller chose), run setup with the saved options (o.options on top),
+-- load every saved entry and the generator state. o.hint: how the user names
+-- their own recipe file, for the error when the recipe is not bundled.
 function train.load(path, o)
   local where = "train.load"
   o = o or {}
+  for k in pairs(o) do
+    if k ~= "recipe" and k ~= "options" and k ~= "hint" and k ~= "where" then
+      error("train.load: unknown option '" .. tostring(k) .. "' (expected: recipe, options, hint, where)", 2)
+    end
+  end
+  where = o.where or where
   local ck = read_checkpoint(path, where)
-  local r = o.recipe or find_recipe(ck, where)
+  local r = o.recipe
+  if type(r) == "string" then r = recipe.load(r) end
+  r = r or find_recipe(ck, where, o.hint)
   if ck.train.recipe ~= r.name then
-    error(string.format("%s: %s was made by recipe '%s', not '%s'", where, path, ck.train.recipe, r.name), 0)
+    recipe.fail(string.format("%s: %s was made by recipe '%s', not '%s'", where, path, ck.train.recipe, r.name))
   end
   local given = {}
   for k in pairs(o.options or {}) do given[k] = true end
@@ -383,8 +414,7 @@ end
 -- the loop
 
 local function tty_default()
-  if sys then return sys.isatty(1) and os.getenv("TERM") ~= "dumb" end
-  return false
+  return core.isatty(1) and os.getenv("TERM") ~= "dumb"
 end
 
 -- run(r, args) -> state, info   (nil when args asked for --help)
@@ -418,11 +448,6 @@ function train.run(r, args)
     if start > opt.steps then
       recipe.fail(string.format("%s: --resume: the checkpoint is at step %d, past --steps %d " ..
                                 "(give a larger --steps to train longer)", r.name, start, opt.steps))
-    end
-  end
-  for _, k in ipairs{"steps", "sample_every", "ckpt_every", "log_every", "print_every", "threads"} do
-    if opt[k] < 0 then
-      recipe.fail(string.format("%s: --%s must be >= 0, got %d", r.name, (k:gsub("_", "-")), opt[k]))
     end
   end
   if opt.log_every == 0 then opt.log_every = 1 end
@@ -485,12 +510,11 @@ function train.run(r, args)
     save(files.checkpoint, r, state, info)
   end
 
-  -- Ctrl-C sets a flag (luagan.sys) that the loop reads after each step; the
-  -- handler goes back to the default when the loop ends, however it ends.
-  local guard <close> = setmetatable({}, {__close = function()
-    if sys then sys.catch_sigint(false) end
-  end})
-  if sys then sys.catch_sigint(true) end
+  -- Ctrl-C (SIGINT) and SIGTERM set a flag (luagan.core) that the loop reads
+  -- after each step; the previous actions come back when the loop ends,
+  -- however it ends.
+  local guard <close> = setmetatable({}, {__close = function() core.catch_interrupts(false) end})
+  core.catch_interrupts(true)
 
   local i = start
   while i < opt.steps do
@@ -506,12 +530,13 @@ function train.run(r, args)
       sample_to(string.format("samples_%05d.png", i))
     end
     if opt.ckpt_every > 0 and i % opt.ckpt_every == 0 and i < opt.steps then checkpoint(i) end
-    if sys and sys.interrupted() then
-      info.interrupted = true
+    local sig = core.interrupted()
+    if sig then
+      info.interrupted, info.signal = true, sig
       break
     end
   end
-  if sys then sys.catch_sigint(false) end
+  core.catch_interrupts(false)
   progress:show(i, stream and stream.epoch, (i - start) / math.max(clock() - t0, 1e-9), clock(), true)
   progress:finish()
 
@@ -527,9 +552,11 @@ function train.run(r, args)
   if not info.interrupted and r.finish then r.finish(state, out) end
   local secs = clock() - t0
   if info.interrupted then
+    -- the output directory is never read from the checkpoint: name it again
+    local again = out ~= "out/" .. r.name and (" --out " .. out) or ""
     progress:say(string.format("%s: interrupted after step %d; saved %s\n  continue with: " ..
-                               "luagan run %s --resume %s", r.name, i, files.checkpoint,
-                               r._cli or r.name, files.checkpoint))
+                               "luagan run %s --resume %s%s", r.name, i, files.checkpoint,
+                               r._cli or r.name, files.checkpoint, again))
   else
     local wrote = {}
     for _, f in ipairs{"samples_final.png", "checkpoint.safetensors", "metrics.jsonl", "loss_curve.png"} do
@@ -544,11 +571,13 @@ function train.run(r, args)
 end
 
 -- main(r, args) -> exit status: run from the command line (luagan run NAME ...).
--- 0 when done, 130 when stopped by Ctrl-C (after saving), as shells expect.
+-- 0 when done; stopped by a signal (after saving), 128 + its number as shells
+-- report it: 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
 function train.main(r, args)
   local state, info = train.run(r, args)
   if state == nil then return 0 end
-  return info.interrupted and 130 or 0
+  if info.interrupted then return 128 + (math.tointeger(info.signal) or 2) end
+  return 0
 end
 
 return train

@@ -106,3 +106,50 @@ T.test("LUAGAN_ROOT chooses where scripts come from", function()
   out = sh("LUAGAN_ROOT=/nonexistent " .. q(exe) .. " -e 'print(require(\"luagan.core\").version ~= nil)'")
   T.eq(out, "true\n")
 end)
+
+T.test("commands win over files named like them; run NAME never loads ./NAME.lua", function()
+  local d = os.tmpname()
+  os.remove(d)
+  require("luagan.core").mkdir_p(d .. "/eval")          -- a directory named like a command
+  local marker = d .. "/marker"
+  local code_text = "io.open(" .. string.format("%q", marker) .. ", 'w'):close()\n"
+  for _, f in ipairs{"run", "sample", "help", "gan.lua", "mine.lua"} do
+    local h = assert(io.open(d .. "/" .. f, "w"))
+    h:write(code_text)
+    h:close()
+  end
+  local function ran()
+    local h = io.open(marker)
+    if h then h:close() os.remove(marker) return true end
+    return false
+  end
+  local cd = "cd " .. q(d) .. " && "
+  local out, code = sh(cd .. q(exe) .. " run --help")
+  T.eq(code, 0, out)
+  T.ok(out:find("usage: luagan run NAME", 1, true) and not ran(), out)
+  out, code = sh(cd .. q(exe) .. " sample")
+  T.eq(code, 1)
+  T.ok(out:find("sample: which checkpoint?", 1, true) and not ran(), out)
+  out, code = sh(cd .. q(exe) .. " eval --help")
+  T.eq(code, 0, out)
+  T.ok(out:find("usage: luagan eval PATH", 1, true) and not ran(), out)
+  out, code = sh(cd .. q(exe) .. " help")
+  T.eq(code, 0, out)
+  T.ok(out:find("commands:", 1, true) and not ran(), out)
+  -- a bare recipe name is a bundled recipe, not the file here
+  out, code = sh(cd .. q(exe) .. " run gan --help")
+  T.eq(code, 0, out)
+  T.ok(out:find("--loss ns", 1, true) and not ran(), out)
+  out, code = sh(cd .. q(exe) .. " run mine")
+  T.eq(code, 1)
+  T.ok(out:find("no recipe named 'mine'", 1, true) and out:find("luagan run ./mine.lua", 1, true), out)
+  T.ok(not ran(), "./mine.lua ran")
+  -- a word that is no command is not run as a file either; a path is
+  out, code = sh(cd .. q(exe) .. " frob")
+  T.eq(code, 1)
+  T.ok(out:find("unknown command 'frob'", 1, true) and not ran(), out)
+  out, code = sh(cd .. q(exe) .. " ./run")
+  T.eq(code, 0, out)
+  T.ok(ran(), "luagan ./run runs the file")
+  os.execute("rm -rf " .. q(d))
+end)

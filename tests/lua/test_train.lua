@@ -167,7 +167,7 @@ T.test("options: types from defaults, --k=v, -/_ names, booleans, choices, Lua t
   T.eq(r:parse{"--no-flag"}.flag, false)
   T.eq(r:parse{"--lr", "2"}.lr, 2.0)          -- an integer text for a float option
   T.eq(math.type(r:parse{"--lr", "2"}.lr), "float")
-  T.eq(r:parse{"--lr", "-1e-3"}.lr, -1e-3)    -- negative numbers are values
+  T.eq(r:parse{"--seed", "-3"}.seed, -3)      -- negative numbers are values
   local o2 = r:parse{steps = 3, lr = 1, quiet = true, out = "/tmp/x"}
   T.eq(o2.steps, 3); T.eq(o2.lr, 1.0); T.eq(o2.quiet, true); T.eq(o2.out, "/tmp/x")
   T.eq(r:defaults().lr, 0.01)
@@ -270,8 +270,8 @@ T.test("resume from a checkpoint is bit-identical to an uninterrupted run (1 thr
   local _, i1 = train.run(tiny(), {out = b, quiet = true, threads = 1, steps = 7})
   T.eq(i1.step, 7)
   local state, i2 = train.run(tiny(), {"--resume", b .. "/checkpoint.safetensors", "--steps", "12",
-                                       "--quiet", "--threads", "1"})
-  T.eq(i2.step, 12); T.eq(i2.out, b)              -- out dir from the checkpoint's options
+                                       "--quiet", "--threads", "1", "--out", b})
+  T.eq(i2.step, 12); T.eq(i2.out, b)              -- out dir from the command line, never the file
   T.eq(state.counter, 12)                         -- recipe.load restored the extra state
   same_checkpoint(a .. "/checkpoint.safetensors", b .. "/checkpoint.safetensors")
   -- the logs match step for step (times aside), with no step twice
@@ -287,8 +287,8 @@ T.test("resume from an earlier checkpoint truncates the metrics log; errors are 
   local d = tmpdir()
   train.run(tiny(), {out = d, quiet = true, threads = 1, steps = 5})
   assert(os.execute("cp " .. q(d .. "/checkpoint.safetensors") .. " " .. q(d .. "/at5.safetensors")))
-  train.run(tiny(), {resume = d .. "/checkpoint.safetensors", steps = 9, quiet = true})
-  train.run(tiny(), {resume = d .. "/at5.safetensors", steps = 10, quiet = true})
+  train.run(tiny(), {resume = d .. "/checkpoint.safetensors", steps = 9, quiet = true, out = d})
+  train.run(tiny(), {resume = d .. "/at5.safetensors", steps = 10, quiet = true, out = d})
   local steps = {}
   for _, r in ipairs(lgio.read_jsonl(d .. "/metrics.jsonl")) do steps[#steps + 1] = r.step end
   T.eq(steps, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10})
@@ -329,7 +329,7 @@ T.test("train.load rebuilds the state: identical samples", function()
   local state = train.run(r, {out = d, quiet = true, threads = 1, steps = 6})
   lg.manual_seed(7)
   local y1 = train.sample(r, state, d .. "/s1.png", {n = 10})
-  local state2, r2, opt = train.load(d .. "/checkpoint.safetensors")
+  local state2, r2, opt = train.load(d .. "/checkpoint.safetensors", {recipe = TINY_PATH})
   T.eq(r2.name, "tiny"); T.eq(opt.steps, 6); T.eq(state2.counter, 6)
   lg.manual_seed(7)
   local y2 = train.sample(r2, state2, d .. "/s2.png", {n = 10})
@@ -382,7 +382,7 @@ T.test("SIGINT: the step finishes, a checkpoint is saved, resume is bit-identica
   T.eq(ck.train.step, info.step)
   T.eq(ck.extra.counter, info.step)       -- the step that was running finished
   -- resume to 14 and compare with a run that was never stopped
-  train.run(tiny(), {resume = d .. "/checkpoint.safetensors", steps = 14, kill_at = 0, quiet = true})
+  train.run(tiny(), {resume = d .. "/checkpoint.safetensors", steps = 14, kill_at = 0, quiet = true, out = d})
   local a = tmpdir()
   train.run(tiny(), {out = a, quiet = true, threads = 1, steps = 14})
   same_checkpoint(a .. "/checkpoint.safetensors", d .. "/checkpoint.safetensors")
@@ -412,11 +412,11 @@ T.test("luagan sample CKPT writes a picture from a checkpoint", function()
   local d = tmpdir()
   train.run(tiny(), {out = d, quiet = true, steps = 3})
   local out, code = sh(q(exe) .. " sample " .. q(d .. "/checkpoint.safetensors") .. " --n 20 --out " ..
-                       q(d .. "/s.png"))
+                       q(d .. "/s.png") .. " --recipe " .. q(TINY_PATH))
   T.eq(code, 0, out)
   T.ok(out:find("wrote " .. d .. "/s.png", 1, true), out)
   T.eq(read(d .. "/s.png"):sub(2, 4), "PNG")
-  out, code = sh(q(exe) .. " sample " .. q(d .. "/checkpoint.safetensors"))
+  out, code = sh(q(exe) .. " sample " .. q(d .. "/checkpoint.safetensors") .. " --recipe " .. q(TINY_PATH))
   T.eq(code, 0, out)
   T.ok(exists(d .. "/samples.png"), "default output next to the checkpoint")
   out, code = sh(q(exe) .. " sample " .. q(d .. "/nope.safetensors"))

@@ -18,6 +18,8 @@ options:
   --no-floor         skip the real-train-images reference row
   --seed N           seed of the random subsets and of sampling a checkpoint (default 1)
   --classifier FILE  other classifier weights (default models/weights/classifier.safetensors)
+  --recipe FILE      the recipe file a checkpoint of your own recipe was trained from
+                     (a checkpoint's recipe is otherwise looked up among the bundled ones)
   --save-samples F   write the scored samples to F as IDX (ubyte)
   --json FILE        write the report as JSON
   --seeds N          with --2d: expand {seed} in PATH to 1..N
@@ -31,7 +33,7 @@ end
 
 local INT = {n = true, k = true, ["kid-subsets"] = true, ["kid-size"] = true, memo = true,
              seed = true, seeds = true, threads = true}
-local STR = {classifier = true, ["save-samples"] = true, json = true, ["2d"] = true}
+local STR = {classifier = true, ["save-samples"] = true, json = true, ["2d"] = true, recipe = true}
 local FLAG = {["no-floor"] = true, calibrate = true, help = true}
 
 local function parse(args)
@@ -55,6 +57,9 @@ local function parse(args)
             fail(string.format("eval: --%s takes a %s integer, got %q", key,
                                key == "memo" and "non-negative" or "positive", val))
           end
+          if key == "threads" and v > 4096 then
+            fail(string.format("eval: --threads takes an integer in 1..4096, got %q", val))
+          end
           val = v
         end
         o[key] = val
@@ -69,15 +74,11 @@ local function parse(args)
   return o
 end
 
-local function exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
-end
+local core = require "luagan.core"
+local exists, is_dir = core.isfile, core.isdir
 
-local function is_dir(p)
-  return os.execute("test -d '" .. p:gsub("'", "'\\''") .. "'") == true
-end
+-- how to name the recipe file of a checkpoint that is not from a bundled recipe
+local function hint(file) return "luagan eval " .. file .. " --recipe path/to/recipe.lua" end
 
 local SAMPLE_FILES = {"samples.idx", "samples.idx.gz", "samples-idx3-ubyte", "samples-idx3-ubyte.gz"}
 
@@ -139,7 +140,7 @@ local function eval_fashion(lg, ev, o)
   if kind == "checkpoint" then
     print(string.format("sampling %d images from %s", n, file))
     local r
-    x, r = ev.sample_checkpoint(file, n, {seed = o.seed})
+    x, r = ev.sample_checkpoint(file, n, {seed = o.seed, recipe = o.recipe, hint = hint(file)})
     if x:numel() ~= n * 784 then
       fail(string.format("eval: recipe '%s' draws %s samples, not 28x28 images (2D? use --2d)",
                          r.name, table.concat(x:shape(), "x")))
@@ -245,7 +246,7 @@ local function eval_2d(lg, ev, o)
     local kind, file = resolve(p)
     local x
     if kind == "checkpoint" then
-      x = ev.sample_checkpoint(file, n, {seed = o.seed})
+      x = ev.sample_checkpoint(file, n, {seed = o.seed, recipe = o.recipe, hint = hint(file)})
     elseif kind == "text" then
       x = read_text(lg, file)
     else

@@ -1,10 +1,14 @@
--- luagan sample CKPT [--n 64] [--out FILE.png] [--seed 1]
+-- luagan sample CKPT [--n 64] [--out FILE.png] [--seed 1] [--recipe FILE.lua]
 -- Rebuilds the recipe named in a training checkpoint with its saved options,
 -- loads the weights and writes what recipe.sample draws (a grid for image
 -- recipes, a scatter plot for 2D ones) to FILE (default: samples.png next to
--- the checkpoint).
-local fail = require("luagan.recipe").fail
-local USAGE = "usage: luagan sample CKPT [--n 64] [--out FILE.png] [--seed 1]"
+-- the checkpoint). The recipe is looked up by name among the bundled ones
+-- only; a checkpoint of the user's own recipe file needs --recipe FILE
+-- (a checkpoint never names code to run: docs/training.md).
+local recipe = require "luagan.recipe"
+local fail = recipe.fail
+local USAGE = "usage: luagan sample CKPT [--n 64] [--out FILE.png] [--seed 1] [--recipe FILE.lua]"
+local MAX_N = 10000        -- one picture: a 100 x 100 grid at most
 
 local function parse(args)
   local o = {n = 64, seed = 1}
@@ -22,15 +26,15 @@ local function parse(args)
       if val == nil then fail("sample: --" .. key .. " needs a value; " .. USAGE) end
       if key == "n" or key == "seed" then
         local v = math.tointeger(tonumber(val))
-        if not v or (key == "n" and v < 1) then
-          fail(string.format("sample: --%s takes a %sinteger, got %q", key,
-                              key == "n" and "positive " or "", val))
+        if not v or (key == "n" and (v < 1 or v > MAX_N)) then
+          fail(string.format("sample: --%s takes %s, got %q", key,
+                              key == "n" and ("an integer in 1.." .. MAX_N) or "an integer", val))
         end
         o[key] = v
-      elseif key == "out" then
-        o.out = val
+      elseif key == "out" or key == "recipe" then
+        o[key] = val
       else
-        fail("sample: unknown option --" .. key .. " (options: --n, --out, --seed); " .. USAGE)
+        fail("sample: unknown option --" .. key .. " (options: --n, --out, --seed, --recipe); " .. USAGE)
       end
     elseif not o.ckpt then
       o.ckpt = a
@@ -49,10 +53,17 @@ return {
     local o = parse(args)
     if not o then print(USAGE) return 0 end
     local lg = require "luagan"
+    local core = require "luagan.core"
     local train = require "luagan.train"
-    local state, r = train.load(o.ckpt)
-    if not r.sample then fail("sample: recipe '" .. r.name .. "' has no sample function") end
     local out = o.out or ((o.ckpt:match("^(.*)/[^/]*$") or ".") .. "/samples.png")
+    local dir = out:match("^(.*)/[^/]*$") or "."
+    if dir == "" then dir = "/" end
+    if not core.isdir(dir) then fail("sample: --out " .. out .. ": no directory " .. dir) end
+    if not core.writable(dir) then fail("sample: --out " .. out .. ": the directory " .. dir .. " is not writable") end
+    if core.isdir(out) then fail("sample: --out " .. out .. " is a directory; give a file name (x.png)") end
+    local state, r = train.load(o.ckpt, {recipe = o.recipe, where = "sample",
+      hint = "luagan sample " .. o.ckpt .. " --recipe path/to/recipe.lua"})
+    if not r.sample then fail("sample: recipe '" .. r.name .. "' has no sample function") end
     lg.manual_seed(o.seed)
     train.sample(r, state, out, {n = o.n})
     print("wrote " .. out)
