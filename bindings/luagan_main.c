@@ -153,6 +153,13 @@ static void setup(lua_State *L, const char *root)
                   root, root, root, lua_tostring(L, -1));
   lua_setfield(L, -3, "path");
   lua_pop(L, 1);
+  /* C modules built beside the core (luagan.mpi): the build tree's while
+   * running from the source tree, else the installed ones */
+  lua_getfield(L, -1, "cpath");
+  lua_pushfstring(L, "%s/?.so;%s", strcmp(root, LUAGAN_SOURCE_DIR) ? LUAGAN_INSTALL_CMOD_DIR
+                  : LUAGAN_BUILD_CMOD_DIR, lua_tostring(L, -1));
+  lua_setfield(L, -3, "cpath");
+  lua_pop(L, 1);
   lua_getfield(L, -1, "loaded");
   lua_createtable(L, 0, 2);
   lua_pushstring(L, root);

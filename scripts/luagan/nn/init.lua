@@ -10,6 +10,7 @@ local parts = {
   require "luagan.nn.layers",
   require "luagan.nn.norm",
   (require "luagan.nn.gan"),   -- parenthesised: require also returns the file name
+  (require "luagan.nn.sync_batchnorm"),
 }
 for _, p in ipairs(parts) do
   for k, v in pairs(p) do

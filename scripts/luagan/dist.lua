@@ -1,0 +1,287 @@
+-- luagan.dist (lg.dist): data-parallel training on MPI.
+--
+--   local dist = lg.dist
+--   dist.init()                         -- under mpirun: MPI; else one process
+--   print(dist.rank(), dist.size())     -- 0-based rank, the MPI convention
+--   dist.broadcast_module(G)            -- rank 0's parameters and buffers everywhere
+--   ... loss:backward()
+--   dist.allreduce_grads(optG)          -- mean of the gradients over ranks
+--   optG:step()
+--
+-- Without mpirun (or without the luagan.mpi module, built when CMake finds
+-- MPI) everything works as one process of size 1, so code written for
+-- several ranks runs unchanged on one. docs/distributed.md has the whole story.
+--
+-- Every collective walks tensors in a fixed order (registration order for
+-- modules, group order for optimizers; never pairs(), whose order differs
+-- between processes because Lua randomises string hashing), and checks that
+-- all ranks take part in the same collective with the same tensors: a rank
+-- that branched differently gets an error naming the collective, not a hang.
+local core = require "luagan.core"
+local util = require "luagan.util"
+
+local dist = {}
+
+local function type_name(v) return core.is_tensor(v) and "tensor" or type(v) end
+
+local mpi          -- the C module, once init() found it
+local exact = false
+
+-- Was this process started by an MPI launcher (mpirun / mpiexec / srun)?
+function dist.launched()
+  for _, v in ipairs{"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"} do
+    if os.getenv(v) then return true end
+  end
+  return false
+end
+
+-- The luagan.mpi module, or nil and why not.
+local function load_mpi()
+  local ok, m = pcall(require, "luagan.mpi")
+  if ok then return m end
+  return nil, m
+end
+
+-- init{exact = bool, force = bool} -> rank, size
+-- Starts MPI when launched by mpirun (or when force = true); otherwise the
+-- process is rank 0 of 1. exact = true (or LUAGAN_DIST_EXACT=1) makes every
+-- sum add the ranks' values in rank order, so N ranks reproduce an
+-- in-process run over N shards bit for bit (at N buffers of memory).
+function dist.init(opts)
+  util.check_opts("dist.init", opts, {"exact", "force"})
+  opts = opts or {}
+  exact = opts.exact == true or os.getenv("LUAGAN_DIST_EXACT") == "1"
+  if mpi then return dist.rank(), dist.size() end
+  if not (dist.launched() or opts.force) then return 0, 1 end
+  local m, why = load_mpi()
+  if not m then
+    error("dist.init: started by an MPI launcher, but luagan was built without MPI " ..
+          "(install libopenmpi-dev and rebuild): " .. tostring(why), 2)
+  end
+  mpi = m
+  mpi.init()
+  return dist.rank(), dist.size()
+end
+
+function dist.is_initialized() return mpi ~= nil end
+function dist.exact() return exact end
+function dist.rank() return mpi and mpi.rank() or 0 end
+function dist.size() return mpi and mpi.size() or 1 end
+function dist.is_main() return dist.rank() == 0 end
+
+-- ranks on this host, and this rank's index among them
+function dist.local_size()
+  if not mpi then return 1, 0 end
+  return mpi.local_size()
+end
+
+function dist.barrier() if mpi then mpi.barrier() end end
+
+-- Fail on every rank, naming the collective, when the ranks disagree on
+-- what they are doing (signature: the collective and the tensors' shapes).
+local function agree(what, signature)
+  if mpi.same(what .. "|" .. signature) then return end
+  error(string.format("dist.%s: the ranks disagree (rank %d: %s); a branch that depends " ..
+                      "on a rank-local value reached different collectives", what, dist.rank(),
+                      signature), 3)
+end
+
+local function shape_sig(t) return table.concat(t:shape(), "x") end
+
+local function check_tensor(t, who)
+  if not core.is_tensor(t) then
+    error(string.format("dist.%s: expected a tensor, got %s", who, type_name(t)), 3)
+  end
+end
+
+-- Run fn(buf) on a contiguous tensor with t's values and put the result back
+-- into t (t itself when it is contiguous).
+local function in_place(t, fn)
+  if t:is_contiguous() then fn(t) return t end
+  local c = t:contiguous()
+  fn(c)
+  core.no_grad(function() t:copy_(c) end)
+  return t
+end
+
+local OPS = {sum = "sum", mean = "sum", max = "max", min = "min"}
+
+-- allreduce(t, {op = "sum"|"mean"|"max"|"min"}) -> t, reduced in place
+-- over all ranks (the tensor must have the same shape on every rank).
+function dist.allreduce(t, opts)
+  util.check_opts("dist.allreduce", opts, {"op"})
+  check_tensor(t, "allreduce")
+  local op = opts and opts.op or "sum"
+  if not OPS[op] then
+    error("dist.allreduce: op must be one of sum, mean, max, min, got " .. tostring(op), 2)
+  end
+  if not mpi then return t end
+  agree("allreduce", op .. " " .. shape_sig(t))
+  in_place(t, function(b) mpi.allreduce_(b, OPS[op], exact) end)
+  if op == "mean" then core.no_grad(function() t:mul_(1 / dist.size()) end) end
+  return t
+end
+
+-- broadcast(t, root) -> t holding rank root's values (root 0-based, default 0)
+function dist.broadcast(t, root)
+  check_tensor(t, "broadcast")
+  root = root or 0
+  if math.type(root) ~= "integer" or root < 0 or root >= dist.size() then
+    error(string.format("dist.broadcast: root must be a rank in [0, %d), got %s", dist.size(),
+                        tostring(root)), 2)
+  end
+  if not mpi then return t end
+  agree("broadcast", root .. " " .. shape_sig(t))
+  return in_place(t, function(b) mpi.broadcast_(b, root) end)
+end
+
+-- allgather(t) -> a new tensor: every rank's t stacked along dim 1, in rank order
+function dist.allgather(t)
+  check_tensor(t, "allgather")
+  if t:dim() == 0 then t = t:reshape(1) end
+  if not mpi then return t:clone() end
+  agree("allgather", shape_sig(t))
+  return mpi.allgather(t:contiguous())
+end
+
+-- The mean of a number over ranks (metrics), or its max/min/sum.
+function dist.allreduce_number(x, op)
+  op = op or "mean"
+  if not OPS[op] then error("dist.allreduce_number: bad op " .. tostring(op), 2) end
+  if not mpi then return x end
+  local v = mpi.allreduce_number(x, OPS[op])
+  return op == "mean" and v / dist.size() or v
+end
+
+-- All ranks hold the same string? (e.g. a decision every rank must share)
+function dist.same(s)
+  if not mpi then return true end
+  return mpi.same(tostring(s))
+end
+
+---------------------------------------------------------------------------
+-- modules and gradients
+
+-- Tensors of a module (parameters, then buffers) or an optimizer's
+-- parameters, in their fixed order, with names for messages.
+local function module_tensors(m)
+  local out = {}
+  for name, p in m:named_parameters() do out[#out + 1] = {name, p} end
+  for name, b in m:named_buffers() do out[#out + 1] = {name, b} end
+  return out
+end
+
+-- broadcast_module(m, root): every parameter and buffer of m from rank root
+-- (default 0), so all ranks start from the same weights.
+function dist.broadcast_module(m, root)
+  if type(m) ~= "table" or type(m.named_parameters) ~= "function" then
+    error("dist.broadcast_module: expected a module, got " .. type_name(m), 2)
+  end
+  if not mpi then return m end
+  local list = module_tensors(m)
+  local sig = {}
+  for i, e in ipairs(list) do sig[i] = e[1] .. ":" .. shape_sig(e[2]) end
+  agree("broadcast_module", table.concat(sig, ","))
+  core.no_grad(function()
+    for _, e in ipairs(list) do
+      local t = e[2]
+      in_place(t:detach(), function(b) mpi.broadcast_(b, root or 0) end)
+    end
+  end)
+  return m
+end
+
+-- The parameters of an optimizer (group order) or a module (registration
+-- order), or a list of tensors as given.
+local function params_of(x, who)
+  if type(x) == "table" and type(x.params) == "function" and x.param_groups then return x:params() end
+  if type(x) == "table" and type(x.parameters) == "function" then return x:parameters() end
+  if type(x) == "table" and (x[1] == nil or core.is_tensor(x[1])) then return x end
+  error(who .. ": expected an optimizer, a module or a list of tensors, got " .. type_name(x), 3)
+end
+
+-- Gradient buckets are reused between steps: glibc maps and unmaps every
+-- buffer over its mmap threshold on each allocation, which made one large
+-- allreduce 10-20x slower than the same bytes in reused buckets.
+local buckets = {}
+local function bucket(n)
+  local b = buckets[n]
+  if not b then b = core.zeros(n); buckets[n] = b end
+  return b
+end
+
+local BUCKET_ELEMS = 25 * 1024 * 1024 // 4      -- 25 MB of float32
+
+-- allreduce_grads(opt_or_module_or_list, {op = "mean"|"sum"}): replace each
+-- parameter's .grad by its mean (default) or sum over ranks, in buckets of at
+-- most 25 MB. A parameter without a gradient on every rank is skipped; one
+-- with a gradient on some ranks only is an error (the ranks' graphs differ).
+function dist.allreduce_grads(x, opts)
+  util.check_opts("dist.allreduce_grads", opts, {"op"})
+  local op = opts and opts.op or "mean"
+  if op ~= "mean" and op ~= "sum" then
+    error("dist.allreduce_grads: op must be mean or sum, got " .. tostring(op), 2)
+  end
+  local params = params_of(x, "dist.allreduce_grads")
+  if not mpi then return end
+  local grads, sig = {}, {}
+  for i, p in ipairs(params) do
+    local g = p.grad
+    sig[i] = g and shape_sig(g) or "-"
+    if g then grads[#grads + 1] = g end
+  end
+  agree("allreduce_grads", table.concat(sig, ","))
+  local scale = op == "mean" and 1 / dist.size() or nil
+  core.no_grad(function()
+    local i = 1
+    while i <= #grads do
+      -- fill one bucket with whole gradients (a larger one goes alone)
+      local j, n = i, 0
+      repeat
+        n = n + grads[j]:numel()
+        j = j + 1
+      until j > #grads or n + grads[j]:numel() > BUCKET_ELEMS
+      local b = bucket(n)
+      local off = 1
+      for k = i, j - 1 do
+        local g = grads[k]
+        b:narrow(1, off, g:numel()):copy_(g:reshape(g:numel()))
+        off = off + g:numel()
+      end
+      mpi.allreduce_(b, "sum", exact)
+      if scale then b:mul_(scale) end
+      off = 1
+      for k = i, j - 1 do
+        local g = grads[k]
+        g:copy_(b:narrow(1, off, g:numel()):view(g:shape()))
+        off = off + g:numel()
+      end
+      i = j
+    end
+  end)
+end
+
+---------------------------------------------------------------------------
+-- differentiable collectives
+
+-- allreduce_sum(t) -> a new tensor, the sum over ranks, recorded on the
+-- graph: its gradient is again an allreduce of the incoming gradients (each
+-- rank's loss depends on every rank's t), so gradients of gradients flow
+-- through it too (a gradient penalty through SyncBatchNorm).
+local AllreduceSum
+AllreduceSum = core.Function{name = "dist.allreduce_sum",
+  forward = function(_, t)
+    local out = t:contiguous():clone()
+    if mpi then mpi.allreduce_(out, "sum", exact) end
+    return out
+  end,
+  backward = function(_, g) return AllreduceSum(g) end}
+
+function dist.allreduce_sum(t)
+  check_tensor(t, "allreduce_sum")
+  if not mpi then return t * 1 end
+  agree("allreduce_sum", shape_sig(t))
+  return AllreduceSum(t)
+end
+
+return dist

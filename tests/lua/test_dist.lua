@@ -1,0 +1,155 @@
+-- lg.dist: on one process (always), and under mpirun with 2 and 4 ranks when
+-- Open MPI and the luagan.mpi module are there (skipped with a message
+-- otherwise): collectives against values every rank computes itself, exact
+-- sums bit for bit, a GAN with SyncBatchNorm and a WGAN-GP penalty on N ranks
+-- x b samples against one process on N*b, a divergent branch that must fail
+-- rather than hang.
+local T = ...
+local lg = require "luagan"
+local nn, dist = lg.nn, lg.dist
+
+local function maxdiff(a, b) return (a - b):abs():max():item() end
+
+T.test("one process: rank 0 of 1, collectives are the identity", function()
+  T.eq(dist.launched(), false)
+  local r, n = dist.init()
+  T.eq(r, 0); T.eq(n, 1); T.eq(dist.is_main(), true)
+  local t = lg.arange(5)
+  T.close(dist.allreduce(t:clone(), {op = "mean"}), t, 0)
+  T.close(dist.broadcast(t:clone(), 0), t, 0)
+  T.shape(dist.allgather(lg.ones(2, 3)), {2, 3})
+  T.eq(dist.allreduce_number(3.5), 3.5)
+  dist.barrier()
+  T.errors(function() dist.allreduce(t, {opp = "sum"}) end, "unknown option 'opp'")
+  T.errors(function() dist.allreduce(t, {op = "prod"}) end, "op must be one of")
+  T.errors(function() dist.broadcast(t, 1) end, "root must be a rank in [0, 1)")
+  T.errors(function() dist.allreduce(3) end, "expected a tensor, got number")
+end)
+
+T.test("SyncBatchNorm on one process computes what BatchNorm does, to second order", function()
+  lg.manual_seed(1)
+  local bn = nn.BatchNorm2d(3)
+  local sbn = nn.convert_sync_batchnorm(nn.Sequential{nn.BatchNorm2d(3)})
+  T.eq(sbn[1].__name, "SyncBatchNorm")
+  local x = lg.randn(4, 3, 5, 5, {requires_grad = true})
+  local w = lg.randn(4, 3, 5, 5)
+  local y1, y2 = bn(x), sbn(x)
+  T.ok(maxdiff(y1, y2) < 1e-5, "forward")
+  local g1 = lg.grad((y1 * w):sum(), {x}, {create_graph = true})[1]
+  local g2 = lg.grad((y2 * w):sum(), {x}, {create_graph = true})[1]
+  T.ok(maxdiff(g1, g2) < 1e-5, "gradient")
+  local h1 = lg.grad((g1 * g1):sum(), {x})[1]
+  local h2 = lg.grad((g2 * g2):sum(), {x})[1]
+  T.ok(maxdiff(h1, h2) < 1e-4 * (1 + h1:abs():max():item()), "second order")
+  T.ok(maxdiff(bn.running_mean, sbn[1].running_mean) < 1e-6, "running mean")
+  T.ok(maxdiff(bn.running_var, sbn[1].running_var) < 1e-6, "running variance")
+  bn:eval(); sbn:eval()
+  T.ok(maxdiff(bn(x), sbn(x)) < 1e-5, "eval mode")
+end)
+
+T.test("convert_sync_batchnorm keeps the state and settings; bad use is an error", function()
+  lg.manual_seed(2)
+  local net = nn.Sequential{nn.Linear(3, 4), nn.BatchNorm1d(4, {momentum = 0.3, eps = 1e-3})}
+  net(lg.randn(8, 3))
+  local before = net:state_dict()
+  local keep = {}
+  for k, v in pairs(before) do keep[k] = v:clone() end
+  nn.convert_sync_batchnorm(net)
+  T.eq(net[2].__name, "SyncBatchNorm")
+  T.eq(net[2].momentum, 0.3); T.eq(net[2].eps, 1e-3)
+  for k, v in pairs(net:state_dict()) do T.close(v, keep[k], 0) end
+  T.errors(function() nn.SyncBatchNorm(4, {momentun = 0.1}) end, "unknown option 'momentun'")
+  T.errors(function() nn.SyncBatchNorm(0) end, "positive integer")
+  T.errors(function() nn.SyncBatchNorm(4)(lg.randn(2, 5)) end, "expected input with 4 channels")
+end)
+
+-- ---- under mpirun ------------------------------------------------------------
+local exe = arg and arg[-1]
+if exe and exe:find("/") and exe:sub(1, 1) ~= "/" then exe = (os.getenv("PWD") or ".") .. "/" .. exe end
+local have_mpi = exe and os.execute("command -v mpirun >/dev/null 2>&1") and pcall(require, "luagan.mpi")
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  lg.core.mkdir_p(d)
+  return d
+end
+
+-- Run a script under mpirun: its output and whether it exited 0.
+local function mpirun(np, script, args, env)
+  local cmd = string.format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " ..
+    "OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1 %s timeout 60 mpirun " ..
+    "--oversubscribe --bind-to none -np %d '%s' tests/dist/%s %s 2>&1",
+    env or "", np, exe, script, args or "")
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok, code
+end
+
+local function mpi_test(name, fn)
+  T.test(name, function()
+    if not have_mpi then
+      print("  skipped: no mpirun or no luagan.mpi module (apt-get install libopenmpi-dev openmpi-bin)")
+      return
+    end
+    fn()
+  end)
+end
+
+for _, np in ipairs{2, 4} do
+  mpi_test("collectives at np " .. np, function()
+    local out, ok = mpirun(np, "collectives.lua")
+    T.ok(ok and out:find("ok " .. np, 1, true), out)
+  end)
+  mpi_test("exact sums at np " .. np .. " are the in-process sum in rank order, bit for bit", function()
+    local out, ok = mpirun(np, "collectives.lua", "", "LUAGAN_DIST_EXACT=1")
+    T.ok(ok and out:find("ok " .. np, 1, true), out)
+  end)
+end
+
+local function read_lines(path)
+  local out = {}
+  for l in io.lines(path) do out[#out + 1] = l end
+  return out
+end
+
+mpi_test("a GAN with SyncBatchNorm and WGAN-GP: N ranks x b = 1 process x N*b", function()
+  local d = tmpdir()
+  local steps, batch = 32, 8
+  local one = d .. "/np1.txt"
+  local ok1 = os.execute(string.format("'%s' tests/dist/gan_parity.lua %d %d '%s'", exe, steps,
+                                       batch, one))
+  T.ok(ok1, "the one-process run")
+  local ref = read_lines(one)
+  T.eq(#ref, steps + 1 + 8)
+  for _, np in ipairs{2, 4} do
+    local f = string.format("%s/np%d.txt", d, np)
+    local out, ok = mpirun(np, "gan_parity.lua", string.format("%d %d '%s'", steps, batch, f))
+    T.ok(ok, out)
+    local got = read_lines(f)
+    T.eq(#got, #ref)
+    T.eq(got[steps + 1], "weights: same on every rank")
+    local worst = 0
+    for i = 1, #ref do
+      if i ~= steps + 1 then
+        local a, b = {}, {}
+        for v in ref[i]:gmatch("%S+") do a[#a + 1] = tonumber(v) end
+        for v in got[i]:gmatch("%S+") do b[#b + 1] = tonumber(v) end
+        T.eq(#a, #b)
+        for k = 1, #a do
+          worst = math.max(worst, math.abs(a[k] - b[k]) / math.max(1, math.abs(a[k])))
+        end
+      end
+    end
+    T.ok(worst < 1e-6, string.format("np %d: losses and outputs differ by %.3g (relative)", np, worst))
+  end
+  os.execute("rm -rf '" .. d .. "'")
+end)
+
+mpi_test("a branch on a rank-local value fails with an error naming it, not a hang", function()
+  local out, ok = mpirun(2, "diverge.lua")
+  T.ok(not ok, "non-zero exit")
+  T.ok(out:find("dist.allreduce: the ranks disagree", 1, true), out)
+  T.ok(not out:find("unreachable", 1, true), out)
+end)
