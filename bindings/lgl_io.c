@@ -283,6 +283,15 @@ static int io_draw_rect(lua_State *L)
 
 static const char *const text_opts[] = {"scale", "color", NULL};
 
+/* A text scale as an int, checked before the conversion (2^40 is not an int). */
+static int text_scale(lua_State *L, lua_Number v, int arg)
+{
+  if (!(v >= 1 && v <= LG_TEXT_MAX_SCALE) || v != (lua_Number)(int)v)
+    luaL_argerror(L, arg, lua_pushfstring(L, "scale %f must be an integer in 1..%d", v,
+                                          LG_TEXT_MAX_SCALE));
+  return (int)v;
+}
+
 /* draw_text(img, x, y, text, {scale = 1, color = ...}) -> width in pixels */
 static int io_draw_text(lua_State *L)
 {
@@ -293,7 +302,7 @@ static int io_draw_text(lua_State *L)
   float c[4];
   opt_color(L, 5, img, c);
   int w = 0;
-  if (lg_draw_text(img, x, y, s, (int)lgl_optnum(L, 5, "scale", 1), c, &w) != 0)
+  if (lg_draw_text(img, x, y, s, text_scale(L, lgl_optnum(L, 5, "scale", 1), 5), c, &w) != 0)
     return lgl_error(L);
   lua_pushinteger(L, w);
   return 1;
@@ -302,8 +311,10 @@ static int io_draw_text(lua_State *L)
 /* text_width(text, scale) -> pixels */
 static int io_text_width(lua_State *L)
 {
-  lua_Integer scale = luaL_optinteger(L, 2, 1);
-  lua_pushinteger(L, lg_text_width(luaL_checkstring(L, 1)) * (scale < 1 ? 1 : scale));
+  int scale = text_scale(L, luaL_optnumber(L, 2, 1), 2);
+  int w = lg_text_width(luaL_checkstring(L, 1));
+  if (w < 0) return lgl_error(L);
+  lua_pushinteger(L, (lua_Integer)w * scale);
   return 1;
 }
 
