@@ -7,6 +7,7 @@
  *     pixel (row i, column j) covering [j, j+1) x [i, i+1) (0-based: they are
  *     positions, not indices);
  *   - colours are a table of C numbers or one number for every channel. */
+#include <math.h>
 #include <string.h>
 #include "lgl.h"
 #include "lg_idx.h"
@@ -162,15 +163,21 @@ static int io_write_png(lua_State *L)
   return 0;
 }
 
-static const char *const read_opts[] = {"channels", NULL};
+static const char *const read_opts[] = {"channels", "max_pixels", NULL};
 
-/* read_image(path, {channels = 0|1|3|4}) -> (C,H,W) in [0,1] */
+/* read_image(path, {channels = 0|1|3|4, max_pixels = n}) -> (C,H,W) in [0,1] */
 static int io_read_image(lua_State *L)
 {
   const char *path = luaL_checkstring(L, 1);
   lgl_checkopts(L, 2, read_opts);
   int ch = (int)lgl_optnum(L, 2, "channels", 0);
-  lg_tensor *t = lg_image_read(path, ch);
+  /* 0 = the default limit (LUAGAN_MAX_IMAGE_PIXELS or 2^26); range-checked
+   * here, before the conversion to an integer */
+  lua_Number mp = lgl_optnum(L, 2, "max_pixels", 0);
+  if (mp != 0 && !(mp >= 1 && mp <= (lua_Number)LG_IMAGE_PIXELS_CAP && mp == floor(mp)))
+    return luaL_argerror(L, 2, lua_pushfstring(L, "option 'max_pixels' = %f must be an integer "
+                                               "in 1..2^38", mp));
+  lg_tensor *t = lg_image_read_max(path, ch, (int64_t)mp);
   if (!t) return lgl_error(L);
   float *d = lg_data(t);
   int64_t n = lg_numel(t);

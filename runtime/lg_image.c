@@ -1,14 +1,26 @@
 /* lg_image.c: PNG out, images in, resize, grids and drawing (see lg_image.h).
  *
- * Debian's libstb ships stb_image and stb_image_write compiled into
- * libstb.so, so only the headers are included here (defining the
- * *_IMPLEMENTATION macros would duplicate the symbols). stb_easy_font is
- * all static functions and is compiled into this file. */
+ * Images are read with libpng and libjpeg-turbo, the maintained libraries
+ * (Debian security support, continuous fuzzing upstream), not stb_image:
+ * Debian 12's stb_image 2.27 writes past a Huffman table on a JPEG whose DHT
+ * counts exceed 256 (CVE-2022-28042) and carries other JPEG decoder bugs
+ * fixed only in 2.28 (CVE-2022-28041, stb issue #1178), and its
+ * TGA/GIF/PSD/... decoders are attack surface nobody asked for. The two libraries are as fast or faster
+ * (docs/images.md has the measurements). Only PNG and JPEG are read.
+ *
+ * Debian's libstb ships stb_image_write compiled into libstb.so, so only
+ * its header is included here (defining STB_IMAGE_WRITE_IMPLEMENTATION would
+ * duplicate the symbols). stb_easy_font is all static functions and is
+ * compiled into this file. */
 #include <errno.h>
 #include <math.h>
+#include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "stb_image.h"
+#include <sys/stat.h>
+#include <png.h>
+#include <jpeglib.h>
 #include "stb_image_write.h"
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-braces"   /* in the stb header */
@@ -82,26 +94,204 @@ int lg_png_write(const char *path, const lg_tensor *t, float lo, float hi)
 }
 
 /* ---- images in ---------------------------------------------------------------- */
+/* A decoded image: 8-bit samples, interleaved, c channels as stored (1 gray,
+ * 2 gray+alpha, 3 RGB, 4 RGBA). */
+typedef struct { unsigned char *px; int64_t w, h; int c; } lg_raw;
+
+int64_t lg_image_max_pixels(void)
+{
+  const char *e = getenv("LUAGAN_MAX_IMAGE_PIXELS");
+  if (!e || !*e) return LG_IMAGE_MAX_PIXELS;
+  char *end;
+  errno = 0;
+  long long v = strtoll(e, &end, 10);
+  if (errno || *end || v < 1 || v > LG_IMAGE_PIXELS_CAP) {
+    lg_error("read_image: LUAGAN_MAX_IMAGE_PIXELS = '%.40s' is not an integer in 1..%lld", e,
+             (long long)LG_IMAGE_PIXELS_CAP);
+    return -1;
+  }
+  return v;
+}
+
+/* The header's size against the limit, before anything is decoded: a few
+ * bytes of header can announce gigabytes of pixels. */
+static int lg_image_fits(const char *path, int64_t w, int64_t h, int64_t max_pixels)
+{
+  int64_t n;
+  if (w >= 1 && h >= 1 && lg_size_mul(w, h, &n) == 0 && n <= max_pixels) return 0;
+  lg_error("read_image: %s: %lldx%lld pixels is over the limit of %lld (option max_pixels or "
+           "LUAGAN_MAX_IMAGE_PIXELS raise it; see docs/images.md)", path, (long long)w,
+           (long long)h, (long long)max_pixels);
+  return -1;
+}
+
+/* PNG through libpng's simplified API (it keeps its setjmp inside). */
+static int lg_png_decode(FILE *f, const char *path, int64_t max_pixels, lg_raw *r)
+{
+  png_image im;
+  memset(&im, 0, sizeof im);
+  im.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_stdio(&im, f)) {
+    lg_error("read_image: %s: cannot decode PNG: %s", path, im.message);
+    return -1;
+  }
+  if (lg_image_fits(path, im.width, im.height, max_pixels)) { png_image_free(&im); return -1; }
+  /* the stored channels, 8 bits each; 16-bit samples taken as sRGB like
+   * 8-bit ones (rescaled, not put through a linear-to-sRGB curve) */
+  int alpha = (im.format & PNG_FORMAT_FLAG_ALPHA) != 0, color = (im.format & PNG_FORMAT_FLAG_COLOR) != 0;
+  im.format = (color ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY) | (alpha ? PNG_FORMAT_FLAG_ALPHA : 0);
+  im.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
+  r->w = im.width;
+  r->h = im.height;
+  r->c = (color ? 3 : 1) + alpha;
+  r->px = malloc(PNG_IMAGE_SIZE(im));
+  if (!r->px) {
+    png_image_free(&im);
+    lg_error("read_image: %s: out of memory for %lldx%lld pixels", path, (long long)r->w, (long long)r->h);
+    return -1;
+  }
+  if (!png_image_finish_read(&im, NULL, r->px, 0, NULL)) {
+    lg_error("read_image: %s: cannot decode PNG: %s", path, im.message);
+    free(r->px);
+    r->px = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+/* libjpeg reports errors through error_exit, which must not return: it
+ * longjmps back to lg_jpeg_decode. Warnings (corrupt or truncated data,
+ * which libjpeg would paper over with gray) are errors here too, and so is a
+ * progressive file with absurdly many scans (each rescans the whole image:
+ * a small file could take minutes). */
+#define LG_JPEG_MAX_SCANS 1000
+typedef struct {
+  struct jpeg_error_mgr err;
+  struct jpeg_progress_mgr progress;
+  jmp_buf jb;
+  char msg[JMSG_LENGTH_MAX];
+} lg_jpeg_ctx;
+
+static void lg_jpeg_fail(j_common_ptr cinfo)
+{
+  lg_jpeg_ctx *c = (lg_jpeg_ctx *)cinfo->err;
+  c->err.format_message(cinfo, c->msg);
+  longjmp(c->jb, 1);
+}
+
+static void lg_jpeg_message(j_common_ptr cinfo, int level)
+{
+  if (level < 0) lg_jpeg_fail(cinfo);   /* a warning: corrupt data */
+}
+
+static void lg_jpeg_progress(j_common_ptr cinfo)
+{
+  lg_jpeg_ctx *c = (lg_jpeg_ctx *)cinfo->err;
+  if (((j_decompress_ptr)cinfo)->input_scan_number > LG_JPEG_MAX_SCANS) {
+    snprintf(c->msg, sizeof c->msg, "more than %d progressive scans", LG_JPEG_MAX_SCANS);
+    longjmp(c->jb, 1);
+  }
+}
+
+static int lg_jpeg_decode(FILE *f, const char *path, int64_t max_pixels, lg_raw *r)
+{
+  struct jpeg_decompress_struct d;
+  lg_jpeg_ctx c;
+  memset(&c, 0, sizeof c);
+  d.err = jpeg_std_error(&c.err);
+  c.err.error_exit = lg_jpeg_fail;
+  c.err.emit_message = lg_jpeg_message;
+  c.progress.progress_monitor = lg_jpeg_progress;
+  unsigned char *volatile px = NULL;   /* volatile: read after longjmp */
+  if (setjmp(c.jb)) {
+    jpeg_destroy_decompress(&d);
+    free(px);
+    lg_error("read_image: %s: cannot decode JPEG: %s", path, c.msg);
+    return -1;
+  }
+  jpeg_create_decompress(&d);
+  d.progress = &c.progress;
+  jpeg_stdio_src(&d, f);
+  jpeg_read_header(&d, TRUE);
+  if (lg_image_fits(path, d.image_width, d.image_height, max_pixels)) {
+    jpeg_destroy_decompress(&d);
+    return -1;
+  }
+  int gray = d.num_components == 1;
+  d.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;   /* CMYK files fail here: unsupported */
+  jpeg_start_decompress(&d);
+  size_t row = (size_t)d.output_width * d.output_components;
+  px = malloc(row * d.output_height);
+  if (!px) {
+    snprintf(c.msg, sizeof c.msg, "out of memory for %ux%u pixels", d.output_width, d.output_height);
+    longjmp(c.jb, 1);
+  }
+  while (d.output_scanline < d.output_height) {
+    JSAMPROW rows[1] = {px + row * d.output_scanline};
+    jpeg_read_scanlines(&d, rows, 1);
+  }
+  jpeg_finish_decompress(&d);
+  r->w = d.output_width;
+  r->h = d.output_height;
+  r->c = d.output_components;
+  r->px = px;
+  jpeg_destroy_decompress(&d);
+  return 0;
+}
+
+/* Sample k (0..C-1) of pixel p converted from r->c stored channels to C,
+ * as stb_image converted: gray = (77 R + 150 G + 29 B) >> 8, a missing
+ * alpha is 255, a gray value fills R, G and B. */
+static unsigned char lg_sample(const lg_raw *r, const unsigned char *p, int C, int k)
+{
+  int has_alpha = r->c == 2 || r->c == 4, colored = r->c >= 3;
+  if ((C == 2 || C == 4) && k == C - 1) return has_alpha ? p[r->c - 1] : 255;
+  if (C >= 3 && colored) return p[k];
+  if (C >= 3 || !colored) return p[0];
+  return (unsigned char)((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8);
+}
+
 lg_tensor *lg_image_read(const char *path, int channels)
+{
+  return lg_image_read_max(path, channels, 0);
+}
+
+lg_tensor *lg_image_read_max(const char *path, int channels, int64_t max_pixels)
 {
   if (channels < 0 || channels > 4)
     return lg_error("read_image: %s: channels = %d (expected 0 = as stored, or 1..4)", path, channels);
+  if (max_pixels == 0 && (max_pixels = lg_image_max_pixels()) < 0) return NULL;
+  if (max_pixels < 1 || max_pixels > LG_IMAGE_PIXELS_CAP)
+    return lg_error("read_image: %s: max_pixels = %lld (expected 1..%lld)", path,
+                    (long long)max_pixels, (long long)LG_IMAGE_PIXELS_CAP);
   FILE *f = fopen(path, "rb");
   if (!f) return lg_error("read_image: %s: cannot open: %s", path, strerror(errno));
-  int w, h, c;
-  unsigned char *px = stbi_load_from_file(f, &w, &h, &c, channels);
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    fclose(f);
+    return lg_error("read_image: %s: not a regular file", path);
+  }
+  unsigned char sig[8] = {0};
+  size_t got = fread(sig, 1, sizeof sig, f);
+  rewind(f);
+  lg_raw r = {0};
+  int rc;
+  if (got == 8 && png_sig_cmp(sig, 0, 8) == 0) rc = lg_png_decode(f, path, max_pixels, &r);
+  else if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF)
+    rc = lg_jpeg_decode(f, path, max_pixels, &r);
+  else rc = -1, lg_error("read_image: %s: cannot decode: not a PNG or JPEG file (the formats "
+                         "read; see docs/images.md)", path);
   fclose(f);
-  if (!px)
-    return lg_error("read_image: %s: cannot decode: %s", path, stbi_failure_reason());
-  int C = channels ? channels : c;
-  int64_t shape[3] = {C, h, w};
-  lg_tensor *t = lg_empty(3, shape);
-  if (!t) { stbi_image_free(px); return NULL; }
+  if (rc) return NULL;
+  int C = channels ? channels : r.c;
+  int64_t shape[3] = {C, r.h, r.w};
+  lg_tensor *t = lg_empty_op("read_image", 3, shape);
+  if (!t) { free(r.px); return NULL; }
   float *d = lg_data(t);
-  int64_t hw = (int64_t)h * w;
-  for (int k = 0; k < C; k++)
-    for (int64_t i = 0; i < hw; i++) d[k * hw + i] = px[i * C + k];
-  stbi_image_free(px);
+  int64_t hw = r.h * r.w;
+  for (int64_t i = 0; i < hw; i++)
+    for (int k = 0; k < C; k++) d[k * hw + i] = lg_sample(&r, r.px + i * r.c, C, k);
+  free(r.px);
   return t;
 }
 

@@ -1,5 +1,5 @@
-/* lg_image.h: images in and out (PNG via stb_image_write, PNG/JPEG/BMP/...
- * via stb_image), resizing, sample grids, and a few drawing primitives for
+/* lg_image.h: images in and out (PNG via stb_image_write, PNG and JPEG via
+ * libpng and libjpeg-turbo), resizing, sample grids, and a few drawing primitives for
  * plots (scatter plots of 2D samples, loss curves) so that no plotting
  * library is needed.
  *
@@ -17,9 +17,20 @@
  * atomically (temp + rename). */
 int lg_png_write(const char *path, const lg_tensor *t, float lo, float hi);
 
-/* Read an image file (PNG, JPEG, BMP, GIF, TGA, ...) -> (C,H,W) floats in
- * [0,255]. channels = 0 keeps the file's channel count, 1..4 converts. */
+/* Read a PNG or JPEG file (libpng, libjpeg-turbo) -> (C,H,W) floats in
+ * [0,255]. channels = 0 keeps the file's channel count, 1..4 converts (as
+ * stb_image did: gray = (77 R + 150 G + 29 B) / 256, alpha added as 255).
+ * Files of more than max_pixels pixels (width x height) are refused from
+ * their header, before decoding; max_pixels = 0 means lg_image_max_pixels().
+ * Corrupt or truncated data is an error, never a partly gray image. */
+#define LG_IMAGE_MAX_PIXELS (INT64_C(1) << 26)   /* the default limit: 8192 x 8192 */
+#define LG_IMAGE_PIXELS_CAP (INT64_C(1) << 38)   /* the most a limit may allow (x4 channels <= 2^40) */
 lg_tensor *lg_image_read(const char *path, int channels);
+lg_tensor *lg_image_read_max(const char *path, int channels, int64_t max_pixels);
+/* The default limit: LUAGAN_MAX_IMAGE_PIXELS from the environment when set
+ * (an integer in 1..LG_IMAGE_PIXELS_CAP), else LG_IMAGE_MAX_PIXELS; -1 with
+ * error for a malformed value. */
+int64_t lg_image_max_pixels(void);
 
 /* Bilinear resize with half-pixel centres (PyTorch align_corners=False);
  * when shrinking, the triangle filter widens with the scale (antialiasing,

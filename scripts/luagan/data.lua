@@ -447,7 +447,7 @@ end
 ---------------------------------------------------------------------------
 -- a folder of images
 
-local IMAGE_EXT = {png = true, jpg = true, jpeg = true, bmp = true, gif = true, tga = true}
+local IMAGE_EXT = {png = true, jpg = true, jpeg = true}   -- what read_image decodes (docs/images.md)
 
 local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
@@ -477,7 +477,7 @@ function data.image_folder(dir, o)
   end
   p:close()
   if #files == 0 then
-    error(who .. ": no PNG/JPEG/BMP/GIF/TGA images in " .. dir .. " or its subfolders", 2)
+    error(who .. ": no PNG/JPEG images in " .. dir .. " or its subfolders", 2)
   end
   if o.limit then while #files > o.limit do files[#files] = nil end end
   local class_of, classes = {}, {}
