@@ -356,10 +356,19 @@ lg_tensor *lg_resize_bilinear(const lg_tensor *x, int64_t oh, int64_t ow)
   memcpy(shape, x->shape, sizeof(int64_t) * x->ndim);
   shape[x->ndim - 2] = oh;
   shape[x->ndim - 1] = ow;
-  lg_tensor *out = lg_empty(x->ndim, shape);
+  lg_tensor *out = lg_empty_op("resize", x->ndim, shape);
   if (!out) return NULL;
+  /* the rows pass keeps H x ow: input rows times output columns, a product
+   * no tensor has checked (an expanded input can be tall) */
+  int64_t hw;
+  if (lg_size_mul(H, ow, &hw)) {
+    lg_release(out);
+    return lg_error("resize: %s to %lldx%lld needs %lld x %lld intermediate values, more than 2^40",
+                    lg_shape_str(x, sb, sizeof sb), (long long)oh, (long long)ow, (long long)H,
+                    (long long)ow);
+  }
   float *src = malloc(sizeof(float) * lg_nz(planes * H * W));
-  float *mid = malloc(sizeof(float) * lg_nz(H * ow));
+  float *mid = malloc(sizeof(float) * lg_nz(hw));
   lg_taps tx = {0}, ty = {0};
   if (!src || !mid || lg_taps_make(&tx, W, ow) || lg_taps_make(&ty, H, oh)) {
     free(src); free(mid); lg_taps_free(&tx); lg_taps_free(&ty); lg_release(out);
@@ -403,9 +412,14 @@ lg_tensor *lg_image_grid(const lg_tensor *x, int nrow, int padding, float lo, fl
   if (padding < 0) return lg_error("image_grid: padding = %d must be >= 0", padding);
   if (!(hi > lo)) return lg_error("image_grid: value range [%g, %g] is empty", lo, hi);
   int64_t cols = nrow < N ? nrow : N, rows = (N + cols - 1) / cols;
-  int64_t GH = rows * (H + padding) + padding, GW = cols * (W + padding) + padding;
+  int64_t GH, GW;   /* rows * (H + padding) + padding, checked: N may be an expanded 2^40 */
+  if (lg_size_mul(rows, H + padding, &GH) || lg_size_mul(cols, W + padding, &GW))
+    return lg_error("image_grid: a grid of %lld x %lld images of %s with padding %d is too large",
+                    (long long)rows, (long long)cols, lg_shape_str(x, sb, sizeof sb), padding);
+  GH += padding;
+  GW += padding;
   int64_t shape[3] = {C, GH, GW};
-  lg_tensor *g = lg_empty(3, shape);
+  lg_tensor *g = lg_empty_op("image_grid", 3, shape);
   if (!g) return NULL;
   float *src = malloc(sizeof(float) * lg_nz(N * C * H * W));
   if (!src) { lg_release(g); return lg_error("image_grid: out of memory"); }

@@ -93,3 +93,15 @@ T.test("read_image: a pixel limit from the header, before decoding", function()
   os.remove(path)
   os.remove(dir .. ".tga")
 end)
+
+T.test("image_grid and resize check their size arithmetic", function()
+  -- rows * (H + padding) overflowed int64 for an expanded batch of 2^40 images
+  local many = lg.ones(1, 1, 1, 1):expand(1 << 40, 1, 1, 1)
+  T.errors(function() return core.image_grid(many, {nrow = 1, padding = 1 << 30}) end,
+           "image_grid: a grid of 1099511627776 x 1 images")
+  T.errors(function() return core.image_grid(many, {nrow = 1}) end, "with padding 2 is too large")
+  -- input rows x output columns of the intermediate pass
+  local tall = lg.ones(1, 1):expand(1 << 40, 1)
+  T.errors(function() return core.resize(tall, 1, 1 << 24) end, "resize: 1099511627776x1 to 1x16777216")
+  T.shape(core.resize(lg.ones(3, 5, 7), 2, 3), {3, 2, 3})
+end)
