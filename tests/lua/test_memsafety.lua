@@ -105,3 +105,21 @@ T.test("image_grid and resize check their size arithmetic", function()
   T.errors(function() return core.resize(tall, 1, 1 << 24) end, "resize: 1099511627776x1 to 1x16777216")
   T.shape(core.resize(lg.ones(3, 5, 7), 2, 3), {3, 2, 3})
 end)
+
+T.test("conv and upsample output sizes are computed with checked products", function()
+  -- an expanded input or weight can have a side of 2^40; times a stride or
+  -- dilation of 2^30 that overflowed int64 (UBSan: signed overflow)
+  local tall = lg.ones(1, 1, 1, 1):expand(1, 1, 1 << 40, 1)
+  T.errors(function() return lg.upsample(tall, {scale = 1 << 30, mode = "bilinear"}) end,
+           "upsample: 1099511627776x1 upsampled by 1073741824x1073741824 is too large")
+  local x = lg.ones(1, 1, 1, 1):expand(1, 1, 1 << 39, 1)
+  T.errors(function() return lg.conv_transpose2d(x, lg.ones(1, 1, 1, 1), nil, {stride = 1 << 30}) end,
+           "conv_transpose2d: input 1x1x549755813888x1, weight 1x1x1x1: stride 1073741824x1073741824")
+  local w = lg.ones(1, 1, 1, 1):expand(1, 1, 1 << 39, 1)
+  T.errors(function() return lg.conv2d(lg.ones(1, 1, 4, 4), w, nil, {dilation = 1 << 30}) end,
+           "does not fit in the padded input")
+  T.errors(function() return lg.conv_transpose2d(lg.ones(1, 1, 2, 2), w, nil, {dilation = 1 << 30}) end,
+           "give an output side of more than 2^40")
+  T.shape(lg.upsample(lg.ones(1, 1, 2, 3), {scale = 2, mode = "bilinear"}), {1, 1, 4, 6})
+  T.shape(lg.conv_transpose2d(lg.ones(1, 1, 2, 2), lg.ones(1, 1, 3, 3), nil, {stride = 2}), {1, 1, 5, 5})
+end)
