@@ -48,16 +48,27 @@ static int lg_conv_team(int64_t macs)
   return macs < LG_CONV_TEAM_MIN ? 1 : lg_conv_threads();
 }
 
+/* a * b, or INT64_MAX when it overflows: for the cost estimates below, which
+ * only compare against budgets (expanded tensors make huge products cheap) */
+static int64_t lg_mul_sat(int64_t a, int64_t b)
+{
+  int64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 static int64_t lg_conv_macs(const lg_conv_geom *g, int64_t N, int64_t Co)
 {
-  return N * Co * g->C * g->KH * g->KW * g->OH * g->OW;
+  int64_t m = N;
+  const int64_t f[6] = {Co, g->C, g->KH, g->KW, g->OH, g->OW};
+  for (int i = 0; i < 6; i++) m = lg_mul_sat(m, f[i]);
+  return m;
 }
 
 /* Samples per chunk: a cache's worth of columns, and a chunk count that is
  * a multiple of the team (a whole number of chunks per thread). */
 static int64_t lg_conv_nb(const lg_conv_geom *g, int64_t N, int nt)
 {
-  int64_t per = g->C * g->KH * g->KW * g->OH * g->OW;
+  int64_t per = lg_mul_sat(lg_mul_sat(g->C * g->KH * g->KW, g->OH), g->OW);
   if (N < 1) return 1;
   if (per <= 0) return N;
   int64_t nb = LG_CONV_COL_BUDGET / per;
@@ -388,8 +399,11 @@ static int64_t lg_convt_span(int64_t in, int64_t k, int s, int d)
 /* sgemm takes int sizes. */
 static int lg_conv_fits_blas(const char *op, const lg_conv_geom *g, int64_t Co)
 {
-  int64_t K = g->C * g->KH * g->KW, P = g->OH * g->OW, nb = lg_conv_chunk(g, 1 << 30);
-  if (K > INT_MAX || Co > INT_MAX || P * nb > INT_MAX)
+  int64_t K = g->C * g->KH * g->KW, P;
+  /* OH * OW, checked first: a padded or transposed output of a 2^40-tall
+   * (expanded) input can overflow it, and every later product uses it */
+  if (lg_size_mul(g->OH, g->OW, &P) || K > INT_MAX || Co > INT_MAX ||
+      P * lg_conv_chunk(g, 1 << 30) > INT_MAX)
     return lg_error("%s: sizes exceed what BLAS can index", op), -1;
   return 0;
 }

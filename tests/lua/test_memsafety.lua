@@ -120,6 +120,9 @@ T.test("conv and upsample output sizes are computed with checked products", func
            "does not fit in the padded input")
   T.errors(function() return lg.conv_transpose2d(lg.ones(1, 1, 2, 2), w, nil, {dilation = 1 << 30}) end,
            "give an output side of more than 2^40")
+  -- OH * OW of a padded tall input: (2^40 + 2^31) x (2^31 + 1) overflowed
+  T.errors(function() return lg.conv2d(tall, lg.ones(1, 1, 1, 1), nil, {padding = (1 << 30) - 1}) end,
+           "conv2d: sizes exceed what BLAS can index")
   T.shape(lg.upsample(lg.ones(1, 1, 2, 3), {scale = 2, mode = "bilinear"}), {1, 1, 4, 6})
   T.shape(lg.conv_transpose2d(lg.ones(1, 1, 2, 2), lg.ones(1, 1, 3, 3), nil, {stride = 2}), {1, 1, 5, 5})
 end)
