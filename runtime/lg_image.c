@@ -271,7 +271,20 @@ lg_tensor *lg_image_read_max(const char *path, int channels, int64_t max_pixels)
     fclose(f);
     return lg_error("read_image: %s: not a regular file", path);
   }
+  lg_tensor *t = lg_image_read_stream(f, path, channels, max_pixels);
+  fclose(f);
+  return t;
+}
+
+lg_tensor *lg_image_read_stream(FILE *f, const char *path, int channels, int64_t max_pixels)
+{
+  if (channels < 0 || channels > 4)
+    return lg_error("read_image: %s: channels = %d (expected 0 = as stored, or 1..4)", path, channels);
+  if (max_pixels < 1 || max_pixels > LG_IMAGE_PIXELS_CAP)
+    return lg_error("read_image: %s: max_pixels = %lld (expected 1..%lld)", path,
+                    (long long)max_pixels, (long long)LG_IMAGE_PIXELS_CAP);
   unsigned char sig[8] = {0};
+  rewind(f);
   size_t got = fread(sig, 1, sizeof sig, f);
   rewind(f);
   lg_raw r = {0};
@@ -281,7 +294,6 @@ lg_tensor *lg_image_read_max(const char *path, int channels, int64_t max_pixels)
     rc = lg_jpeg_decode(f, path, max_pixels, &r);
   else rc = -1, lg_error("read_image: %s: cannot decode: not a PNG or JPEG file (the formats "
                          "read; see docs/images.md)", path);
-  fclose(f);
   if (rc) return NULL;
   int C = channels ? channels : r.c;
   int64_t shape[3] = {C, r.h, r.w};

@@ -10,6 +10,7 @@
 #ifndef LG_IMAGE_H
 #define LG_IMAGE_H
 
+#include <stdio.h>
 #include "lg_tensor.h"
 
 /* Write a PNG. t: (C,H,W) with C in 1..4, or (H,W) for gray. Values are
@@ -27,6 +28,10 @@ int lg_png_write(const char *path, const lg_tensor *t, float lo, float hi);
 #define LG_IMAGE_PIXELS_CAP (INT64_C(1) << 38)   /* the most a limit may allow (x4 channels <= 2^40) */
 lg_tensor *lg_image_read(const char *path, int channels);
 lg_tensor *lg_image_read_max(const char *path, int channels, int64_t max_pixels);
+/* The decoder behind both, reading f from its start (any stream: a file, or
+ * fmemopen'ed bytes for a fuzz harness); path only names it in errors.
+ * max_pixels must be given (1..LG_IMAGE_PIXELS_CAP); f stays open. */
+lg_tensor *lg_image_read_stream(FILE *f, const char *path, int channels, int64_t max_pixels);
 /* The default limit: LUAGAN_MAX_IMAGE_PIXELS from the environment when set
  * (an integer in 1..LG_IMAGE_PIXELS_CAP), else LG_IMAGE_MAX_PIXELS; -1 with
  * error for a malformed value. */

@@ -273,6 +273,26 @@ static void test_other_formats_refused(void)
   FAILS(lg_image_read(dir, 0), "not a regular file");
 }
 
+/* The stream entry point decodes bytes in memory (what a fuzz harness feeds). */
+static void test_stream(void)
+{
+  unsigned char *px = pattern(3, 2, 4);
+  CHECK(stbi_write_png(tmp("m.png"), 3, 2, 4, px, 12));
+  free(px);
+  size_t n;
+  unsigned char *b = get_file(tmp("m.png"), &n);
+  FILE *f = b ? fmemopen(b, n, "rb") : NULL;
+  CHECK(f != NULL);
+  if (f) {
+    lg_tensor *t = OK(lg_image_read_stream(f, "<memory>", 0, 100));
+    if (t) { CHECK(t->shape[0] == 4 && t->shape[1] == 2 && t->shape[2] == 3); lg_release(t); }
+    FAILS(lg_image_read_stream(f, "<memory>", 0, 5), "<memory>: 3x2 pixels is over the limit of 5");
+    FAILS(lg_image_read_stream(f, "<memory>", 0, 0), "max_pixels = 0");
+    fclose(f);
+  }
+  free(b);
+}
+
 int main(void)
 {
   snprintf(dir, sizeof dir, "/tmp/lg_test_image_safety.XXXXXX");
@@ -285,6 +305,7 @@ int main(void)
   LGT_RUN(test_jpeg_size_and_truncation);
   LGT_RUN(test_png_limits);
   LGT_RUN(test_other_formats_refused);
+  LGT_RUN(test_stream);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
