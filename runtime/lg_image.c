@@ -144,7 +144,9 @@ static int lg_png_decode(FILE *f, const char *path, int64_t max_pixels, lg_raw *
   r->w = im.width;
   r->h = im.height;
   r->c = (color ? 3 : 1) + alpha;
-  r->px = malloc(PNG_IMAGE_SIZE(im));
+  /* not PNG_IMAGE_SIZE, which multiplies in 32 bits (libpng itself refuses
+   * buffers past 4 GiB, i.e. a max_pixels raised beyond ~2^30) */
+  r->px = malloc((size_t)r->w * r->h * r->c);
   if (!r->px) {
     png_image_free(&im);
     lg_error("read_image: %s: out of memory for %lldx%lld pixels", path, (long long)r->w, (long long)r->h);
@@ -218,7 +220,7 @@ static int lg_jpeg_decode(FILE *f, const char *path, int64_t max_pixels, lg_raw 
     return -1;
   }
   int gray = d.num_components == 1;
-  d.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;   /* CMYK files fail here: unsupported */
+  d.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;   /* libjpeg refuses what it cannot convert */
   jpeg_start_decompress(&d);
   size_t row = (size_t)d.output_width * d.output_components;
   px = malloc(row * d.output_height);
