@@ -7,6 +7,7 @@
  *     pixel (row i, column j) covering [j, j+1) x [i, i+1) (0-based: they are
  *     positions, not indices);
  *   - colours are a table of C numbers or one number for every channel. */
+#include <math.h>
 #include <string.h>
 #include "lgl.h"
 #include "lg_idx.h"
@@ -188,15 +189,21 @@ static int io_write_png(lua_State *L)
   return 0;
 }
 
-static const char *const read_opts[] = {"channels", NULL};
+static const char *const read_opts[] = {"channels", "max_pixels", NULL};
 
-/* read_image(path, {channels = 0|1|3|4}) -> (C,H,W) in [0,1] */
+/* read_image(path, {channels = 0|1|3|4, max_pixels = n}) -> (C,H,W) in [0,1] */
 static int io_read_image(lua_State *L)
 {
   const char *path = check_cstr(L, 1, "the file name");
   lgl_checkopts(L, 2, read_opts);
   int ch = (int)lgl_optnum(L, 2, "channels", 0);
-  lg_tensor *t = lg_image_read(path, ch);
+  /* 0 = the default limit (LUAGAN_MAX_IMAGE_PIXELS or 2^26); range-checked
+   * here, before the conversion to an integer */
+  lua_Number mp = lgl_optnum(L, 2, "max_pixels", 0);
+  if (mp != 0 && !(mp >= 1 && mp <= (lua_Number)LG_IMAGE_PIXELS_CAP && mp == floor(mp)))
+    return luaL_argerror(L, 2, lua_pushfstring(L, "option 'max_pixels' = %f must be an integer "
+                                               "in 1..2^38", mp));
+  lg_tensor *t = lg_image_read_max(path, ch, (int64_t)mp);
   if (!t) return lgl_error(L);
   float *d = lg_data(t);
   int64_t n = lg_numel(t);
@@ -309,6 +316,15 @@ static int io_draw_rect(lua_State *L)
 
 static const char *const text_opts[] = {"scale", "color", NULL};
 
+/* A text scale as an int, checked before the conversion (2^40 is not an int). */
+static int text_scale(lua_State *L, lua_Number v, int arg)
+{
+  if (!(v >= 1 && v <= LG_TEXT_MAX_SCALE) || v != (lua_Number)(int)v)
+    luaL_argerror(L, arg, lua_pushfstring(L, "scale %f must be an integer in 1..%d", v,
+                                          LG_TEXT_MAX_SCALE));
+  return (int)v;
+}
+
 /* draw_text(img, x, y, text, {scale = 1, color = ...}) -> width in pixels */
 static int io_draw_text(lua_State *L)
 {
@@ -319,7 +335,7 @@ static int io_draw_text(lua_State *L)
   float c[4];
   opt_color(L, 5, img, c);
   int w = 0;
-  if (lg_draw_text(img, x, y, s, (int)lgl_optnum(L, 5, "scale", 1), c, &w) != 0)
+  if (lg_draw_text(img, x, y, s, text_scale(L, lgl_optnum(L, 5, "scale", 1), 5), c, &w) != 0)
     return lgl_error(L);
   lua_pushinteger(L, w);
   return 1;
@@ -328,8 +344,10 @@ static int io_draw_text(lua_State *L)
 /* text_width(text, scale) -> pixels */
 static int io_text_width(lua_State *L)
 {
-  lua_Integer scale = luaL_optinteger(L, 2, 1);
-  lua_pushinteger(L, lg_text_width(luaL_checkstring(L, 1)) * (scale < 1 ? 1 : scale));
+  int scale = text_scale(L, luaL_optnumber(L, 2, 1), 2);
+  int w = lg_text_width(luaL_checkstring(L, 1));
+  if (w < 0) return lgl_error(L);
+  lua_pushinteger(L, (lua_Integer)w * scale);
   return 1;
 }
 

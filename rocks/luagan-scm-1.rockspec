@@ -42,11 +42,13 @@ dependencies = {
 }
 
 -- Checked before the build, so a missing system library is named up front.
--- Debian 12: apt-get install libopenblas-dev zlib1g-dev libstb-dev
+-- Debian 12: apt-get install libopenblas-dev zlib1g-dev libstb-dev libpng-dev libjpeg-dev
 external_dependencies = {
    OPENBLAS = { library = "openblas" },
    ZLIB = { header = "zlib.h" },
    STB = { header = "stb/stb_image_write.h" },
+   PNG = { header = "png.h" },
+   JPEG = { header = "jpeglib.h" },
 }
 
 build = {

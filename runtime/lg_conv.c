@@ -48,16 +48,27 @@ static int lg_conv_team(int64_t macs)
   return macs < LG_CONV_TEAM_MIN ? 1 : lg_conv_threads();
 }
 
+/* a * b, or INT64_MAX when it overflows: for the cost estimates below, which
+ * only compare against budgets (expanded tensors make huge products cheap) */
+static int64_t lg_mul_sat(int64_t a, int64_t b)
+{
+  int64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 static int64_t lg_conv_macs(const lg_conv_geom *g, int64_t N, int64_t Co)
 {
-  return N * Co * g->C * g->KH * g->KW * g->OH * g->OW;
+  int64_t m = N;
+  const int64_t f[6] = {Co, g->C, g->KH, g->KW, g->OH, g->OW};
+  for (int i = 0; i < 6; i++) m = lg_mul_sat(m, f[i]);
+  return m;
 }
 
 /* Samples per chunk: a cache's worth of columns, and a chunk count that is
  * a multiple of the team (a whole number of chunks per thread). */
 static int64_t lg_conv_nb(const lg_conv_geom *g, int64_t N, int nt)
 {
-  int64_t per = g->C * g->KH * g->KW * g->OH * g->OW;
+  int64_t per = lg_mul_sat(lg_mul_sat(g->C * g->KH * g->KW, g->OH), g->OW);
   if (N < 1) return 1;
   if (per <= 0) return N;
   int64_t nb = LG_CONV_COL_BUDGET / per;
@@ -369,15 +380,30 @@ static int lg_conv_check_params(const char *op, int sh, int sw, int ph, int pw, 
 /* conv2d output size along one dim, or -1 when the dilated kernel does not fit. */
 static int64_t lg_conv_out(int64_t in, int64_t k, int s, int p, int d)
 {
-  int64_t span = in + 2 * (int64_t)p - (int64_t)d * (k - 1) - 1;
+  int64_t dk;   /* d * (k - 1), checked: an expanded weight can be 2^40 tall */
+  if (k < 1 || lg_size_mul(d, k - 1, &dk)) return -1;
+  int64_t span = in + 2 * (int64_t)p - dk - 1;
   return span < 0 ? -1 : span / s + 1;
+}
+
+/* (in - 1) * s + d * (k - 1) for a transposed conv, checked; -1 past 2^40
+ * (0 for in or k < 1, which the caller reports). */
+static int64_t lg_convt_span(int64_t in, int64_t k, int s, int d)
+{
+  int64_t a, b;
+  if (in < 1 || k < 1) return 0;
+  if (lg_size_mul(in - 1, s, &a) || lg_size_mul(d, k - 1, &b)) return -1;
+  return a + b;
 }
 
 /* sgemm takes int sizes. */
 static int lg_conv_fits_blas(const char *op, const lg_conv_geom *g, int64_t Co)
 {
-  int64_t K = g->C * g->KH * g->KW, P = g->OH * g->OW, nb = lg_conv_chunk(g, 1 << 30);
-  if (K > INT_MAX || Co > INT_MAX || P * nb > INT_MAX)
+  int64_t K = g->C * g->KH * g->KW, P;
+  /* OH * OW, checked first: a padded or transposed output of a 2^40-tall
+   * (expanded) input can overflow it, and every later product uses it */
+  if (lg_size_mul(g->OH, g->OW, &P) || K > INT_MAX || Co > INT_MAX ||
+      P * lg_conv_chunk(g, 1 << 30) > INT_MAX)
     return lg_error("%s: sizes exceed what BLAS can index", op), -1;
   return 0;
 }
@@ -489,8 +515,12 @@ lg_tensor *lg_conv_transpose2d(lg_tensor *x, lg_tensor *w, lg_tensor *b, int sh,
                     op, oph, opw, sh, sw);
   if (lg_check_bias(op, b, w->shape[1], xs, ws)) return NULL;
   int64_t N = x->shape[0], C = x->shape[1], OC = w->shape[1], KH = w->shape[2], KW = w->shape[3];
-  int64_t OH = (x->shape[2] - 1) * sh - 2 * (int64_t)ph + dh * (KH - 1) + oph + 1;
-  int64_t OW = (x->shape[3] - 1) * sw - 2 * (int64_t)pw + dw * (KW - 1) + opw + 1;
+  int64_t OH = lg_convt_span(x->shape[2], KH, sh, dh), OW = lg_convt_span(x->shape[3], KW, sw, dw);
+  if (OH < 0 || OW < 0)
+    return lg_error("%s: input %s, weight %s: stride %dx%d and dilation %dx%d give an output "
+                    "side of more than 2^40", op, xs, ws, sh, sw, dh, dw);
+  OH += oph + 1 - 2 * (int64_t)ph;
+  OW += opw + 1 - 2 * (int64_t)pw;
   if (OH < 1 || OW < 1 || KH < 1 || KW < 1 || x->shape[2] < 1 || x->shape[3] < 1)
     return lg_error("%s: input %s, weight %s: padding %dx%d leaves an empty output (%lldx%lld)",
                     op, xs, ws, ph, pw, (long long)OH, (long long)OW);

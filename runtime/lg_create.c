@@ -205,15 +205,16 @@ int lg_normal_(lg_gen *gen, lg_tensor *t, float mean, float std)
 }
 
 /* ---- creation ----------------------------------------------------------------- */
-lg_tensor *lg_full(int ndim, const int64_t *shape, float v)
+static lg_tensor *lg_full_op(const char *op, int ndim, const int64_t *shape, float v)
 {
-  lg_tensor *t = lg_empty(ndim, shape);
+  lg_tensor *t = lg_empty_op(op, ndim, shape);
   if (t) lg_apply(LG_K_FILL, t, NULL, v, 0);
   return t;
 }
 
-lg_tensor *lg_zeros(int ndim, const int64_t *shape) { return lg_full(ndim, shape, 0); }
-lg_tensor *lg_ones(int ndim, const int64_t *shape) { return lg_full(ndim, shape, 1); }
+lg_tensor *lg_full(int ndim, const int64_t *shape, float v) { return lg_full_op("full", ndim, shape, v); }
+lg_tensor *lg_zeros(int ndim, const int64_t *shape) { return lg_full_op("zeros", ndim, shape, 0); }
+lg_tensor *lg_ones(int ndim, const int64_t *shape) { return lg_full_op("ones", ndim, shape, 1); }
 lg_tensor *lg_zeros_like(const lg_tensor *t) { return lg_full(t->ndim, t->shape, 0); }
 lg_tensor *lg_ones_like(const lg_tensor *t) { return lg_full(t->ndim, t->shape, 1); }
 lg_tensor *lg_full_like(const lg_tensor *t, float v) { return lg_full(t->ndim, t->shape, v); }
@@ -229,7 +230,7 @@ lg_tensor *lg_arange(double start, double end, double step)
   if (!(nd < (double)LG_MAXNUMEL))
     return lg_error("arange: %g elements requested, more than 2^40", nd);
   int64_t shape[1] = {(int64_t)nd};
-  lg_tensor *t = lg_empty(1, shape);
+  lg_tensor *t = lg_empty_op("arange", 1, shape);
   if (!t) return NULL;
   float *p = lg_data(t);
   for (int64_t i = 0; i < shape[0]; i++) p[i] = (float)(start + (double)i * step);
@@ -242,7 +243,7 @@ lg_tensor *lg_linspace(double start, double end, int64_t n)
   if (!isfinite(start) || !isfinite(end))
     return lg_error("linspace: start %g and end %g must be finite", start, end);
   int64_t shape[1] = {n};
-  lg_tensor *t = lg_empty(1, shape);
+  lg_tensor *t = lg_empty_op("linspace", 1, shape);
   if (!t) return NULL;
   float *p = lg_data(t);
   double step = n > 1 ? (end - start) / (double)(n - 1) : 0;
@@ -259,7 +260,7 @@ lg_tensor *lg_eye(int64_t n, int64_t m)
   if (m < 0) m = n;
   if (n < 0) return lg_error("eye: number of rows %lld must be >= 0", (long long)n);
   int64_t shape[2] = {n, m};
-  lg_tensor *t = lg_zeros(2, shape);
+  lg_tensor *t = lg_full_op("eye", 2, shape, 0);
   if (!t) return NULL;
   float *p = lg_data(t);
   for (int64_t i = 0; i < n && i < m; i++) p[i * m + i] = 1;
@@ -268,7 +269,7 @@ lg_tensor *lg_eye(int64_t n, int64_t m)
 
 lg_tensor *lg_rand(lg_gen *gen, int ndim, const int64_t *shape)
 {
-  lg_tensor *t = lg_empty(ndim, shape);
+  lg_tensor *t = lg_empty_op("rand", ndim, shape);
   if (!t) return NULL;
   lg_gen *g = lg_gen_or_default(gen);
   int64_t n = lg_numel(t);
@@ -279,7 +280,7 @@ lg_tensor *lg_rand(lg_gen *gen, int ndim, const int64_t *shape)
 
 lg_tensor *lg_randn(lg_gen *gen, int ndim, const int64_t *shape)
 {
-  lg_tensor *t = lg_empty(ndim, shape);
+  lg_tensor *t = lg_empty_op("randn", ndim, shape);
   if (!t) return NULL;
   lg_gen *g = lg_gen_or_default(gen);
   int64_t n = lg_numel(t);
@@ -292,7 +293,7 @@ lg_tensor *lg_randint(lg_gen *gen, int64_t lo, int64_t hi, int ndim, const int64
 {
   if (hi <= lo)
     return lg_error("randint: high %lld must be greater than low %lld", (long long)hi, (long long)lo);
-  lg_tensor *t = lg_empty(ndim, shape);
+  lg_tensor *t = lg_empty_op("randint", ndim, shape);
   if (!t) return NULL;
   lg_gen *g = lg_gen_or_default(gen);
   uint64_t range = (uint64_t)hi - (uint64_t)lo;
@@ -399,7 +400,8 @@ lg_tensor *lg_multinomial(lg_gen *gen, const lg_tensor *probs, int64_t n, int re
     }
   }
   int64_t shape[2] = {rows, n};
-  lg_tensor *t = probs->ndim == 2 ? lg_empty(2, shape) : lg_empty(1, shape + 1);
+  lg_tensor *t = probs->ndim == 2 ? lg_empty_op("multinomial", 2, shape)
+                                  : lg_empty_op("multinomial", 1, shape + 1);
   if (!t) { free(p); free(w); return NULL; }
   lg_gen *g = lg_gen_or_default(gen);
   float *out = lg_data(t);

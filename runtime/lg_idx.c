@@ -175,19 +175,13 @@ lg_tensor *lg_idx_read(const char *path)
              path, ndim, 4 * ndim, (long long)got, kind);
     goto fail;
   }
-  int64_t shape[LG_MAXDIM], numel = 1;
-  int too_big = 0;
-  for (int d = 0; d < ndim; d++) {
-    shape[d] = lg_be32(dims + 4 * d);
-    if (shape[d] != 0 && numel > LG_MAXNUMEL / shape[d]) too_big = 1;
-    else numel *= shape[d];
-  }
-  char sbuf[160];
+  int64_t shape[LG_MAXDIM], numel;
+  for (int d = 0; d < ndim; d++) shape[d] = lg_be32(dims + 4 * d);
+  char sbuf[160], op[512];
   lg_shape_str_raw(ndim, shape, sbuf, sizeof sbuf);
-  if (too_big) {
-    lg_error("idx: %s: sizes %s in the header are too large", path, sbuf);
-    goto fail;
-  }
+  /* zero sizes too: 0 x 2^32-1 x 2^32-1 holds no data but no tensor either */
+  snprintf(op, sizeof op, "idx: %s", path);
+  if (lg_shape_check(op, ndim, shape, &numel)) goto fail;
   int es = lg_idx_elsize(code);
   int64_t header = 4 + 4 * (int64_t)ndim, need = numel * es;
 

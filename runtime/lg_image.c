@@ -1,14 +1,26 @@
 /* lg_image.c: PNG out, images in, resize, grids and drawing (see lg_image.h).
  *
- * Debian's libstb ships stb_image and stb_image_write compiled into
- * libstb.so, so only the headers are included here (defining the
- * *_IMPLEMENTATION macros would duplicate the symbols). stb_easy_font is
- * all static functions and is compiled into this file. */
+ * Images are read with libpng and libjpeg-turbo, the maintained libraries
+ * (Debian security support, continuous fuzzing upstream), not stb_image:
+ * Debian 12's stb_image 2.27 writes past a Huffman table on a JPEG whose DHT
+ * counts exceed 256 (CVE-2022-28042) and carries other JPEG decoder bugs
+ * fixed only in 2.28 (CVE-2022-28041, stb issue #1178), and its
+ * TGA/GIF/PSD/... decoders are attack surface nobody asked for. The two libraries are as fast or faster
+ * (docs/images.md has the measurements). Only PNG and JPEG are read.
+ *
+ * Debian's libstb ships stb_image_write compiled into libstb.so, so only
+ * its header is included here (defining STB_IMAGE_WRITE_IMPLEMENTATION would
+ * duplicate the symbols). stb_easy_font is all static functions and is
+ * compiled into this file. */
 #include <errno.h>
 #include <math.h>
+#include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "stb_image.h"
+#include <sys/stat.h>
+#include <png.h>
+#include <jpeglib.h>
 #include "stb_image_write.h"
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-braces"   /* in the stb header */
@@ -82,26 +94,218 @@ int lg_png_write(const char *path, const lg_tensor *t, float lo, float hi)
 }
 
 /* ---- images in ---------------------------------------------------------------- */
+/* A decoded image: 8-bit samples, interleaved, c channels as stored (1 gray,
+ * 2 gray+alpha, 3 RGB, 4 RGBA). */
+typedef struct { unsigned char *px; int64_t w, h; int c; } lg_raw;
+
+int64_t lg_image_max_pixels(void)
+{
+  const char *e = getenv("LUAGAN_MAX_IMAGE_PIXELS");
+  if (!e || !*e) return LG_IMAGE_MAX_PIXELS;
+  char *end;
+  errno = 0;
+  long long v = strtoll(e, &end, 10);
+  if (errno || *end || v < 1 || v > LG_IMAGE_PIXELS_CAP) {
+    lg_error("read_image: LUAGAN_MAX_IMAGE_PIXELS = '%.40s' is not an integer in 1..%lld", e,
+             (long long)LG_IMAGE_PIXELS_CAP);
+    return -1;
+  }
+  return v;
+}
+
+/* The header's size against the limit, before anything is decoded: a few
+ * bytes of header can announce gigabytes of pixels. */
+static int lg_image_fits(const char *path, int64_t w, int64_t h, int64_t max_pixels)
+{
+  int64_t n;
+  if (w >= 1 && h >= 1 && lg_size_mul(w, h, &n) == 0 && n <= max_pixels) return 0;
+  lg_error("read_image: %s: %lldx%lld pixels is over the limit of %lld (option max_pixels or "
+           "LUAGAN_MAX_IMAGE_PIXELS raise it; see docs/images.md)", path, (long long)w,
+           (long long)h, (long long)max_pixels);
+  return -1;
+}
+
+/* PNG through libpng's simplified API (it keeps its setjmp inside). */
+static int lg_png_decode(FILE *f, const char *path, int64_t max_pixels, lg_raw *r)
+{
+  png_image im;
+  memset(&im, 0, sizeof im);
+  im.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_stdio(&im, f)) {
+    lg_error("read_image: %s: cannot decode PNG: %s", path, im.message);
+    return -1;
+  }
+  if (lg_image_fits(path, im.width, im.height, max_pixels)) { png_image_free(&im); return -1; }
+  /* the stored channels, 8 bits each; 16-bit samples taken as sRGB like
+   * 8-bit ones (rescaled, not put through a linear-to-sRGB curve) */
+  int alpha = (im.format & PNG_FORMAT_FLAG_ALPHA) != 0, color = (im.format & PNG_FORMAT_FLAG_COLOR) != 0;
+  im.format = (color ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY) | (alpha ? PNG_FORMAT_FLAG_ALPHA : 0);
+  im.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
+  r->w = im.width;
+  r->h = im.height;
+  r->c = (color ? 3 : 1) + alpha;
+  /* not PNG_IMAGE_SIZE, which multiplies in 32 bits (libpng itself refuses
+   * buffers past 4 GiB, i.e. a max_pixels raised beyond ~2^30) */
+  r->px = malloc((size_t)r->w * r->h * r->c);
+  if (!r->px) {
+    png_image_free(&im);
+    lg_error("read_image: %s: out of memory for %lldx%lld pixels", path, (long long)r->w, (long long)r->h);
+    return -1;
+  }
+  if (!png_image_finish_read(&im, NULL, r->px, 0, NULL)) {
+    lg_error("read_image: %s: cannot decode PNG: %s", path, im.message);
+    free(r->px);
+    r->px = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+/* libjpeg reports errors through error_exit, which must not return: it
+ * longjmps back to lg_jpeg_decode. Warnings (corrupt or truncated data,
+ * which libjpeg would paper over with gray) are errors here too, and so is a
+ * progressive file with absurdly many scans (each rescans the whole image:
+ * a small file could take minutes). */
+#define LG_JPEG_MAX_SCANS 1000
+typedef struct {
+  struct jpeg_error_mgr err;
+  struct jpeg_progress_mgr progress;
+  jmp_buf jb;
+  char msg[JMSG_LENGTH_MAX];
+} lg_jpeg_ctx;
+
+static void lg_jpeg_fail(j_common_ptr cinfo)
+{
+  lg_jpeg_ctx *c = (lg_jpeg_ctx *)cinfo->err;
+  c->err.format_message(cinfo, c->msg);
+  longjmp(c->jb, 1);
+}
+
+static void lg_jpeg_message(j_common_ptr cinfo, int level)
+{
+  if (level < 0) lg_jpeg_fail(cinfo);   /* a warning: corrupt data */
+}
+
+static void lg_jpeg_progress(j_common_ptr cinfo)
+{
+  lg_jpeg_ctx *c = (lg_jpeg_ctx *)cinfo->err;
+  if (((j_decompress_ptr)cinfo)->input_scan_number > LG_JPEG_MAX_SCANS) {
+    snprintf(c->msg, sizeof c->msg, "more than %d progressive scans", LG_JPEG_MAX_SCANS);
+    longjmp(c->jb, 1);
+  }
+}
+
+static int lg_jpeg_decode(FILE *f, const char *path, int64_t max_pixels, lg_raw *r)
+{
+  struct jpeg_decompress_struct d;
+  lg_jpeg_ctx c;
+  memset(&c, 0, sizeof c);
+  d.err = jpeg_std_error(&c.err);
+  c.err.error_exit = lg_jpeg_fail;
+  c.err.emit_message = lg_jpeg_message;
+  c.progress.progress_monitor = lg_jpeg_progress;
+  unsigned char *volatile px = NULL;   /* volatile: read after longjmp */
+  if (setjmp(c.jb)) {
+    jpeg_destroy_decompress(&d);
+    free(px);
+    lg_error("read_image: %s: cannot decode JPEG: %s", path, c.msg);
+    return -1;
+  }
+  jpeg_create_decompress(&d);
+  d.progress = &c.progress;
+  jpeg_stdio_src(&d, f);
+  jpeg_read_header(&d, TRUE);
+  if (lg_image_fits(path, d.image_width, d.image_height, max_pixels)) {
+    jpeg_destroy_decompress(&d);
+    return -1;
+  }
+  int gray = d.num_components == 1;
+  d.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;   /* libjpeg refuses what it cannot convert */
+  jpeg_start_decompress(&d);
+  size_t row = (size_t)d.output_width * d.output_components;
+  px = malloc(row * d.output_height);
+  if (!px) {
+    snprintf(c.msg, sizeof c.msg, "out of memory for %ux%u pixels", d.output_width, d.output_height);
+    longjmp(c.jb, 1);
+  }
+  while (d.output_scanline < d.output_height) {
+    JSAMPROW rows[1] = {px + row * d.output_scanline};
+    jpeg_read_scanlines(&d, rows, 1);
+  }
+  jpeg_finish_decompress(&d);
+  r->w = d.output_width;
+  r->h = d.output_height;
+  r->c = d.output_components;
+  r->px = px;
+  jpeg_destroy_decompress(&d);
+  return 0;
+}
+
+/* Sample k (0..C-1) of pixel p converted from r->c stored channels to C,
+ * as stb_image converted: gray = (77 R + 150 G + 29 B) >> 8, a missing
+ * alpha is 255, a gray value fills R, G and B. */
+static unsigned char lg_sample(const lg_raw *r, const unsigned char *p, int C, int k)
+{
+  int has_alpha = r->c == 2 || r->c == 4, colored = r->c >= 3;
+  if ((C == 2 || C == 4) && k == C - 1) return has_alpha ? p[r->c - 1] : 255;
+  if (C >= 3 && colored) return p[k];
+  if (C >= 3 || !colored) return p[0];
+  return (unsigned char)((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8);
+}
+
 lg_tensor *lg_image_read(const char *path, int channels)
+{
+  return lg_image_read_max(path, channels, 0);
+}
+
+lg_tensor *lg_image_read_max(const char *path, int channels, int64_t max_pixels)
 {
   if (channels < 0 || channels > 4)
     return lg_error("read_image: %s: channels = %d (expected 0 = as stored, or 1..4)", path, channels);
+  if (max_pixels == 0 && (max_pixels = lg_image_max_pixels()) < 0) return NULL;
+  if (max_pixels < 1 || max_pixels > LG_IMAGE_PIXELS_CAP)
+    return lg_error("read_image: %s: max_pixels = %lld (expected 1..%lld)", path,
+                    (long long)max_pixels, (long long)LG_IMAGE_PIXELS_CAP);
   FILE *f = fopen(path, "rb");
   if (!f) return lg_error("read_image: %s: cannot open: %s", path, strerror(errno));
-  int w, h, c;
-  unsigned char *px = stbi_load_from_file(f, &w, &h, &c, channels);
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    fclose(f);
+    return lg_error("read_image: %s: not a regular file", path);
+  }
+  lg_tensor *t = lg_image_read_stream(f, path, channels, max_pixels);
   fclose(f);
-  if (!px)
-    return lg_error("read_image: %s: cannot decode: %s", path, stbi_failure_reason());
-  int C = channels ? channels : c;
-  int64_t shape[3] = {C, h, w};
-  lg_tensor *t = lg_empty(3, shape);
-  if (!t) { stbi_image_free(px); return NULL; }
+  return t;
+}
+
+lg_tensor *lg_image_read_stream(FILE *f, const char *path, int channels, int64_t max_pixels)
+{
+  if (channels < 0 || channels > 4)
+    return lg_error("read_image: %s: channels = %d (expected 0 = as stored, or 1..4)", path, channels);
+  if (max_pixels < 1 || max_pixels > LG_IMAGE_PIXELS_CAP)
+    return lg_error("read_image: %s: max_pixels = %lld (expected 1..%lld)", path,
+                    (long long)max_pixels, (long long)LG_IMAGE_PIXELS_CAP);
+  unsigned char sig[8] = {0};
+  rewind(f);
+  size_t got = fread(sig, 1, sizeof sig, f);
+  rewind(f);
+  lg_raw r = {0};
+  int rc;
+  if (got == 8 && png_sig_cmp(sig, 0, 8) == 0) rc = lg_png_decode(f, path, max_pixels, &r);
+  else if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF)
+    rc = lg_jpeg_decode(f, path, max_pixels, &r);
+  else rc = -1, lg_error("read_image: %s: cannot decode: not a PNG or JPEG file (the formats "
+                         "read; see docs/images.md)", path);
+  if (rc) return NULL;
+  int C = channels ? channels : r.c;
+  int64_t shape[3] = {C, r.h, r.w};
+  lg_tensor *t = lg_empty_op("read_image", 3, shape);
+  if (!t) { free(r.px); return NULL; }
   float *d = lg_data(t);
-  int64_t hw = (int64_t)h * w;
-  for (int k = 0; k < C; k++)
-    for (int64_t i = 0; i < hw; i++) d[k * hw + i] = px[i * C + k];
-  stbi_image_free(px);
+  int64_t hw = r.h * r.w;
+  for (int64_t i = 0; i < hw; i++)
+    for (int k = 0; k < C; k++) d[k * hw + i] = lg_sample(&r, r.px + i * r.c, C, k);
+  free(r.px);
   return t;
 }
 
@@ -166,10 +370,19 @@ lg_tensor *lg_resize_bilinear(const lg_tensor *x, int64_t oh, int64_t ow)
   memcpy(shape, x->shape, sizeof(int64_t) * x->ndim);
   shape[x->ndim - 2] = oh;
   shape[x->ndim - 1] = ow;
-  lg_tensor *out = lg_empty(x->ndim, shape);
+  lg_tensor *out = lg_empty_op("resize", x->ndim, shape);
   if (!out) return NULL;
+  /* the rows pass keeps H x ow: input rows times output columns, a product
+   * no tensor has checked (an expanded input can be tall) */
+  int64_t hw;
+  if (lg_size_mul(H, ow, &hw)) {
+    lg_release(out);
+    return lg_error("resize: %s to %lldx%lld needs %lld x %lld intermediate values, more than 2^40",
+                    lg_shape_str(x, sb, sizeof sb), (long long)oh, (long long)ow, (long long)H,
+                    (long long)ow);
+  }
   float *src = malloc(sizeof(float) * lg_nz(planes * H * W));
-  float *mid = malloc(sizeof(float) * lg_nz(H * ow));
+  float *mid = malloc(sizeof(float) * lg_nz(hw));
   lg_taps tx = {0}, ty = {0};
   if (!src || !mid || lg_taps_make(&tx, W, ow) || lg_taps_make(&ty, H, oh)) {
     free(src); free(mid); lg_taps_free(&tx); lg_taps_free(&ty); lg_release(out);
@@ -213,9 +426,14 @@ lg_tensor *lg_image_grid(const lg_tensor *x, int nrow, int padding, float lo, fl
   if (padding < 0) return lg_error("image_grid: padding = %d must be >= 0", padding);
   if (!(hi > lo)) return lg_error("image_grid: value range [%g, %g] is empty", lo, hi);
   int64_t cols = nrow < N ? nrow : N, rows = (N + cols - 1) / cols;
-  int64_t GH = rows * (H + padding) + padding, GW = cols * (W + padding) + padding;
+  int64_t GH, GW;   /* rows * (H + padding) + padding, checked: N may be an expanded 2^40 */
+  if (lg_size_mul(rows, H + padding, &GH) || lg_size_mul(cols, W + padding, &GW))
+    return lg_error("image_grid: a grid of %lld x %lld images of %s with padding %d is too large",
+                    (long long)rows, (long long)cols, lg_shape_str(x, sb, sizeof sb), padding);
+  GH += padding;
+  GW += padding;
   int64_t shape[3] = {C, GH, GW};
-  lg_tensor *g = lg_empty(3, shape);
+  lg_tensor *g = lg_empty_op("image_grid", 3, shape);
   if (!g) return NULL;
   float *src = malloc(sizeof(float) * lg_nz(N * C * H * W));
   if (!src) { lg_release(g); return lg_error("image_grid: out of memory"); }
@@ -264,20 +482,35 @@ static inline void lg_plot(lg_tensor *img, int64_t y, int64_t x, const float *co
   }
 }
 
+/* A pixel bound: v clamped to [0, n] in double, then converted. Converting a
+ * float outside the range of int64_t (1e30) is undefined behaviour, and a
+ * wrapped bound would skip the clipping: clamp first, convert after. */
+static int64_t lg_pix(double v, int64_t n)
+{
+  if (!(v > 0)) return 0;           /* also NaN */
+  if (v >= (double)n) return n;
+  return (int64_t)v;
+}
+
+/* Non-finite coordinates are a caller's bug (a diverged value drawn as is):
+ * an error naming op and the values, rather than a silently empty plot. */
+static int lg_finite4(const char *op, float a, float b, float c, float d)
+{
+  if (isfinite(a) && isfinite(b) && isfinite(c) && isfinite(d)) return 0;
+  lg_error("%s: coordinates (%g, %g, %g, %g) must be finite", op, a, b, c, d);
+  return -1;
+}
+
 static void lg_fill_disc(lg_tensor *img, float cx, float cy, float r, const float *color, float alpha)
 {
   int64_t H = img->shape[1], W = img->shape[2];
   if (r < 0.5f) r = 0.5f;   /* at least the pixel under the centre */
-  int64_t y0 = (int64_t)floorf(cy - r), y1 = (int64_t)ceilf(cy + r);
-  int64_t x0 = (int64_t)floorf(cx - r), x1 = (int64_t)ceilf(cx + r);
-  if (y0 < 0) y0 = 0;
-  if (x0 < 0) x0 = 0;
-  if (y1 > H) y1 = H;
-  if (x1 > W) x1 = W;
+  int64_t y0 = lg_pix(floor((double)cy - r), H), y1 = lg_pix(ceil((double)cy + r), H);
+  int64_t x0 = lg_pix(floor((double)cx - r), W), x1 = lg_pix(ceil((double)cx + r), W);
   for (int64_t y = y0; y < y1; y++)
     for (int64_t x = x0; x < x1; x++) {
-      float dy = y + 0.5f - cy, dx = x + 0.5f - cx;
-      if (dx * dx + dy * dy <= r * r) lg_plot(img, y, x, color, alpha);
+      double dy = y + 0.5 - cy, dx = x + 0.5 - cx;
+      if (dx * dx + dy * dy <= (double)r * r) lg_plot(img, y, x, color, alpha);
     }
 }
 
@@ -289,6 +522,14 @@ int lg_draw_points(lg_tensor *img, const lg_tensor *pts, float r, const float *c
     lg_error("draw_points: expected points (N,2), got shape %s", lg_shape_str(pts, sb, sizeof sb));
     return -1;
   }
+  if (!isfinite(r) || !isfinite(alpha)) {
+    lg_error("draw_points: radius %g and alpha %g must be finite", r, alpha);
+    return -1;
+  }
+  /* a disc wider than the canvas paints no more than one as wide as its
+   * diagonal: keeps the work per point bounded by the canvas */
+  double diag = hypot((double)img->shape[1], (double)img->shape[2]) + 1;
+  if (r > diag) r = (float)diag;
   int64_t n = pts->shape[0];
   float *xy = malloc(sizeof(float) * lg_nz(2 * n));
   if (!xy) { lg_error("draw_points: out of memory"); return -1; }
@@ -301,18 +542,64 @@ int lg_draw_points(lg_tensor *img, const lg_tensor *pts, float r, const float *c
   return 0;
 }
 
+/* Which sides of the box [lo, hi] point p lies beyond: bit 2a for below
+ * lo[a], bit 2a+1 for above hi[a] (a = 0 for x, 1 for y). */
+static int lg_outcode(const double p[2], const double lo[2], const double hi[2])
+{
+  return (p[0] < lo[0]) | (p[0] > hi[0]) << 1 | (p[1] < lo[1]) << 2 | (p[1] > hi[1]) << 3;
+}
+
+/* Cohen-Sutherland: clip the segment pq to the box [lo, hi]. 0 with the ends
+ * moved onto the box, or -1 when none of it is inside. An end is moved by
+ * setting its coordinate on the crossed edge exactly and interpolating the
+ * other one: a horizontal line from x = -1e30 to 1e30 stays exactly at its y
+ * (interpolating both through a parameter t would lose the box in the
+ * rounding of t). */
+static int lg_clip_segment(double p[2], double q[2], const double lo[2], const double hi[2])
+{
+  for (int pass = 0; pass < 8; pass++) {   /* each pass puts one end on one edge */
+    int cp = lg_outcode(p, lo, hi), cq = lg_outcode(q, lo, hi);
+    if (!(cp | cq)) return 0;
+    if (cp & cq) return -1;                /* both beyond the same edge */
+    double *e = cp ? p : q, *o = cp ? q : p;
+    int c = cp ? cp : cq, a = (c & 3) ? 0 : 1;
+    double b = (c & (1 << 2 * a)) ? lo[a] : hi[a];
+    double t = (b - e[a]) / (o[a] - e[a]);   /* o is not beyond this edge: no 0/0 */
+    e[1 - a] += t * (o[1 - a] - e[1 - a]);
+    e[a] = b;
+  }
+  return lg_outcode(p, lo, hi) | lg_outcode(q, lo, hi) ? -1 : 0;
+}
+
 int lg_draw_line(lg_tensor *img, float x0, float y0, float x1, float y1, float width,
                  const float *color)
 {
-  if (lg_canvas("draw_line", img)) return -1;
-  if (!isfinite(x0) || !isfinite(y0) || !isfinite(x1) || !isfinite(y1)) return 0;
-  float len = hypotf(x1 - x0, y1 - y0), r = width > 1 ? width / 2 : 0.5f;
-  /* clip absurd lengths (a diverged loss) to a bounded number of steps */
-  int64_t steps = (int64_t)ceilf(len * 2);
-  if (steps > 1 << 20) steps = 1 << 20;
-  for (int64_t k = 0; k <= steps; k++) {
-    float t = steps ? (float)k / steps : 0;
-    lg_fill_disc(img, x0 + t * (x1 - x0), y0 + t * (y1 - y0), r, color, 1);
+  if (lg_canvas("draw_line", img) || lg_finite4("draw_line", x0, y0, x1, y1)) return -1;
+  if (!isfinite(width)) {
+    lg_error("draw_line: width %g must be finite", width);
+    return -1;
+  }
+  int64_t H = img->shape[1], W = img->shape[2];
+  /* Every pixel whose centre lies within r of the segment: the work is bounded
+   * by the canvas whatever the coordinates and the width. A wider line than
+   * the canvas's diagonal paints as much as that one does. */
+  double diag = hypot((double)H, (double)W) + 1, r = width > 1 ? width / 2.0 : 0.5;
+  if (r > diag) r = diag;
+  /* clip to the canvas grown by r, so no end point is huge (precision) */
+  double p[2] = {x0, y0}, q[2] = {x1, y1};
+  double lo[2] = {-r - 1, -r - 1}, hi[2] = {W + r + 1, H + r + 1};
+  if (lg_clip_segment(p, q, lo, hi) == 0) {
+    int64_t ya = lg_pix(floor(fmin(p[1], q[1]) - r), H), yb = lg_pix(ceil(fmax(p[1], q[1]) + r), H);
+    int64_t xa = lg_pix(floor(fmin(p[0], q[0]) - r), W), xb = lg_pix(ceil(fmax(p[0], q[0]) + r), W);
+    double dx = q[0] - p[0], dy = q[1] - p[1], len2 = dx * dx + dy * dy;
+    for (int64_t y = ya; y < yb; y++)
+      for (int64_t x = xa; x < xb; x++) {
+        double ux = x + 0.5 - p[0], uy = y + 0.5 - p[1];
+        double t = len2 > 0 ? (ux * dx + uy * dy) / len2 : 0;   /* nearest point's parameter */
+        t = t < 0 ? 0 : t > 1 ? 1 : t;
+        double ex = ux - t * dx, ey = uy - t * dy;
+        if (ex * ex + ey * ey <= r * r) lg_plot(img, y, x, color, 1);
+      }
   }
   lg_bump_version(img);
   return 0;
@@ -320,12 +607,12 @@ int lg_draw_line(lg_tensor *img, float x0, float y0, float x1, float y1, float w
 
 int lg_draw_rect(lg_tensor *img, float x0, float y0, float x1, float y1, const float *color)
 {
-  if (lg_canvas("draw_rect", img)) return -1;
+  if (lg_canvas("draw_rect", img) || lg_finite4("draw_rect", x0, y0, x1, y1)) return -1;
   int64_t H = img->shape[1], W = img->shape[2];
-  float fx0 = fmaxf(0, roundf(x0)), fy0 = fmaxf(0, roundf(y0));
-  float fx1 = fminf((float)W, roundf(x1)), fy1 = fminf((float)H, roundf(y1));
-  for (int64_t y = (int64_t)fy0; y < (int64_t)fy1; y++)
-    for (int64_t x = (int64_t)fx0; x < (int64_t)fx1; x++) lg_plot(img, y, x, color, 1);
+  int64_t xa = lg_pix(round(x0), W), xb = lg_pix(round(x1), W);
+  int64_t ya = lg_pix(round(y0), H), yb = lg_pix(round(y1), H);
+  for (int64_t y = ya; y < yb; y++)
+    for (int64_t x = xa; x < xb; x++) lg_plot(img, y, x, color, 1);
   lg_bump_version(img);
   return 0;
 }
@@ -343,10 +630,21 @@ static char *lg_ascii(const char *text)
   return s;
 }
 
+/* Text longer than LG_TEXT_MAX_LEN is refused: stb_easy_font counts widths
+ * and buffer sizes in int, and a label that long is a bug anyway. */
+static int lg_text_check(const char *op, const char *text)
+{
+  size_t n = strlen(text);
+  if (n <= LG_TEXT_MAX_LEN) return 0;
+  lg_error("%s: text of %zu bytes is longer than the %d supported", op, n, LG_TEXT_MAX_LEN);
+  return -1;
+}
+
 int lg_text_width(const char *text)
 {
+  if (lg_text_check("text_width", text)) return -1;
   char *s = lg_ascii(text);
-  if (!s) return 0;
+  if (!s) { lg_error("text_width: out of memory"); return -1; }
   int w = stb_easy_font_width(s);
   free(s);
   return w;
@@ -355,20 +653,27 @@ int lg_text_width(const char *text)
 int lg_draw_text(lg_tensor *img, float x, float y, const char *text, int scale,
                  const float *color, int *w)
 {
-  if (lg_canvas("draw_text", img)) return -1;
-  if (scale < 1) scale = 1;
+  if (lg_canvas("draw_text", img) || lg_finite4("draw_text", x, y, x, y) ||
+      lg_text_check("draw_text", text))
+    return -1;
+  if (scale < 1 || scale > LG_TEXT_MAX_SCALE) {
+    lg_error("draw_text: scale %d must be in 1..%d", scale, LG_TEXT_MAX_SCALE);
+    return -1;
+  }
   char *s = lg_ascii(text);
-  size_t cap = 300 * (strlen(text) + 1);   /* ~270 bytes of quads per character */
+  size_t cap = 300 * (strlen(text) + 1);   /* ~270 bytes of quads per character; < 2^25 */
   float *vb = malloc(cap);
   if (!s || !vb) { free(s); free(vb); lg_error("draw_text: out of memory"); return -1; }
   int nq = stb_easy_font_print(0, 0, s, NULL, vb, (int)cap);
+  /* quad corners lie within ~2^29 of (x, y), so x + scale * ax stays finite
+   * for any finite x; lg_draw_rect clamps what falls off the canvas */
   for (int q = 0; q < nq; q++) {
     const float *v = vb + q * 16;   /* 4 vertices of (x, y, z, rgba) = 4 floats each */
     float ax = v[0], ay = v[1], bx = v[8], by = v[9];   /* opposite corners */
     lg_draw_rect(img, x + scale * fminf(ax, bx), y + scale * fminf(ay, by),
                  x + scale * fmaxf(ax, bx), y + scale * fmaxf(ay, by), color);
   }
-  if (w) *w = scale * stb_easy_font_width(s);
+  if (w) *w = scale * stb_easy_font_width(s);   /* < 2^16 * 8 * 2^10: fits int */
   free(s);
   free(vb);
   (void)stb_easy_font_height;

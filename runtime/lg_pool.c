@@ -374,11 +374,14 @@ static lg_tensor *lg_bilinear_op(lg_tensor *x, int adj, int64_t H, int64_t W, in
   char b1[128];
   if (lg_check_4d(op, x)) return NULL;
   if (!adj) { H = x->shape[2]; W = x->shape[3]; }
-  else if (x->shape[2] != H * sh || x->shape[3] != W * sw)
+  int64_t P = x->shape[0] * x->shape[1], UH, UW;   /* the upsampled size, checked: H may be 2^40 */
+  if (lg_size_mul(H, sh, &UH) || lg_size_mul(W, sw, &UW))
+    return lg_error("%s: %lldx%lld upsampled by %dx%d is too large", op, (long long)H,
+                    (long long)W, sh, sw);
+  if (adj && (x->shape[2] != UH || x->shape[3] != UW))
     return lg_error("%s: grad %s does not match upsampling %lldx%lld by %dx%d", op,
                     lg_shape_str(x, b1, sizeof b1), (long long)H, (long long)W, sh, sw);
-  int64_t P = x->shape[0] * x->shape[1];
-  int64_t osh[4] = {x->shape[0], x->shape[1], adj ? H : H * sh, adj ? W : W * sw};
+  int64_t osh[4] = {x->shape[0], x->shape[1], adj ? H : UH, adj ? W : UW};
   lg_tensor *xd = lg_dense(x), *out = lg_empty(4, osh);
   if (!xd || !out) { lg_release(xd); lg_release(out); return NULL; }
   if (H > 0 && W > 0) {
@@ -406,10 +409,13 @@ lg_tensor *lg_upsample(lg_tensor *x, int sh, int sw, int mode)
   if (mode == 1) return lg_bilinear_op(x, 0, 0, 0, sh, sw);
   if (mode != 0) return lg_error("upsample: unknown mode %d (0 nearest, 1 bilinear)", mode);
   /* nearest: a gather with one index map shared by every plane */
-  int64_t H = x->shape[2], W = x->shape[3], ish[2] = {H * sh, W * sw};
+  int64_t H = x->shape[2], W = x->shape[3], ish[2];
   if (H * W > (1 << 24))
     return lg_error("upsample: planes of %lldx%lld cells are not supported", (long long)H,
                     (long long)W);
+  if (lg_size_mul(H, sh, &ish[0]) || lg_size_mul(W, sw, &ish[1]))
+    return lg_error("upsample: input %s upsampled by %dx%d is too large",
+                    lg_shape_str(x, b1, sizeof b1), sh, sw);
   lg_tensor *idx = lg_empty(2, ish);
   if (!idx) return NULL;
   float *ip = lg_data(idx);

@@ -655,15 +655,11 @@ lg_st *lg_st_read(const char *path)
   /* every tensor: sizes, offsets inside the data region */
   for (int i = 0; i < ninfo; i++) {
     lg_st_info *t = &info[i];
-    uint64_t numel = 1;
-    for (int d = 0; d < t->ndim; d++) {
-      uint64_t s = (uint64_t)t->shape[d];
-      if (s && numel > (uint64_t)LG_MAXNUMEL / s) {
-        lg_error("safetensors: %s: tensor '%s': shape has too many elements", path, t->name);
-        goto fail;
-      }
-      numel *= s;
-    }
+    /* zero sizes too: a (0, 2^40, 2^40) entry holds no bytes but no tensor either */
+    char op[512];
+    int64_t numel;
+    snprintf(op, sizeof op, "safetensors: %s: tensor '%s'", path, t->name);
+    if (lg_shape_check(op, t->ndim, t->shape, &numel)) goto fail;
     char sbuf[160];
     lg_shape_str_raw(t->ndim, t->shape, sbuf, sizeof sbuf);
     if (t->end < t->begin) {
@@ -678,11 +674,11 @@ lg_st *lg_st_read(const char *path)
                (unsigned long long)data_len);
       goto fail;
     }
-    if (t->end - t->begin != 4 * numel) {
+    if (t->end - t->begin != 4 * (uint64_t)numel) {
       lg_error("safetensors: %s: tensor '%s': data_offsets [%llu, %llu] span %llu bytes, "
                "shape %s F32 needs %llu", path, t->name, (unsigned long long)t->begin,
                (unsigned long long)t->end, (unsigned long long)(t->end - t->begin), sbuf,
-               (unsigned long long)(4 * numel));
+               (unsigned long long)(4 * (uint64_t)numel));
       goto fail;
     }
   }

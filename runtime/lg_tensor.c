@@ -184,21 +184,40 @@ static void lg_set_contiguous_strides(lg_tensor *t)
   }
 }
 
-lg_tensor *lg_empty(int ndim, const int64_t *shape)
+int lg_shape_check(const char *op, int ndim, const int64_t *shape, int64_t *numel)
 {
-  char buf[128];
-  if (ndim < 0 || ndim > LG_MAXDIM)
-    return lg_error("empty: %d dims requested, at most %d supported", ndim, LG_MAXDIM);
-  int64_t n = 1;
+  char buf[160];
+  if (ndim < 0 || ndim > LG_MAXDIM) {
+    lg_error("%s: %d dims requested, at most %d supported", op, ndim, LG_MAXDIM);
+    return -1;
+  }
+  int64_t n = 1, extent = 1;
   for (int d = 0; d < ndim; d++) {
-    if (shape[d] < 0)
-      return lg_error("empty: negative size %lld in shape %s", (long long)shape[d],
-                      lg_shape_str_raw(ndim, shape, buf, sizeof buf));
-    if (shape[d] && n > LG_MAXNUMEL / shape[d])
-      return lg_error("empty: shape %s is too large (more than 2^40 elements)",
-                      lg_shape_str_raw(ndim, shape, buf, sizeof buf));
+    if (shape[d] < 0) {
+      lg_error("%s: negative size %lld in shape %s", op, (long long)shape[d],
+               lg_shape_str_raw(ndim, shape, buf, sizeof buf));
+      return -1;
+    }
+    /* extent >= n, so n cannot overflow once extent did not */
+    if (lg_size_mul(extent, shape[d] ? shape[d] : 1, &extent)) {
+      lg_error("%s: shape %s is too large: its sizes multiply to more than 2^40 (the most "
+               "elements a tensor may have; a size 0 counts as 1)", op,
+               lg_shape_str_raw(ndim, shape, buf, sizeof buf));
+      return -1;
+    }
     n *= shape[d];
   }
+  if (numel) *numel = n;
+  return 0;
+}
+
+lg_tensor *lg_empty(int ndim, const int64_t *shape) { return lg_empty_op("empty", ndim, shape); }
+
+lg_tensor *lg_empty_op(const char *op, int ndim, const int64_t *shape)
+{
+  char buf[128];
+  int64_t n;
+  if (lg_shape_check(op, ndim, shape, &n)) return NULL;
   lg_tensor *t = lg_tensor_new();
   if (!t) return NULL;
   lg_storage *s = calloc(1, sizeof *s);
@@ -210,7 +229,7 @@ lg_tensor *lg_empty(int ndim, const int64_t *shape)
   if (!s || !s->data) {
     free(s);
     free(t);
-    return lg_error("empty: out of memory allocating %s (%.1f MiB)",
+    return lg_error("%s: out of memory allocating %s (%.1f MiB)", op,
                     lg_shape_str_raw(ndim, shape, buf, sizeof buf), n * 4.0 / (1 << 20));
   }
   t->storage = s;

@@ -16,7 +16,8 @@
 #include <stdint.h>
 
 #define LG_MAXDIM 8              /* most dims a tensor may have */
-#define LG_MAXNUMEL (INT64_C(1) << 40) /* refuse absurd sizes before malloc */
+/* The most elements a shape may describe (see "sizes" below). */
+#define LG_MAXNUMEL (INT64_C(1) << 40)
 
 typedef struct lg_node lg_node;
 typedef struct lg_gen lg_gen;
@@ -64,8 +65,11 @@ void lg_mem_trim(void);
 uint64_t lg_mem_sys_allocs(void);
 
 /* ---- construction ----------------------------------------------------- */
-/* shape: ndim sizes, each >= 0. Uninitialised contents. */
+/* shape: ndim sizes, each >= 0, passing lg_shape_check. Uninitialised
+ * contents. lg_empty_op names op in its errors ("zeros: shape ... is too
+ * large"); lg_empty says "empty". */
 lg_tensor *lg_empty(int ndim, const int64_t *shape);
+lg_tensor *lg_empty_op(const char *op, int ndim, const int64_t *shape);
 lg_tensor *lg_empty_like(const lg_tensor *t);
 /* A view sharing t's storage with the given geometry (no checks beyond ndim). */
 lg_tensor *lg_alias(const lg_tensor *t, int ndim, const int64_t *shape,
@@ -76,8 +80,30 @@ lg_tensor *lg_detach(const lg_tensor *t);
 lg_tensor *lg_from_data(int ndim, const int64_t *shape, const float *data);
 lg_tensor *lg_scalar(float v);            /* 0-dim tensor */
 
+/* ---- sizes ----------------------------------------------------------------
+ * Every tensor and view keeps the product of its sizes, a zero size counting
+ * as 1, at most LG_MAXNUMEL (2^40). Then the element count, every stride of a
+ * contiguous layout and every byte count (4 * 2^40) of any tensor fit int64_t
+ * and size_t with room to spare, and no product of a tensor's sizes can
+ * overflow. Shapes that come from outside (arguments, file headers, expand,
+ * reshape) pass lg_shape_check; other size arithmetic uses lg_size_mul. */
+/* *r = a * b for sizes a, b >= 0; -1 (no error set, *r untouched) when a or
+ * b is negative or the product exceeds LG_MAXNUMEL. */
+static inline int lg_size_mul(int64_t a, int64_t b, int64_t *r)
+{
+  int64_t p;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &p) || p > LG_MAXNUMEL) return -1;
+  *r = p;
+  return 0;
+}
+/* Check that shape (ndim sizes) may be a tensor's: 0 <= ndim <= LG_MAXDIM,
+ * every size >= 0 and the product of the sizes, zeros counting as 1, at most
+ * LG_MAXNUMEL. Sets *numel (if non-NULL) to the element count. 0, or -1 with
+ * an error naming op and the shape. */
+int lg_shape_check(const char *op, int ndim, const int64_t *shape, int64_t *numel);
+
 /* ---- geometry helpers ---------------------------------------------------- */
-int64_t lg_numel(const lg_tensor *t);
+int64_t lg_numel(const lg_tensor *t);   /* cannot overflow: see "sizes" */
 int lg_is_contiguous(const lg_tensor *t);
 /* Pointer to element 0 of the view (storage data + offset). */
 static inline float *lg_data(const lg_tensor *t) { return t->storage->data + t->offset; }

@@ -52,7 +52,7 @@ static int lg_infer_shape(const char *op, const lg_tensor *t, int ndim, const in
     return -1;
   }
   int infer = -1;
-  int64_t known = 1;
+  int64_t known;
   for (int d = 0; d < ndim; d++) {
     out[d] = shape[d];
     if (shape[d] == -1) {
@@ -62,14 +62,16 @@ static int lg_infer_shape(const char *op, const lg_tensor *t, int ndim, const in
         return -1;
       }
       infer = d;
+      out[d] = 1;   /* for the size check below */
     } else if (shape[d] < 0) {
       lg_error("%s: invalid size %lld in shape %s", op, (long long)shape[d],
                lg_shape_str_raw(ndim, shape, b1, sizeof b1));
       return -1;
-    } else {
-      known *= shape[d];
     }
   }
+  /* Checked before comparing counts: a product that wrapped (or one with a
+   * zero size) could otherwise match the input's size. */
+  if (lg_shape_check(op, ndim, out, &known)) return -1;
   int64_t n = lg_numel(t);
   if (infer >= 0) {
     if (known == 0 || n % known) {
@@ -87,7 +89,8 @@ static int lg_infer_shape(const char *op, const lg_tensor *t, int ndim, const in
              lg_shape_str(t, b2, sizeof b2));
     return -1;
   }
-  return 0;
+  /* the inferred size times the others may still pass the limit */
+  return lg_shape_check(op, ndim, out, NULL);
 }
 
 /* Strides that let `shape` view t's memory without a copy, or -1 when none
@@ -134,7 +137,7 @@ static lg_tensor *lg_view_as(lg_tensor *t, int ndim, const int64_t *shape, const
 static lg_tensor *lg_view_op(const char *op, lg_tensor *t, int ndim, const int64_t *shape,
                              int may_copy)
 {
-  int64_t sh[LG_MAXDIM], st[LG_MAXDIM];
+  int64_t sh[LG_MAXDIM] = {0}, st[LG_MAXDIM];   /* = {0}: gcc cannot see ndim <= LG_MAXDIM */
   if (lg_infer_shape(op, t, ndim, shape, sh)) return NULL;
   if (lg_view_strides(t, ndim, sh, st) == 0) return lg_view_as(t, ndim, sh, st);
   if (!may_copy) {
@@ -230,8 +233,10 @@ static lg_tensor *lg_slice_raw(lg_tensor *t, int d, int64_t start, int64_t end, 
   int64_t sh[LG_MAXDIM], st[LG_MAXDIM];
   memcpy(sh, t->shape, sizeof(int64_t) * t->ndim);
   memcpy(st, t->stride, sizeof(int64_t) * t->ndim);
-  sh[d] = end > start ? (end - start + step - 1) / step : 0;
-  st[d] = t->stride[d] * step;
+  /* no end - start + step - 1 (overflows for a huge step); a step past the
+   * end leaves one element, whose stride is never used: keep t's */
+  sh[d] = end > start ? (end - start - 1) / step + 1 : 0;
+  st[d] = sh[d] > 1 ? t->stride[d] * step : t->stride[d];
   lg_tensor *out = lg_alias(t, t->ndim, sh, st, t->offset + start * t->stride[d]);
   lg_node *nd;
   if (!out || !lg_rec1(LG_OP_SLICE, out, t, &nd)) return NULL;
@@ -363,6 +368,8 @@ lg_tensor *lg_expand(lg_tensor *t, int ndim, const int64_t *shape)
     sh[d] = want;
     st[d] = 0;
   }
+  /* stride 0 costs no memory, but every loop and count over the view sees its size */
+  if (lg_shape_check("expand", ndim, sh, NULL)) return NULL;
   lg_tensor *out = lg_alias(t, ndim, sh, st, t->offset);
   lg_node *nd;
   return out ? lg_rec1(LG_OP_EXPAND, out, t, &nd) : NULL;
@@ -405,6 +412,9 @@ lg_tensor *lg_cat(int n, lg_tensor *const *ts, int dim)
       return lg_error("cat: tensor %d has shape %s, which does not match tensor 1 (%s) "
                       "outside dim %d", k + 1, lg_shape_str(t, b1, sizeof b1),
                       lg_shape_str(t0, b2, sizeof b2), d);
+    if (t->shape[d] > LG_MAXNUMEL - sh[d])   /* many inputs with zero sizes elsewhere */
+      return lg_error("cat: the sizes of dim %d add up to more than 2^40 (at tensor %d of %d)",
+                      d, k + 1, n);
     sh[d] += t->shape[d];
   }
   lg_tensor *out = lg_empty(t0->ndim, sh);

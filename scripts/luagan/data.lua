@@ -447,7 +447,7 @@ end
 ---------------------------------------------------------------------------
 -- a folder of images
 
-local IMAGE_EXT = {png = true, jpg = true, jpeg = true, bmp = true, gif = true, tga = true}
+local IMAGE_EXT = {png = true, jpg = true, jpeg = true}   -- what read_image decodes (docs/images.md)
 
 -- The regular files in dir and in its immediate subfolders, sorted by path
 -- (listed with luagan.core, not a shell: a folder name is data).
@@ -492,7 +492,7 @@ function data.image_folder(dir, o)
     if ext and IMAGE_EXT[ext:lower()] then files[#files + 1] = line end
   end
   if #files == 0 then
-    error(who .. ": no PNG/JPEG/BMP/GIF/TGA images in " .. dir .. " or its subfolders", 2)
+    error(who .. ": no PNG/JPEG images in " .. dir .. " or its subfolders", 2)
   end
   if o.limit then while #files > o.limit do files[#files] = nil end end
   local class_of, classes = {}, {}
