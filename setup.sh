@@ -10,7 +10,7 @@ what=${1:-main}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # ---- packages ---------------------------------------------------------------
-pkgs=(cmake gcc make pkg-config liblua5.4-dev lua5.4 luarocks libopenblas-dev libopenblas0-openmp libstb-dev zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist)
+pkgs=(cmake gcc make pkg-config liblua5.4-dev lua5.4 luarocks libopenblas-dev libopenblas0-openmp libstb-dev zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
