@@ -72,6 +72,20 @@ stat_of() {   # log key
   esac
 }
 
+# Each reproducer (the first 10), run once more: its kind, the sanitizer's
+# one-line summary and the first frames in luagan's or stb's code.
+report() {   # bin dir
+  local f k=0
+  for f in $(find "$2" -type f | sort); do
+    k=$((k + 1))
+    [ "$k" -le 10 ] || { echo "   ... and $(( $(find "$2" -type f | wc -l) - 10 )) more in $2"; break; }
+    echo "   reproducer: $f ($(stat -c %s "$f") bytes)"
+    "$1" -rss_limit_mb=2048 -timeout=10 "${flags[@]}" "$f" 2>&1 |
+      grep -E 'ERROR: |runtime error|lgfuzz: | in (lg|stbi|lgf)_|SUMMARY: ' | grep -v 'Running' |
+      head -6 | sed 's/^ */     /' || true
+  done
+}
+
 status=0
 rows=()
 for n in "${names[@]}"; do
@@ -94,9 +108,8 @@ for n in "${names[@]}"; do
   if [ "$rc" -ne 0 ] || [ "$found" -gt 0 ]; then
     status=1
     [ "$found" -gt 0 ] || found="rc=$rc"
-    echo "-- fuzz_$n: FOUND SOMETHING (exit $rc); the report:"
-    grep -E 'ERROR: |runtime error|SUMMARY: |lgfuzz: |^    #[0-9] |out-of-memory|Test unit written|saved as' "$log" | head -40 || true
-    find "$out/findings/$n" -type f | sed 's/^/   reproducer: /'
+    echo "-- fuzz_$n: FOUND SOMETHING (exit $rc):"
+    report "$bin" "$out/findings/$n"
   fi
   rows+=("$(printf '%-18s %7s %12s %7s %9s %9s' "fuzz_$n" "$secs" "$(stat_of "$log" runs)" \
              "$(stat_of "$log" cov)" "$(stat_of "$log" ft)" "$found")")
