@@ -72,17 +72,31 @@ stat_of() {   # log key
   esac
 }
 
-# Each reproducer (the first 10), run once more: its kind, the sanitizer's
-# one-line summary and the first frames in luagan's or stb's code.
+# The reproducers (the first 30), each run once more and grouped by what
+# went wrong: the sanitizer's first line (numbers in it blanked) and the first
+# frame in luagan's or stb's code; one example of each group with its report.
 report() {   # bin dir
-  local f k=0
+  local f k=0 i lines sig
+  local -a sigs=() count=() example=() detail=()
   for f in $(find "$2" -type f | sort); do
     k=$((k + 1))
-    [ "$k" -le 10 ] || { echo "   ... and $(( $(find "$2" -type f | wc -l) - 10 )) more in $2"; break; }
-    echo "   reproducer: $f ($(stat -c %s "$f") bytes)"
-    "$1" -rss_limit_mb=2048 -timeout=10 "${flags[@]}" "$f" 2>&1 |
-      grep -E 'ERROR: |runtime error|lgfuzz: | in (lg|stbi|lgf)_|SUMMARY: ' | grep -v 'Running' |
-      head -6 | sed 's/^ */     /' || true
+    [ "$k" -le 30 ] || { echo "   (only the first 30 of $(find "$2" -type f | wc -l) replayed)"; break; }
+    lines=$("$1" -rss_limit_mb=2048 -timeout=10 "${flags[@]}" "$f" 2>&1 |
+      grep -E 'ERROR: |runtime error|lgfuzz: | in (lg|stbi)_|SUMMARY: ' |
+      sed -E 's/==[0-9]+==//; s/0x[0-9a-f]+ //; s/^ +//' | head -6 || true)
+    sig=$( { grep -m1 -E 'runtime error|ERROR: |lgfuzz: ' <<<"$lines" |
+               sed -E 's/\(malloc\([0-9]+\)\)|\(used: .*//; s/[0-9]{4,}/N/g' || true;
+             grep -m1 -E ' in (lg|stbi)_' <<<"$lines" | sed -E 's/^#[0-9]+ //' || true; } | tr '\n' ' ')
+    [ -n "$sig" ] || sig="(no report: exit status only)"
+    for ((i = 0; i < ${#sigs[@]}; i++)); do [ "${sigs[i]}" = "$sig" ] && break; done
+    if [ "$i" -eq "${#sigs[@]}" ]; then
+      sigs+=("$sig"); count+=(0); example+=("$f"); detail+=("$lines")
+    fi
+    count[i]=$((count[i] + 1))
+  done
+  for ((i = 0; i < ${#sigs[@]}; i++)); do
+    echo "   ${count[i]} x ${example[i]} ($(stat -c %s "${example[i]}") bytes) and alike:"
+    sed 's/^/       /' <<<"${detail[i]}"
   done
 }
 
