@@ -2,7 +2,8 @@
 # setup.sh: install what is missing (Debian 12), build, then run the main job
 # or the tests.
 #   bash setup.sh          # deps + build + the main job
-#   bash setup.sh test     # deps + build + every test (C, Lua, sanitizer build)
+#   bash setup.sh test     # deps + build + every test (C, Lua, sanitizer build,
+#                          # 30 s of each fuzzer in tests/fuzz)
 #   bash setup.sh build    # deps + build only
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +12,8 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # ---- packages ---------------------------------------------------------------
 pkgs=(cmake gcc make pkg-config liblua5.4-dev lua5.4 luarocks libopenblas-dev libopenblas0-openmp libstb-dev zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin)
+# the fuzzers of the test run (tests/fuzz/run.sh): clang with libFuzzer and OpenMP
+[ "$what" != test ] || pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -40,6 +43,9 @@ case "$what" in
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 \
        ctest -LE 'slow|rock' --output-on-failure -j"$jobs")
     (cd build && ctest --output-on-failure -j"$jobs")
+    # The file readers under libFuzzer + ASan/UBSan, 30 s each: must find
+    # nothing (docs/fuzzing.md)
+    bash tests/fuzz/run.sh 30
     ;;
   *) echo "usage: bash setup.sh [main|test|build]" >&2; exit 2 ;;
 esac
