@@ -118,6 +118,9 @@ static void lg_idx_convert(int code, const unsigned char *src, float *dst, size_
   }
 }
 
+/* deflate's largest expansion (zlib's technical notes: 1032:1) */
+#define LG_DEFLATE_MAX_RATIO 1032
+
 lg_tensor *lg_idx_read(const char *path)
 {
   lg_idx_src s = {.path = path};
@@ -193,6 +196,16 @@ lg_tensor *lg_idx_read(const char *path)
                lg_idx_type_name(code), (long long)need, (long long)have, (long long)header);
       goto fail;
     }
+  }
+
+  else if (need / LG_DEFLATE_MAX_RATIO > (int64_t)st.st_size) {
+    /* gzip: the length is known only at the end, but deflate expands at most
+     * 1032:1, so a header claiming more than that could ever hold is refused
+     * before the allocation (a 26-byte file must not allocate 16 GB) */
+    lg_error("idx: %s: truncated: header says %s %s = %lld bytes, more than the %lld-byte gzip "
+             "file can hold", path, sbuf, lg_idx_type_name(code), (long long)need,
+             (long long)st.st_size);
+    goto fail;
   }
 
   lg_tensor *t = lg_empty(ndim, shape);

@@ -1,11 +1,11 @@
 /* fuzz_image.c: libFuzzer harness for the image loader (runtime/lg_image.c,
- * lg_image_read, which decodes with stb_image). The input is the whole file;
- * the channel count asked for is the input size mod 5 (0 = as stored, 1..4
- * converted), so every seed stays a valid image and all five conversions are
- * reached as the fuzzer changes lengths. The stb_image decoders are compiled
- * into this fuzzer with the sanitizers (stb_image_impl.c), not taken from the
- * uninstrumented libstb.so. A loaded image is checked against the channel
- * count asked for and read whole. */
+ * lg_image_read: PNG through libpng, JPEG through libjpeg-turbo, every other
+ * format refused). The input is the whole file; the channel count asked for is
+ * the input size mod 5 (0 = as stored, 1..4 converted), so every seed stays a
+ * valid image and all five conversions are reached as the fuzzer changes
+ * lengths. The corpus keeps BMP/TGA/GIF/PNM/HDR seeds: they exercise the
+ * refusal. A loaded image is checked against the channel count asked for and
+ * read whole. */
 #include "lgfuzz.h"
 #include "lg_image.h"
 

@@ -336,4 +336,13 @@ T.test("scatter and loss-curve PNGs are drawn", function()
   T.errors(function() image.scatter(nil, lg.zeros(3, 3)) end, "expected samples (N,2)")
 end)
 
+
+-- A 26-byte gzip whose IDX header claims 2^32-1 bytes: refused from the header
+-- (deflate expands at most 1032:1), before any allocation (found by fuzz_idx).
+T.test("gzip IDX claiming more than its file can hold is refused before allocating", function()
+  local bomb = "\31\139\8\0\0\0\0\0\2\3\99\96\224\96\252\15\4\0\87\84\170\106\8\0\0\0"
+  local p = write_bytes(path("bomb.idx.gz"), bomb)
+  T.errors(function() lg.load_idx(p) end, "more than the 26-byte gzip file can hold")
+end)
+
 T.test("cleanup", function() os.execute("rm -rf '" .. dir .. "'") end)
