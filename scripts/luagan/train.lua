@@ -179,7 +179,12 @@ local function save(path, r, state, info)
       ck.extra = extra
     end
   end
-  lgio.save_checkpoint(path, ck, {metadata = {["luagan.format"] = "luagan-train-1"}})
+  -- a write that fails (a full disk, a directory gone) is the machine's
+  -- problem, not a bug: one line naming the file; the previous checkpoint stays
+  local ok, err = pcall(lgio.save_checkpoint, path, ck, {metadata = {["luagan.format"] = "luagan-train-1"}})
+  if not ok then
+    recipe.fail(string.format("%s: cannot save the checkpoint: %s", r.name, first_line(err)))
+  end
 end
 train.save_checkpoint = save
 

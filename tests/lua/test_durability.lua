@@ -152,6 +152,14 @@ T.test("full disk: options.json, write_atomic and the metrics log fail loudly an
                    "checkpoint.safetensors")
     T.ok(msg:find("No space left on device", 1, true), msg)
     T.eq(read(out .. "/checkpoint.safetensors"), ck_before)
+    -- ... and the training loop's save: a one-line user error, not a traceback
+    local tr = require "luagan.train"
+    msg = T.errors(function()
+      tr.save_checkpoint(out .. "/checkpoint.safetensors", {name = "tiny"}, {w = lg.zeros(10000)},
+                         {step = 1, elapsed = 0, opt = {}})
+    end, "tiny: cannot save the checkpoint: ")
+    T.ok(msg:find("No space left on device", 1, true) and not msg:find("\n"), msg)
+    T.eq(read(out .. "/checkpoint.safetensors"), ck_before)
     -- the metrics log: an append that does not fit is an error naming the
     -- file, and the log keeps every earlier record and no half line
     local log = lio.MetricsLog(out .. "/metrics.jsonl")
