@@ -63,7 +63,8 @@ def main():
             x = next(stream)
             with torch.no_grad():
                 fake = G(torch.randn(a.batch, a.nz))
-            ld = D(fake).mean() - D(x).mean()
+            real_out = D(x)          # real first, as the recipe (batch-norm running stats)
+            ld = D(fake).mean() - real_out.mean()
             optD.zero_grad()
             ld.backward()
             optD.step()

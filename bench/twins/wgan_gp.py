@@ -59,7 +59,8 @@ def main():
             x = next(stream)
             with torch.no_grad():
                 fake = G(torch.randn(a.batch, a.nz))
-            ld = D(fake).mean() - D(x).mean()
+            real_out = D(x)          # real first, as the recipe
+            ld = D(fake).mean() - real_out.mean()
             gp, gnorm = gradient_penalty(D, x, fake, lam)
             optD.zero_grad()
             (ld + gp).backward()
