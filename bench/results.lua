@@ -375,12 +375,14 @@ local function tables(o)
   add("")
   add(string.format("Seeds %s; mean ± standard error over seeds per side; Welch's t of luagan − twin " ..
                     "(|t| above ~2.5 at 3+3 seeds: a difference beyond the seed spread). CPU s: user + sys " ..
-                    "of the whole training command (`/usr/bin/time`), steps/CPU-s = steps / that.",
+                    "of the whole training command (`/usr/bin/time`, data loading and the recipe's " ..
+                    "finish included); steps/CPU-s = steps / that; steps/s: steps / wall time of the " ..
+                    "training loop (depends on the machine's load). Pairs are luagan / twin.",
                     seeds_str))
   add("")
-  add("| recipe | steps | seeds | FD luagan | FD twin | Welch t | CPU s luagan | CPU s twin | " ..
-      "steps/CPU-s luagan | steps/CPU-s twin | sample grid (first seed) |")
-  add("|---|---|---|---|---|---|---|---|---|---|---|")
+  add("| recipe | steps | seeds | FD luagan | FD twin | Welch t | CPU s | steps/CPU-s | steps/s | " ..
+      "sample grid (first seed) |")
+  add("|---|---|---|---|---|---|---|---|---|---|")
   local per_seed, other, own_rows = {}, {}, {}
   for _, r in ipairs(o.recipes) do
     local name = r[1]
@@ -395,20 +397,22 @@ local function tables(o)
     local twin = has_twin(o, name)
     local function fd(run) return run.fd and run.fd.fd end
     local c = tt.compare(values(lg_runs, fd), values(tw_runs, fd))
-    local cpu_l, cpu_t = mean_of(values(lg_runs, function(x) return x.cpu end)),
-                         mean_of(values(tw_runs, function(x) return x.cpu end))
-    local sps_l = mean_of(values(lg_runs, function(x) return x.steps_per_cpu_s end))
-    local sps_t = mean_of(values(tw_runs, function(x) return x.steps_per_cpu_s end))
+    -- "luagan / twin" of the mean of a per-run number
+    local function pair(key, fmt)
+      local function get(x) return x[key] end
+      local a, b = mean_of(values(lg_runs, get)), mean_of(values(tw_runs, get))
+      local sa = a and string.format(fmt, a) or "–"
+      return twin and (sa .. " / " .. (b and string.format(fmt, b) or "–")) or sa
+    end
     local steps = lg_runs[1] and lg_runs[1].steps or (tw_runs[1] and tw_runs[1].steps)
     local grids = {}
     if lg_runs[1] and lg_runs[1].grid then grids[#grids + 1] = "`" .. lg_runs[1].grid .. "`" end
     if tw_runs[1] and tw_runs[1].grid then grids[#grids + 1] = "twin `" .. tw_runs[1].grid .. "`" end
-    add(string.format("| `%s` | %s | %d / %s | %s | %s | %s | %s | %s | %s | %s | %s |", name,
+    add(string.format("| `%s` | %s | %d / %s | %s | %s | %s | %s | %s | %s | %s |", name,
                       steps and tostring(steps) or "–", #lg_runs, twin and tostring(#tw_runs) or "–",
                       r.fd and fmt_mse("%.1f", c.ma, c.sa) or "(no FD)",
                       r.fd and twin and fmt_mse("%.1f", c.mb, c.sb) or "–", fmt_t(c),
-                      cpu_l and string.format("%.0f", cpu_l) or "–", cpu_t and string.format("%.0f", cpu_t) or "–",
-                      sps_l and string.format("%.2f", sps_l) or "–", sps_t and string.format("%.2f", sps_t) or "–",
+                      pair("cpu", "%.0f"), pair("steps_per_cpu_s", "%.2f"), pair("steps_per_s", "%.2f"),
                       #grids > 0 and table.concat(grids, "<br>") or "–"))
     if r.fd then
       for _, side in ipairs{"luagan", "twin"} do
