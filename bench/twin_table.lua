@@ -81,14 +81,18 @@ function M.welch(ma, sa, na, mb, sb, nb)
 end
 
 -- Two lists of numbers -> {ma, sa, na, mb, sb, nb, diff, diff_se, t, df}
--- (b may be empty: the twin-less recipes; then only ma, sa, na).
+-- (b may be empty: the twin-less recipes; then only ma, sa, na; a standard
+-- error, and so t, needs two values: nil with one).
 function M.compare(a, b)
   local r = {na = #a, nb = #b}
   if #a > 0 then r.ma, r.sa = mean_se(a) end
   if #b > 0 then r.mb, r.sb = mean_se(b) end
   if #a > 0 and #b > 0 then
-    r.diff, r.diff_se = r.ma - r.mb, math.sqrt(r.sa * r.sa + r.sb * r.sb)
-    r.t, r.df = M.welch(r.ma, r.sa, #a, r.mb, r.sb, #b)
+    r.diff = r.ma - r.mb
+    if r.sa and r.sb then        -- standard errors need 2+ values a side
+      r.diff_se = math.sqrt(r.sa * r.sa + r.sb * r.sb)
+      r.t, r.df = M.welch(r.ma, r.sa, #a, r.mb, r.sb, #b)
+    end
   end
   return r
 end
