@@ -21,6 +21,10 @@
 --   --no-twins        luagan side only
 --   --extra 'NAME=ARGS'  more flags for one recipe and its twin (repeatable),
 --                     e.g. --extra 'wgan_gp=--n-critic 1'
+--   --grids DIR       copy each recipe's first-seed grids to DIR/NAME.png and
+--                     DIR/NAME_twin.png and show them as images in the table
+--   --grid-link P     the image links' directory (default DIR; e.g. --grids docs/img
+--                     --grid-link img for a table pasted into docs/RESULTS.md)
 --   --dry-run         print the jobs it would run, run nothing
 --   --tables-only     run nothing, write the tables from what OUT holds
 --   -- ARGS           flags for every run of both sides (recipe option names:
@@ -122,7 +126,7 @@ local function parse(argv)
   local FLAGS = {["no-twins"] = true, ["dry-run"] = true, ["tables-only"] = true}
   local INTS = {jobs = true, threads = true, n = true}
   local STRS = {recipes = "recipes_arg", seeds = "seeds", out = "out", luagan = "luagan",
-                python = "python"}
+                python = "python", grids = "grids", ["grid-link"] = "grid_link"}
   local i = 1
   while i <= #argv do
     local a = argv[i]
@@ -406,8 +410,16 @@ local function tables(o)
     end
     local steps = lg_runs[1] and lg_runs[1].steps or (tw_runs[1] and tw_runs[1].steps)
     local grids = {}
-    if lg_runs[1] and lg_runs[1].grid then grids[#grids + 1] = "`" .. lg_runs[1].grid .. "`" end
-    if tw_runs[1] and tw_runs[1].grid then grids[#grids + 1] = "twin `" .. tw_runs[1].grid .. "`" end
+    for _, g in ipairs{{lg_runs[1], name, "luagan"}, {tw_runs[1], name .. "_twin", "twin"}} do
+      local run, file, label = g[1], g[2] .. ".png", g[3]
+      if run and run.grid and o.grids then
+        -- copied next to the docs and linked as an image
+        sh("mkdir -p " .. q(o.grids) .. " && cp " .. q(run.grid) .. " " .. q(o.grids .. "/" .. file))
+        grids[#grids + 1] = string.format("![%s %s](%s/%s)", name, label, o.grid_link or o.grids, file)
+      elseif run and run.grid then
+        grids[#grids + 1] = (label == "twin" and "twin " or "") .. "`" .. run.grid .. "`"
+      end
+    end
     add(string.format("| `%s` | %s | %d / %s | %s | %s | %s | %s | %s | %s | %s |", name,
                       steps and tostring(steps) or "–", #lg_runs, twin and tostring(#tw_runs) or "–",
                       r.fd and fmt_mse("%.1f", c.ma, c.sa) or "(no FD)",
