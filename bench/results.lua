@@ -294,7 +294,7 @@ local function run_jobs(o)
   -- xargs runs the job scripts N at a time; each reports one line when it ends
   local runner = 'echo "start $0"; if sh "$0" > "${0%.sh}.log" 2>&1; then echo "done  $0"; ' ..
                  'else echo "FAILED $0 (see ${0%.sh}.log)"; fi'
-  sh("xargs -P " .. o.jobs .. " -n 1 sh -c " .. q(runner) .. " < " .. q(listfile))
+  sh("xargs -d '\\n' -P " .. o.jobs .. " -n 1 sh -c " .. q(runner) .. " < " .. q(listfile))
   local failed = 0
   for _, j in ipairs(todo) do
     if not exists(j.dir .. "/done") then failed = failed + 1 end
