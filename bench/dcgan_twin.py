@@ -38,6 +38,9 @@ from common import (DATA, Reshape, batches, dcgan_init, fashion_mnist, grid,  # 
                     read_idx, to_pixels, write_png_gray)
 from common import write_idx as write_idx_ubyte  # noqa: E402,F401
 
+__all__ = ["DATA", "Reshape", "batches", "dcgan_init", "fashion_mnist", "grid", "read_idx", "to_pixels",
+           "write_idx_ubyte", "write_png_gray", "make_G", "make_D", "loss_d", "loss_g", "main"]
+
 
 def make_G(nz):
     return nn.Sequential(
