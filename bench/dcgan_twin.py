@@ -22,91 +22,24 @@ Only the standard library, numpy and torch (no torchvision): the
 Fashion-MNIST IDX files are read with gzip + numpy.
 """
 import argparse
-import gzip
 import os
-import struct
+import sys
 import time
-import zlib
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-DATA = "/usr/share/datasets/fashion-mnist"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "twins"))
+# the file, data and init helpers live in bench/twins/common.py (shared with
+# the other recipes' twins); these names stay importable from here for
+# bench/dcgan_parity.py
+from common import (DATA, Reshape, batches, dcgan_init, fashion_mnist, grid,  # noqa: E402,F401
+                    read_idx, to_pixels, write_png_gray)
+from common import write_idx as write_idx_ubyte  # noqa: E402,F401
 
-
-def read_idx(path):
-    """An IDX file (optionally .gz) as a numpy array (ubyte data only)."""
-    op = gzip.open if path.endswith(".gz") else open
-    with op(path, "rb") as f:
-        raw = f.read()
-    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype != 0x08:
-        raise ValueError(f"read_idx: {path}: expected an IDX ubyte file, got magic "
-                         f"{raw[:4].hex()}")
-    shape = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"read_idx: {path}: header says {shape}, file holds {data.size} values")
-    return data.reshape(shape)
-
-
-def write_idx_ubyte(path, px):
-    """px: uint8 array (N, 28, 28) -> IDX file, magic 0x00000803."""
-    assert px.dtype == np.uint8 and px.ndim == 3
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack(">I", 0x00000803))
-        f.write(struct.pack(">III", *px.shape))
-        f.write(px.tobytes())
-    os.replace(tmp, path)
-
-
-def to_pixels(x):
-    """Samples in [-1,1] (N,1,28,28) -> uint8 (N,28,28), round((x+1)/2*255)
-    clamped: the inverse of luagan eval's ubyte reading (p * 2/255 - 1) and
-    the same mapping as its own --save-samples writer."""
-    p = torch.round((x.clamp(-1, 1) + 1) * 127.5).clamp(0, 255)
-    return p.to(torch.uint8).reshape(-1, 28, 28).numpy()
-
-
-def write_png_gray(path, img):
-    """img: uint8 (H, W) -> 8-bit grayscale PNG (zlib, no filters)."""
-    h, w = img.shape
-    rows = b"".join(b"\x00" + img[r].tobytes() for r in range(h))
-
-    def chunk(tag, body):
-        c = struct.pack(">I", len(body)) + tag + body
-        return c + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
-
-    with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n")
-        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)))
-        f.write(chunk(b"IDAT", zlib.compress(rows, 6)))
-        f.write(chunk(b"IEND", b""))
-
-
-def grid(px, nrow, pad=2):
-    """uint8 (N, 28, 28) -> one uint8 image, nrow per row, pad px of 0 between."""
-    n = px.shape[0]
-    ncol = (n + nrow - 1) // nrow
-    h, w = px.shape[1:]
-    out = np.zeros((pad + ncol * (h + pad), pad + nrow * (w + pad)), dtype=np.uint8)
-    for i in range(n):
-        r, c = divmod(i, nrow)
-        y, x = pad + r * (h + pad), pad + c * (w + pad)
-        out[y:y + h, x:x + w] = px[i]
-    return out
-
-
-class Reshape(nn.Module):
-    def __init__(self, *shape):
-        super().__init__()
-        self.shape = shape
-
-    def forward(self, x):
-        return x.reshape(x.shape[0], *self.shape)
+__all__ = ["DATA", "Reshape", "batches", "dcgan_init", "fashion_mnist", "grid", "read_idx", "to_pixels",
+           "write_idx_ubyte", "write_png_gray", "make_G", "make_D", "loss_d", "loss_g", "main"]
 
 
 def make_G(nz):
@@ -129,20 +62,6 @@ def make_D():
     )
 
 
-def dcgan_init(module):
-    """The DCGAN init, as luagan's nn.init.dcgan: conv, deconv and linear
-    weights N(0, 0.02), their biases 0; batch-norm gamma N(1, 0.02), beta 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
-    return module
-
-
 def loss_d(real_logits, fake_logits):
     # E sp(-l_real) + E sp(l_fake) = -E log D(x) - E log(1 - D(G(z)))
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
@@ -152,16 +71,6 @@ def loss_g(fake_logits, kind):
     if kind == "mm":
         return -F.softplus(fake_logits).mean()     # E log(1 - D(G(z)))
     return F.softplus(-fake_logits).mean()         # -E log D(G(z))
-
-
-def batches(images, batch, gen):
-    """Endless shuffled epochs, the last partial batch dropped (the recipe's
-    DataLoader{shuffle = true, drop_last = true} through lg.train.stream)."""
-    n = images.shape[0]
-    while True:
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n - batch + 1, batch):
-            yield images[perm[i:i + batch]]
 
 
 def main():
@@ -189,11 +98,8 @@ def main():
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
 
-    imgs = read_idx(os.path.join(DATA, "train-images-idx3-ubyte.gz"))
-    if a.limit > 0:
-        imgs = imgs[:a.limit]
     # pixels p -> p/255*2-1 in [-1,1] (luagan's "tanh" scale)
-    x_all = torch.from_numpy(imgs.astype(np.float32)).reshape(-1, 1, 28, 28) * (2 / 255) - 1
+    x_all, _ = fashion_mnist("train", a.limit)
 
     G, D = dcgan_init(make_G(a.nz)), dcgan_init(make_D())
     betas = (a.beta1, a.beta2)
