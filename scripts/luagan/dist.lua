@@ -26,6 +26,7 @@ local function type_name(v) return core.is_tensor(v) and "tensor" or type(v) end
 
 local mpi          -- the C module, once init() found it
 local exact = false
+local sync_step = true
 
 -- Was this process started by an MPI launcher (mpirun / mpiexec / srun)?
 function dist.launched()
@@ -42,15 +43,18 @@ local function load_mpi()
   return nil, m
 end
 
--- init{exact = bool, force = bool} -> rank, size
+-- init{exact = false, sync_on_step = true, force = false} -> rank, size
 -- Starts MPI when launched by mpirun (or when force = true); otherwise the
 -- process is rank 0 of 1. exact = true (or LUAGAN_DIST_EXACT=1) makes every
 -- sum add the ranks' values in rank order, so N ranks reproduce an
 -- in-process run over N shards bit for bit (at N buffers of memory).
+-- sync_on_step: every optimizer's step() first averages its gradients over
+-- the ranks (allreduce_grads); false leaves that to the caller.
 function dist.init(opts)
-  util.check_opts("dist.init", opts, {"exact", "force"})
+  util.check_opts("dist.init", opts, {"exact", "force", "sync_on_step"})
   opts = opts or {}
   exact = opts.exact == true or os.getenv("LUAGAN_DIST_EXACT") == "1"
+  sync_step = opts.sync_on_step ~= false
   if mpi then return dist.rank(), dist.size() end
   if not (dist.launched() or opts.force) then return 0, 1 end
   local m, why = load_mpi()
@@ -64,6 +68,8 @@ function dist.init(opts)
 end
 
 function dist.is_initialized() return mpi ~= nil end
+-- true when optimizers must average their gradients in step()
+function dist.sync_on_step() return sync_step and mpi ~= nil and mpi.size() > 1 end
 function dist.exact() return exact end
 function dist.rank() return mpi and mpi.rank() or 0 end
 function dist.size() return mpi and mpi.size() or 1 end

@@ -132,6 +132,10 @@ local function grad_of(p)
 end
 
 function Optimizer:step()
+  -- data-parallel runs (lg.dist started under mpirun) average the gradients
+  -- over the ranks here, so every loop that steps an optimizer is synchronised
+  local dist = package.loaded["luagan.dist"]
+  if dist and dist.sync_on_step() then dist.allreduce_grads(self) end
   for _, g in ipairs(self.param_groups) do
     for _, p in ipairs(g.params) do
       local d = grad_of(p)

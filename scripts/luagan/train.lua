@@ -80,7 +80,22 @@ function train.stream(loader)
   return setmetatable({loader = loader, epoch = 0}, Stream)
 end
 
+-- Under lg.dist with N ranks, every rank walks the same shuffled sequence
+-- (the loader's own seed) and takes batch k*N + rank + 1 of it: rank r's
+-- slice of each global batch of N loader batches.
 function Stream:next()
+  local dist = package.loaded["luagan.dist"]
+  local n = dist and dist.size() or 1
+  if n == 1 then return self:next_local() end
+  local mine
+  for k = 0, n - 1 do
+    if k == dist.rank() then mine = table.pack(self:next_local())
+    else self:next_local() end
+  end
+  return table.unpack(mine, 1, mine.n)
+end
+
+function Stream:next_local()
   for _ = 1, 2 do
     if not self.it then
       self.it = self.loader:epoch()
@@ -426,6 +441,51 @@ end
 -- r: a recipe (or a recipe name/path); args: command-line strings or a table
 -- of options (quiet = true silences it). info = {step, out, interrupted,
 -- checkpoint, metrics, samples, elapsed, opt}.
+---------------------------------------------------------------------------
+-- data parallel: luagan run under mpirun (docs/distributed.md)
+
+-- the modules of a state, in sorted key order (the same on every rank)
+local function state_modules(state)
+  local out = {}
+  for _, k in ipairs(state_keys(state)) do
+    local v = state[k]
+    if type(v) == "table" and type(v.named_parameters) == "function" then out[#out + 1] = v end
+  end
+  return out
+end
+
+-- After setup: rank 0's weights everywhere, then a noise stream per rank
+-- (rank 0 keeps the seed's own, so one rank runs exactly as without MPI).
+local function dist_start(dist, state, opt, start)
+  for _, m in ipairs(state_modules(state)) do dist.broadcast_module(m) end
+  if dist.rank() > 0 then lg.manual_seed(opt.seed * 1000003 + start * 7919 + dist.rank()) end
+end
+
+-- Batch-norm running statistics are each rank's own; average them before
+-- rank 0 samples or saves, so the file holds the statistics of all the data.
+local function dist_average_buffers(dist, state)
+  for _, m in ipairs(state_modules(state)) do
+    for name, b in m:named_buffers() do
+      if name:match("running_mean$") or name:match("running_var$") then
+        dist.allreduce(b, {op = "mean"})
+      end
+    end
+  end
+end
+
+-- the mean of every metric over the ranks (sorted names: one allreduce)
+local function dist_metrics(dist, m)
+  local keys = {}
+  for k in pairs(m) do keys[#keys + 1] = k end
+  table.sort(keys)
+  if #keys == 0 then return m end
+  local v = {}
+  for i, k in ipairs(keys) do v[i] = m[k] end
+  local t = dist.allreduce(lg.tensor(v), {op = "mean"})
+  for i, k in ipairs(keys) do m[k] = t[i] end
+  return m
+end
+
 function train.run(r, args)
   if type(r) == "string" then
     local path
@@ -456,38 +516,55 @@ function train.run(r, args)
     end
   end
   if opt.log_every == 0 then opt.log_every = 1 end
+  -- under mpirun: data parallel over the ranks, rank 0 writes every file
+  local dist = require "luagan.dist"
+  if dist.launched() then dist.init() end
+  local nranks, main = dist.size(), dist.is_main()
   local out = opt.out
   train.mkdir(out)
   local files = {checkpoint = out .. "/checkpoint.safetensors", metrics = out .. "/metrics.jsonl",
                  curve = out .. "/loss_curve.png", options = out .. "/options.json"}
   -- temporaries that a run killed mid-write left for these files (never a live writer's)
-  lgio.clean_stale_temps(out, {"checkpoint.safetensors", "metrics.jsonl", "loss_curve.png",
-                               "options.json", "samples_*.png"})
+  if main then
+    lgio.clean_stale_temps(out, {"checkpoint.safetensors", "metrics.jsonl", "loss_curve.png",
+                                 "options.json", "samples_*.png"})
+  end
 
   lg.manual_seed(opt.seed)
-  if opt.threads > 0 then lg.set_num_threads(opt.threads) end
+  if opt.threads > 0 then lg.set_num_threads(opt.threads)
+  elseif nranks > 1 then   -- the cores shared by the ranks on this host
+    lg.set_num_threads(math.max(1, lg.get_num_threads() // dist.local_size()))
+  end
   local state = r.setup(opt)
   if type(state) ~= "table" then
     error(string.format("%s.setup must return the state table, got %s", r.name, type(state)), 0)
   end
   -- after setup: a recipe may resolve automatic values (toy2d's --batch 0), and
   -- options.json records what the run used
-  write_atomic(files.options, lgio.json_encode(opt) .. "\n")
+  if main then write_atomic(files.options, lgio.json_encode(opt) .. "\n") end
   if ck then
     restore(state, ck.state, r.name .. ": --resume " .. opt.resume)
     if r.load and ck.extra ~= nil then r.load(state, ck.extra) end
     lg.set_rng_state(ck.train.rng)
-    truncate_log(files.metrics, start)
+    if main then truncate_log(files.metrics, start) end
   end
-  local log = lgio.MetricsLog(files.metrics, {append = ck ~= nil})
+  if nranks > 1 then dist_start(dist, state, opt, start) end
+  local log = main and lgio.MetricsLog(files.metrics, {append = ck ~= nil})
   local stream = find_stream(state)
   local progress = new_progress(r, opt, start, tty_default())
+  progress.quiet = progress.quiet or not main
   local info = {step = start, out = out, interrupted = false, checkpoint = files.checkpoint,
                 metrics = files.metrics, samples = {}, opt = opt, elapsed = elapsed0}
   if not opt.quiet then
     progress:say(string.format("%s: %s steps %d..%d, out %s, seed %d, %d thread(s)", r.name,
                                ck and ("resuming from step " .. start .. ",") or "training,",
                                start + 1, opt.steps, out, opt.seed, lg.get_num_threads()))
+    if nranks > 1 then
+      progress:say(string.format("%s: data parallel over %d ranks%s", r.name, nranks,
+                                 type(opt.batch) == "number" and opt.batch > 0 and
+                                 string.format(", batch %d per rank = global batch %d", opt.batch,
+                                               opt.batch * nranks) or ""))
+    end
   end
 
   local t0 = clock()
@@ -499,12 +576,16 @@ function train.run(r, args)
                  steps_per_s = (i - i_log) / math.max(now - t_log, 1e-9)}
     if stream then rec.epoch = stream.epoch end
     for k, v in pairs(acc) do rec[k] = v / count end
-    local ok, err = pcall(log.write, log, rec)   -- a failed append: one line naming the file
-    if not ok then recipe.fail(r.name .. ": " .. tostring(err)) end
+    if log then
+      local ok, err = pcall(log.write, log, rec)   -- a failed append: one line naming the file
+      if not ok then recipe.fail(r.name .. ": " .. tostring(err)) end
+    end
     acc, count, t_log, i_log = {}, 0, now, i
   end
   local function sample_to(name)
     if not r.sample then return end
+    if nranks > 1 then dist_average_buffers(dist, state) end
+    if not main then return end
     local path = out .. "/" .. name
     train.sample(r, state, path, {})
     info.samples[#info.samples + 1] = path
@@ -512,7 +593,8 @@ function train.run(r, args)
   end
   local function checkpoint(i)
     info.step, info.elapsed = i, elapsed0 + (clock() - t0)
-    save(files.checkpoint, r, state, info)
+    if nranks > 1 then dist_average_buffers(dist, state) end
+    if main then save(files.checkpoint, r, state, info) end
   end
 
   -- Ctrl-C (SIGINT) and SIGTERM set a flag (luagan.core) that the loop reads
@@ -525,6 +607,7 @@ function train.run(r, args)
   while i < opt.steps do
     i = i + 1
     local m = numbers(r.step(state, i), r, i)
+    if nranks > 1 then m = dist_metrics(dist, m) end
     for k, v in pairs(m) do acc[k] = (acc[k] or 0) + v end
     count = count + 1
     progress:update(m)
@@ -536,6 +619,10 @@ function train.run(r, args)
     end
     if opt.ckpt_every > 0 and i % opt.ckpt_every == 0 and i < opt.steps then checkpoint(i) end
     local sig = core.interrupted()
+    if nranks > 1 then   -- a signal to any rank stops them all after the same step
+      sig = math.tointeger(dist.allreduce_number(sig or 0, "max"))
+      if sig == 0 then sig = nil end
+    end
     if sig then
       info.interrupted, info.signal = true, sig
       break
@@ -546,15 +633,17 @@ function train.run(r, args)
   progress:finish()
 
   flush_log(i)
-  log:close()
+  if log then log:close() end
   checkpoint(i)
-  if i > start or not file_exists(out .. "/samples_final.png") then sample_to("samples_final.png") end
+  local final = i > start or not file_exists(out .. "/samples_final.png")
+  if nranks > 1 then final = dist.allreduce_number(final and 1 or 0, "max") > 0 end  -- hosts agree
+  if final then sample_to("samples_final.png") end
   local ok, err = pcall(function()
     local image = require "luagan.image"
-    if #lgio.read_jsonl(files.metrics) > 0 then image.loss_curve(files.curve, files.metrics) end
+    if main and #lgio.read_jsonl(files.metrics) > 0 then image.loss_curve(files.curve, files.metrics) end
   end)
   if not ok then progress:say(r.name .. ": could not draw the loss curve: " .. tostring(err)) end
-  if not info.interrupted and r.finish then r.finish(state, out) end
+  if not info.interrupted and r.finish and main then r.finish(state, out) end
   local secs = clock() - t0
   if info.interrupted then
     -- the output directory is never read from the checkpoint: name it again

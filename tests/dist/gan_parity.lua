@@ -40,9 +40,9 @@ for step = 1, steps do
   local fake = G(z)
   local gp = lg.penalties.gradient_penalty(D, real, fake:detach(), {lambda = 10, eps = eps})
   local ld = D(fake:detach()):mean() - D(real):mean() + gp
-  optD:zero_grad(); ld:backward(); dist.allreduce_grads(optD); optD:step()
+  optD:zero_grad(); ld:backward(); optD:step()   -- step() averages over ranks
   local lgen = -D(G(z)):mean()
-  optG:zero_grad(); lgen:backward(); dist.allreduce_grads(optG); optG:step()
+  optG:zero_grad(); lgen:backward(); optG:step()
   local gd, gg = dist.allreduce_number(ld:item(), "mean"), dist.allreduce_number(lgen:item(), "mean")
   if f then f:write(string.format("%d %.9g %.9g\n", step, gd, gg)) end
 end

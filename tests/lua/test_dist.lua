@@ -153,3 +153,26 @@ mpi_test("a branch on a rank-local value fails with an error naming it, not a ha
   T.ok(out:find("dist.allreduce: the ranks disagree", 1, true), out)
   T.ok(not out:find("unreachable", 1, true), out)
 end)
+
+mpi_test("mpirun -np 2 luagan run dcgan: one valid checkpoint, resumable on another rank count", function()
+  local d = tmpdir()
+  local cmd = string.format("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " ..
+    "timeout 120 mpirun --oversubscribe --bind-to none -np 2 '%s' run dcgan --steps 4 --batch 8 " ..
+    "--limit 64 --threads 1 --quiet --sample-every 0 --out '%s/run' 2>&1", exe, d)
+  local p = io.popen(cmd); local out = p:read("a"); local ok = p:close()
+  T.ok(ok, out)
+  local ck = lg.io.load_checkpoint(d .. "/run/checkpoint.safetensors")
+  T.eq(ck.train.step, 4)
+  local n = 0
+  for _ in io.lines(d .. "/run/metrics.jsonl") do n = n + 1 end
+  T.ok(n >= 1 and n <= 4, "one metrics log, written by rank 0 alone: " .. n .. " records")
+  for _, f in ipairs(lg.core.listdir(d .. "/run")) do
+    T.ok(not f:find("%.tmp"), "no temporary left: " .. f)
+  end
+  -- resume on one process, two steps more
+  local p2 = io.popen(string.format("'%s' run dcgan --resume '%s/run/checkpoint.safetensors' --steps 6 " ..
+                                    "--quiet --threads 1 --out '%s/run' 2>&1", exe, d, d))
+  local out2 = p2:read("a"); T.ok(p2:close(), out2)
+  T.eq(lg.io.load_checkpoint(d .. "/run/checkpoint.safetensors").train.step, 6)
+  os.execute("rm -rf '" .. d .. "'")
+end)
