@@ -79,26 +79,33 @@ end
 function util.check_num(who, name, v, spec)
   spec = spec or {}
   if v == nil and (spec.default ~= nil or spec.optional) then return spec.default end
+  local problem = util.num_problem(name, v, spec)
+  if problem then error(who .. ": " .. problem, spec.level or 3) end
+  return spec.int and math.tointeger(v) or v
+end
+
+-- What is wrong with v under check_num's spec ("lr must be a finite number
+-- >= 0, got nan"), or nil when nothing is; for callers that collect
+-- messages instead of raising.
+function util.num_problem(name, v, spec)
   local lo, hi = spec.lo, spec.hi
   local good = type(v) == "number" and v == v and v > -math.huge and v < math.huge
   if good and spec.int then good = math.tointeger(v) ~= nil end
   if good and lo then good = (spec.open and v > lo) or (not spec.open and v >= lo) end
   if good and hi then good = (spec.open_hi and v < hi) or (not spec.open_hi and v <= hi) end
-  if not good then
-    local range = ""
-    if lo and hi then
-      range = string.format(" in %s%s, %s%s", spec.open and "(" or "[", util.fmt(lo),
-                            util.fmt(hi), spec.open_hi and ")" or "]")
-    elseif lo then
-      range = (spec.open and " > " or " >= ") .. util.fmt(lo)
-    elseif hi then
-      range = (spec.open_hi and " < " or " <= ") .. util.fmt(hi)
-    end
-    error(string.format("%s: %s must be %s%s, got %s", who, name,
-                        spec.int and "an integer" or "a finite number", range,
-                        type(v) == "number" and util.fmt(v) or type(v)), spec.level or 3)
+  if good then return nil end
+  local range = ""
+  if lo and hi then
+    range = string.format(" in %s%s, %s%s", spec.open and "(" or "[", util.fmt(lo),
+                          util.fmt(hi), spec.open_hi and ")" or "]")
+  elseif lo then
+    range = (spec.open and " > " or " >= ") .. util.fmt(lo)
+  elseif hi then
+    range = (spec.open_hi and " < " or " <= ") .. util.fmt(hi)
   end
-  return spec.int and math.tointeger(v) or v
+  return string.format("%s must be %s%s, got %s", name,
+                       spec.int and "an integer" or "a finite number", range,
+                       type(v) == "number" and util.fmt(v) or type(v))
 end
 
 -- A number as the messages print it: integers without ".0", nan/inf by name.
