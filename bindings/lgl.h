@@ -20,6 +20,9 @@
 /* ---- tensors on the Lua stack ------------------------------------------ */
 /* The tensor at idx, or an argument error "tensor expected, got <type>". */
 lg_tensor *lgl_check(lua_State *L, int idx);
+/* What the value at idx is, for messages: "tensor", "closed tensor" (a
+ * tensor used after __close, never "userdata") or its Lua type name. */
+const char *lgl_what(lua_State *L, int idx);
 /* NULL for nil/none, else as lgl_check. */
 lg_tensor *lgl_opt(lua_State *L, int idx);
 /* The tensor at idx, or NULL if the value is not a live tensor (no error). */

@@ -169,7 +169,7 @@ static int io_read_image(lua_State *L)
 {
   const char *path = luaL_checkstring(L, 1);
   lgl_checkopts(L, 2, read_opts);
-  int ch = (int)lgl_optnum(L, 2, "channels", 0);
+  int ch = (int)lgl_optint(L, 2, "channels", 0, 0, 4);
   lg_tensor *t = lg_image_read(path, ch);
   if (!t) return lgl_error(L);
   float *d = lg_data(t);
@@ -194,8 +194,8 @@ static int io_image_grid(lua_State *L)
 {
   lg_tensor *t = lgl_check(L, 1);
   lgl_checkopts(L, 2, grid_opts);
-  int nrow = (int)lgl_optnum(L, 2, "nrow", 8);
-  int pad = (int)lgl_optnum(L, 2, "padding", 2);
+  int nrow = (int)lgl_optint(L, 2, "nrow", 8, 1, LGL_MAXGEOM);
+  int pad = (int)lgl_optint(L, 2, "padding", 2, 0, 1024);
   float pv = (float)lgl_optnum(L, 2, "pad_value", 0);
   float lo = -1, hi = 1;
   opt_range(L, 2, "range", &lo, &hi);

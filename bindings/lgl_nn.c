@@ -5,6 +5,8 @@
  * Class indices are 1-based in Lua (embedding, nll_loss, cross_entropy) and
  * shifted to the runtime's 0-based indices here. Losses take
  * {reduction = "mean" | "sum" | "none"}. */
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include "lgl.h"
 
@@ -72,10 +74,46 @@ static const char *opt_string(lua_State *L, int idx, const char *key, const char
   return s;
 }
 
-/* A tensor of 1-based class indices -> a new tensor of 0-based ones. */
-static lg_tensor *shift_index(lua_State *L, int idx)
+/* "(2, 3)": the 1-based position of flat element i of a tensor of shape t. */
+static const char *position(lua_State *L, const lg_tensor *t, int64_t i)
+{
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  int64_t at[LG_MAXDIM];
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    at[d] = t->shape[d] ? i % t->shape[d] : 0;
+    i = t->shape[d] ? i / t->shape[d] : 0;
+  }
+  luaL_addchar(&b, '(');
+  for (int d = 0; d < t->ndim; d++) {
+    if (d) luaL_addstring(&b, ", ");
+    lua_pushfstring(L, "%I", (lua_Integer)(at[d] + 1));
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, ')');
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
+/* A tensor of 1-based class indices, each an integer in 1..n (op and what
+ * name them in the error, which speaks 1-based: the runtime's own check
+ * would print the shifted 0-based value) -> a new tensor of 0-based ones. */
+static lg_tensor *shift_index(lua_State *L, int idx, int64_t n, const char *op, const char *what)
 {
   lg_tensor *t = lgl_check(L, idx);
+  int64_t cnt = lg_numel(t);
+  float *v = lua_newuserdatauv(L, sizeof(float) * (size_t)(cnt ? cnt : 1), 0); /* GC-owned */
+  lg_read(t, v);
+  for (int64_t i = 0; i < cnt; i++)
+    if (!(v[i] >= 1 && v[i] <= (float)n) || v[i] != floorf(v[i])) {
+      char val[32];
+      snprintf(val, sizeof val, "%g", (double)v[i]);
+      const char *pos = t->ndim ? position(L, t, i) : "";
+      luaL_error(L, "%s: %s %s%s%s is not a %s in [1, %I] (luagan counts from 1)", op, what, val,
+                 t->ndim ? " at " : "", pos,
+                 strcmp(what, "index") == 0 ? "row index" : "class index", (lua_Integer)n);
+    }
+  lua_pop(L, 1);
   lg_tensor *r = lg_add_scalar(t, -1.0f);
   if (!r) lgl_error(L);
   return r;
@@ -219,7 +257,8 @@ static int n_dropout(lua_State *L)
 static int n_embedding(lua_State *L)
 {
   lg_tensor *w = lgl_check(L, 2);
-  lg_tensor *i0 = shift_index(L, 1);
+  if (w->ndim != 2) return lgl_push(L, lg_embedding(lgl_check(L, 1), w));  /* its shape error */
+  lg_tensor *i0 = shift_index(L, 1, w->shape[0], "embedding", "index");
   lg_tensor *r = lg_embedding(i0, w);
   lg_release(i0);
   return lgl_push(L, r);
@@ -292,7 +331,8 @@ static int n_nll_loss(lua_State *L)
   lg_tensor *logp = lgl_check(L, 1);
   lgl_checkopts(L, 3, red_opts);
   int red = opt_reduction(L, 3);
-  lg_tensor *t0 = shift_index(L, 2);
+  if (logp->ndim < 2) return lgl_push(L, lg_nll_loss(logp, lgl_check(L, 2), red));
+  lg_tensor *t0 = shift_index(L, 2, logp->shape[1], "nll_loss", "target");
   lg_tensor *r = lg_nll_loss(logp, t0, red);
   lg_release(t0);
   return lgl_push(L, r);
@@ -306,7 +346,8 @@ static int n_cross_entropy(lua_State *L)
   lgl_checkopts(L, 3, red_opts);
   int red = opt_reduction(L, 3);
   int probs = t->ndim == x->ndim;
-  lg_tensor *t0 = probs ? lg_retain(t) : shift_index(L, 2);
+  if (!probs && x->ndim < 2) return lgl_push(L, lg_cross_entropy(x, t, red));  /* its error */
+  lg_tensor *t0 = probs ? lg_retain(t) : shift_index(L, 2, x->shape[1], "cross_entropy", "target");
   lg_tensor *r = lg_cross_entropy(x, t0, red);
   lg_release(t0);
   return lgl_push(L, r);

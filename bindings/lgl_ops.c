@@ -29,7 +29,7 @@ static int check_list(lua_State *L, int idx, lg_tensor ***out)
     v[i] = lgl_test(L, -1);
     if (!v[i])
       luaL_argerror(L, idx, lua_pushfstring(L, "element %d of the list is a %s, not a tensor",
-                                            i + 1, luaL_typename(L, -1)));
+                                            i + 1, lgl_what(L, -1)));
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -285,7 +285,7 @@ static int o_index_select(lua_State *L)
       v[i] = (float)lua_tonumber(L, -1);
       if (lua_type(L, -1) != LUA_TNUMBER)
         return luaL_argerror(L, 3, lua_pushfstring(L, "index %I is a %s, not a number",
-                                                   (lua_Integer)(i + 1), luaL_typename(L, -1)));
+                                                   (lua_Integer)(i + 1), lgl_what(L, -1)));
       lua_pop(L, 1);
     }
   }

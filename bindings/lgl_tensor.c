@@ -25,6 +25,13 @@ lg_tensor *lgl_check(lua_State *L, int idx)
   return b->t;
 }
 
+const char *lgl_what(lua_State *L, int idx)
+{
+  lgl_box *b = luaL_testudata(L, idx, LGL_TENSOR);
+  if (b) return b->t ? "tensor" : "closed tensor";
+  return luaL_typename(L, idx);
+}
+
 lg_tensor *lgl_opt(lua_State *L, int idx)
 {
   return lua_isnoneornil(L, idx) ? NULL : lgl_check(L, idx);

@@ -64,7 +64,7 @@ end
 -- x as (N,1,28,28), detached; accepts (N,1,28,28), (N,28,28), (N,784).
 function E.as_images(x, who)
   who = who or "eval"
-  if not is_tensor(x) then fail("%s: samples must be a tensor, got %s", who, type(x)) end
+  if not is_tensor(x) then fail("%s: samples must be a tensor, got %s", who, util.what(x)) end
   local s = x:shape()
   local n = s[1]
   if (#s == 2 and s[2] == 784) or (#s == 3 and s[2] == 28 and s[3] == 28)

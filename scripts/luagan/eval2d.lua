@@ -105,7 +105,7 @@ end
 -- spec: "ring", "grid" or a spec table (see M.spec). Samples (N,2), N >= 1.
 function M.evaluate(samples, spec, o)
   local who = "eval2d.evaluate"
-  if not is_tensor(samples) then error(who .. ": samples must be a tensor, got " .. type(samples), 2) end
+  if not is_tensor(samples) then error(who .. ": samples must be a tensor, got " .. util.what(samples), 2) end
   if samples:dim() ~= 2 or samples:size(2) ~= 2 or samples:size(1) < 1 then
     error(who .. ": samples must be (N,2) with N >= 1, got " .. shape_str(samples), 2)
   end

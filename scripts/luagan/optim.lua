@@ -39,11 +39,11 @@ end
 local function param_list(p, who)
   if type(p) == "table" and p.parameters and getmetatable(p) then p = p:parameters() end
   if type(p) ~= "table" then
-    error(who .. ": expected a list of parameters (net:parameters()), got " .. type(p), 3)
+    error(who .. ": expected a list of parameters (net:parameters()), got " .. util.what(p), 3)
   end
   for i, t in ipairs(p) do
     if not is_tensor(t) then
-      error(string.format("%s: parameter %d is a %s, not a tensor", who, i, type(t)), 3)
+      error(string.format("%s: parameter %d is a %s, not a tensor", who, i, util.what(t)), 3)
     end
   end
   return p
@@ -321,7 +321,7 @@ function Optimizer:load_state_dict(sd)
         error(string.format("%s: unexpected key %s (%s keeps %s)", who, key, self.__name,
                             table.concat(self.state_names, ", ")), 2)
       elseif not is_tensor(v) then
-        error(string.format("%s: %s must be a tensor, got %s", who, key, type(v)), 2)
+        error(string.format("%s: %s must be a tensor, got %s", who, key, util.what(v)), 2)
       elseif not same_shape(v, p) then
         error(string.format("%s: %s has shape %s, parameter %d has shape %s", who, key,
                             shape_str(v), i, shape_str(p)), 2)

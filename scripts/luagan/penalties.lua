@@ -35,7 +35,7 @@ local function check_callable(who, D)
 end
 
 local function check_batch(who, what, x)
-  if not is_tensor(x) then error(string.format("%s: %s must be a tensor, got %s", who, what, type(x)), 3) end
+  if not is_tensor(x) then error(string.format("%s: %s must be a tensor, got %s", who, what, util.what(x)), 3) end
   if x:dim() < 1 or x:size(1) < 1 then
     error(string.format("%s: %s must be a batch (N, ...), got %s", who, what, shape_str(x)), 3)
   end

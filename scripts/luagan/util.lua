@@ -9,6 +9,17 @@ function util.is_tensor(v)
   return type(v) == "userdata" and core.is_tensor(v)
 end
 
+-- What a value is, for messages: "tensor", "closed tensor" (a tensor used
+-- after __close: never "userdata") or its Lua type.
+local tensor_mt
+function util.what(v)
+  if type(v) ~= "userdata" then return type(v) end
+  if core.is_tensor(v) then return "tensor" end
+  tensor_mt = tensor_mt or getmetatable(core.zeros(0))
+  if getmetatable(v) == tensor_mt then return "closed tensor" end
+  return "userdata"
+end
+
 -- "64x100", or "scalar" for a 0-dim tensor
 function util.shape_str(t)
   local s = t:shape()

@@ -380,7 +380,7 @@ function Module:load_state_dict(sd, opts)
     if s == nil then
       missing[#missing + 1] = name
     elseif not is_tensor(s) then
-      bad[#bad + 1] = string.format("%s: expected a tensor, got %s", name, type(s))
+      bad[#bad + 1] = string.format("%s: expected a tensor, got %s", name, util.what(s))
     elseif not same_shape(s, t) then
       bad[#bad + 1] = string.format("%s: checkpoint has shape %s, module has %s",
                                     name, shape_str(s), shape_str(t))
