@@ -273,9 +273,14 @@ function Optimizer:state_dict()
   return sd
 end
 
-local function num(v, name)
+-- A number stored in a state_dict (checkpoint metadata may hold it as a
+-- string); errors name who and the key.
+local function num(v, name, who)
   local n = tonumber(v)
-  if n == nil then error("load_state_dict: " .. name .. " is not a number", 3) end
+  if n == nil then
+    error(string.format("%s: %s is not a number (got %s)", who or "load_state_dict", name,
+                        type(v) == "string" and string.format("%q", v) or util.what(v)), 3)
+  end
   return n
 end
 
@@ -296,9 +301,9 @@ function Optimizer:load_state_dict(sd)
                         is_tensor(sd) and "a tensor" or type(sd)), 2)
   end
   local params = self:params()
-  if sd.n_params ~= nil and num(sd.n_params, "n_params") ~= #params then
+  if sd.n_params ~= nil and num(sd.n_params, "n_params", who) ~= #params then
     error(string.format("%s: the saved state is for %d parameters, this optimizer has %d",
-                        who, num(sd.n_params, "n_params"), #params), 2)
+                        who, num(sd.n_params, "n_params", who), #params), 2)
   end
   -- validate everything before changing anything
   local fields = self.state_fields or {}
@@ -312,7 +317,7 @@ function Optimizer:load_state_dict(sd)
       if not p then error(string.format("%s: %s names parameter %d of %d", who, key, i, #params), 2) end
       new_state[i] = new_state[i] or {}
       if field == "step" then
-        local n = num(v, key)
+        local n = num(v, key, who)
         if n < 0 or n ~= math.floor(n) then
           error(string.format("%s: %s must be a non-negative integer, got %s", who, key, util.fmt(n)), 2)
         end
@@ -337,7 +342,7 @@ function Optimizer:load_state_dict(sd)
         error(string.format("%s: unexpected key %s (%s has no option '%s')", who, key,
                             self.__name, gk), 2)
       end
-      group_vals[#group_vals + 1] = {gi, gk, num(v, key)}
+      group_vals[#group_vals + 1] = {gi, gk, num(v, key, who)}
     elseif key ~= "n_params" then
       error(who .. ": unexpected key " .. tostring(key), 2)
     end
@@ -516,12 +521,12 @@ function Scheduler:load_state_dict(sd)
     error(who .. ": expected the table of a state_dict(), got " .. type(sd), 2)
   end
   if sd.last_step == nil then error(who .. ": last_step is missing", 2) end
-  local last = num(sd.last_step, "last_step")
+  local last = num(sd.last_step, "last_step", who)
   check_num(who, "last_step", last, {int = true, lo = 0})
   local bases = {}
   for i, b in ipairs(self.base_lrs) do
     local v = sd["base_lr." .. i]
-    bases[i] = v == nil and b or check_num(who, "base_lr." .. i, num(v, "base_lr." .. i), {lo = 0})
+    bases[i] = v == nil and b or check_num(who, "base_lr." .. i, num(v, "base_lr." .. i, who), {lo = 0})
   end
   self.last_step, self.base_lrs = last, bases
   self:apply()
@@ -736,7 +741,7 @@ function EMA:load_state_dict(sd)
   local t = {}
   for k, v in pairs(sd) do if k ~= "num_updates" then t[k] = v end end
   self.shadow:load_state_dict(t)
-  if sd.num_updates ~= nil then self.num_updates = num(sd.num_updates, "num_updates") end
+  if sd.num_updates ~= nil then self.num_updates = num(sd.num_updates, "num_updates", "optim.EMA:load_state_dict") end
 end
 
 return optim

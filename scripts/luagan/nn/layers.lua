@@ -172,7 +172,8 @@ M.ConvTranspose2d = ConvTranspose2d
 -- Embedding(num, dim): indices (any shape, 1-based) -> (..., dim); weight N(0,1)
 
 local Embedding = Module:extend("Embedding")
-function Embedding:init(num, dim)
+function Embedding:init(num, dim, o)
+  self:check_opts(o, {})        -- no options (PyTorch's padding_idx, max_norm: not supported)
   num = self:check_size("num_embeddings", num)
   dim = self:check_size("embedding_dim", dim)
   self.num_embeddings, self.embedding_dim = num, dim
@@ -320,23 +321,33 @@ act("Softplus", function(_, x) return x:softplus() end)
 
 local LeakyReLU = act("LeakyReLU", function(self, x) return x:leaky_relu(self.slope) end,
                       function(self) return tostring(self.slope) end)
-function LeakyReLU:init(slope) self.slope = slope or 0.01 end
+function LeakyReLU:init(slope)
+  self.slope = util.check_num(self:_who(), "negative slope", slope, {default = 0.01, level = 4})
+end
 
 local ELU = act("ELU", function(self, x) return x:elu(self.alpha) end,
                 function(self) return "alpha=" .. self.alpha end)
-function ELU:init(alpha) self.alpha = alpha or 1 end
+function ELU:init(alpha)
+  self.alpha = util.check_num(self:_who(), "alpha", alpha, {default = 1, level = 4})
+end
 
 local Softmax = act("Softmax", function(self, x) return lg.softmax(x, self.dim) end,
                     function(self) return "dim=" .. self.dim end)
-function Softmax:init(dim) self.dim = dim or -1 end
+function Softmax:init(dim)
+  self.dim = util.check_num(self:_who(), "dim", dim, {int = true, default = -1, level = 4})
+end
 
 local LogSoftmax = act("LogSoftmax", function(self, x) return lg.log_softmax(x, self.dim) end,
                        function(self) return "dim=" .. self.dim end)
-function LogSoftmax:init(dim) self.dim = dim or -1 end
+function LogSoftmax:init(dim)
+  self.dim = util.check_num(self:_who(), "dim", dim, {int = true, default = -1, level = 4})
+end
 
 -- Lambda(fn, "name"): wrap a function of the input as a module.
 local Lambda = Module:extend("Lambda")
 function Lambda:init(fn, label)
+  local callable = type(fn) == "function" or (getmetatable(fn) or {}).__call ~= nil
+  if not callable then error("nn.Lambda(fn, label): fn must be a function, got " .. type(fn), 3) end
   rawset(self, "fn", fn)
   self.label = label
 end
