@@ -125,6 +125,15 @@ local function merge(defaults, opts, extra)
   return g
 end
 
+-- The option names of an optimizer class: lr and its defaults' keys (a
+-- class made without class() has no list of its own).
+local function options_of(cls)
+  if cls.options then return cls.options end
+  local out = {"lr"}
+  for k in pairs(cls.defaults or {}) do if k ~= "lr" then out[#out + 1] = k end end
+  return out
+end
+
 -- Every tensor of a group must be a leaf (a tensor computed by an op is
 -- never updated in place by a step: the optimizer would change nothing).
 local function check_leaves(who, params, gi)
@@ -142,7 +151,8 @@ function Optimizer.new(cls, params, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error(who .. "(params, opts): options go in a table, e.g. {lr = 1e-3}", 2)
   end
-  check_opts(who, opts, cls.options, 3)
+  local allowed = options_of(cls)
+  check_opts(who, opts, allowed, 3)
   local self = setmetatable({param_groups = {}, state = {}}, cls)
   local groups
   if type(params) == "table" and not getmetatable(params) and type(params[1]) == "table"
@@ -152,7 +162,7 @@ function Optimizer.new(cls, params, opts)
     groups = {{params = params}}
   end
   local seen, total = {}, 0
-  local group_keys = table.move(cls.options, 1, #cls.options, 2, {"params"})
+  local group_keys = table.move(allowed, 1, #allowed, 2, {"params"})
   for gi, spec in ipairs(groups) do
     if params == groups then
       check_opts(string.format("%s: group %d", who, gi), spec, group_keys, 3)
@@ -220,7 +230,8 @@ function Optimizer:add_param_group(spec)
   if type(spec) ~= "table" or spec.params == nil then
     error(who .. ": expected {params = list, <options>}", 2)
   end
-  check_opts(who, spec, table.move(self.options, 1, #self.options, 2, {"params"}), 3)
+  local allowed = options_of(self)
+  check_opts(who, spec, table.move(allowed, 1, #allowed, 2, {"params"}), 3)
   local g = merge(self.defaults, spec)
   g.params = param_list(spec.params, who)
   check_leaves(who, g.params)
@@ -290,7 +301,7 @@ local function known_group_key(self, k)
   local base, j = k:match("^(.-)%.(%d+)$")
   if base then return base == "betas" and self.defaults.betas ~= nil and (j == "1" or j == "2") end
   if k == "initial_lr" then return true end
-  for _, o in ipairs(self.options) do if o == k then return true end end
+  for _, o in ipairs(options_of(self)) do if o == k then return true end end
   return false
 end
 
@@ -324,7 +335,7 @@ function Optimizer:load_state_dict(sd)
         new_state[i].step = math.tointeger(n) or n
       elseif not fields[field] then
         error(string.format("%s: unexpected key %s (%s keeps %s)", who, key, self.__name,
-                            table.concat(self.state_names, ", ")), 2)
+                            table.concat(self.state_names or {"step"}, ", ")), 2)
       elseif not is_tensor(v) then
         error(string.format("%s: %s must be a tensor, got %s", who, key, util.what(v)), 2)
       elseif not same_shape(v, p) then

@@ -194,6 +194,10 @@ function HA:state_dict()
 end
 
 function HA:load_state_dict(sd)
+  if type(sd) ~= "table" then
+    error("tricks.HistoricalAverage:load_state_dict: expected the table of a state_dict(), got " ..
+          util.what(sd), 2)
+  end
   for i, a in ipairs(self.avg) do
     local s = sd["avg." .. i]
     if not is_tensor(s) or shape_str(s) ~= shape_str(a) then

@@ -459,6 +459,17 @@ T.test("optimizer load_state_dict names what is wrong", function()
   T.eq(o.state[p].step, 1)
 end)
 
+T.test("state loading methods check their arguments", function()
+  local m = nn.Linear(2, 2)
+  T.errors(function() m:load_state_dict(m:state_dict(), {strcit = false}) end,
+           "load_state_dict (net): unknown option 'strcit' (did you mean 'strict'?")
+  T.errors(function() m:load_state_dict(nil) end, "load_state_dict (net): expected a table of tensors, got nil")
+  T.ok(m:load_state_dict({weight = lg.zeros(2, 2)}, {strict = false}))
+  local ha = lg.tricks.HistoricalAverage({param()})
+  T.errors(function() ha:load_state_dict(nil) end,
+           "tricks.HistoricalAverage:load_state_dict: expected the table of a state_dict(), got nil")
+end)
+
 T.test("a closed tensor is called a closed tensor, not userdata", function()
   local keep
   do

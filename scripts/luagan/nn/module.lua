@@ -368,9 +368,12 @@ end
 -- ways. Shapes must match in either mode. Nothing is copied unless all checks
 -- pass. Returns {missing = {...}, unexpected = {...}}.
 function Module:load_state_dict(sd, opts)
-  local strict = not (opts and opts.strict == false)
   local where = "load_state_dict (" .. self:path() .. ")"
-  if type(sd) ~= "table" then error(where .. ": expected a table of tensors, got " .. type(sd), 2) end
+  opts = util.check_opts(where, opts, {"strict"})
+  local strict = opts.strict ~= false
+  if type(sd) ~= "table" or is_tensor(sd) then
+    error(where .. ": expected a table of tensors, got " .. util.what(sd), 2)
+  end
   local own = walk(self, "", BOTH, {}, {}, {})
   local known, missing, unexpected, bad = {}, {}, {}, {}
   for _, e in ipairs(own) do
