@@ -293,7 +293,7 @@ static int io_draw_text(lua_State *L)
   float c[4];
   opt_color(L, 5, img, c);
   int w = 0;
-  if (lg_draw_text(img, x, y, s, (int)lgl_optnum(L, 5, "scale", 1), c, &w) != 0)
+  if (lg_draw_text(img, x, y, s, (int)lgl_optint(L, 5, "scale", 1, 1, 1024), c, &w) != 0)
     return lgl_error(L);
   lua_pushinteger(L, w);
   return 1;
@@ -302,8 +302,9 @@ static int io_draw_text(lua_State *L)
 /* text_width(text, scale) -> pixels */
 static int io_text_width(lua_State *L)
 {
-  lua_Integer scale = luaL_optinteger(L, 2, 1);
-  lua_pushinteger(L, lg_text_width(luaL_checkstring(L, 1)) * (scale < 1 ? 1 : scale));
+  const char *text = luaL_checkstring(L, 1);
+  lua_Integer scale = lua_isnoneornil(L, 2) ? 1 : lgl_checkint(L, 2, "scale", 1, 1024);
+  lua_pushinteger(L, lg_text_width(text) * scale);
   return 1;
 }
 

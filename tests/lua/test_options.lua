@@ -312,6 +312,14 @@ T.test("integer options are range-checked, never cast to int", function()
   T.eq(#x:chunk(math.maxinteger), 1)   -- no overflow in the piece size: one piece
   T.errors(function() return lg.ones(4):split({2, math.maxinteger}) end, "exceeds size 4 of dim 1")
   T.errors(function() return lg.ones(4):narrow(1, 2, math.maxinteger) end, "exceeds size 4")
+  local canvas = lg.zeros(3, 8, 8)
+  T.errors(function() lg.core.draw_text(canvas, 0, 0, "a", {scale = 2^40}) end,
+           "scale must be an integer in [1, 2^10], got 1099511627776")
+  T.errors(function() return lg.core.text_width("a", 0) end, "scale must be an integer in [1, 2^10], got 0")
+  T.errors(function() return lg.image.grid(lg.rand(2, 1, 4, 4), {nrow = 2^33}) end,
+           "nrow must be an integer in [1, 2^20], got 8589934592")
+  T.errors(function() return lg.image.read("/nonexistent.png", {channels = 5}) end,
+           "channels must be an integer in [0, 4], got 5")
   -- the modules check at construction, naming the layer
   T.errors(function() return nn.Conv2d(1, 4, 4, {padding = 2^40}) end,
            "nn.Conv2d: padding must be an integer in [0, 1048576], got 1099511627776")
