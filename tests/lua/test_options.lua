@@ -272,6 +272,8 @@ T.test("the issue's examples: did you mean, accepted keys, the caller's line", f
   T.errors(function() return lg.conv2d(lg.randn(1, 1, 4, 4), lg.randn(1, 1, 3, 3), nil, {strides = 2}) end,
            "unknown option 'strides' (did you mean 'stride'?; expected: stride, padding, dilation)")
   T.errors(function() return lg.ones(2, 2):sum(1, {keepdims = true}) end, "did you mean 'keepdim'?")
+  T.errors(function() return lg.gradcheck(function(x) return x * x end, {param()}, {epss = 1}) end,
+           "gradcheck: unknown option 'epss' (did you mean 'eps'?")
   -- an optimizer's parameter groups are options tables too
   T.errors(function() return optim.Adam({{params = {param()}, lrr = 1}}) end,
            "optim.Adam: group 1: unknown option 'lrr' (did you mean 'lr'?")
