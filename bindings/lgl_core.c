@@ -139,8 +139,9 @@ static int edit_distance(const char *a, const char *b)
   return prev[nb];
 }
 
-/* The allowed name closest to key (edit distance <= 2, or one a prefix of
- * the other), or NULL: the same rule as luagan.util.suggest. */
+/* The allowed name closest to key (edit distance <= 2 and below key's
+ * length, or one a prefix of the other), or NULL: the same rule as
+ * luagan.util.suggest. */
 static const char *suggest(const char *key, const char *const *allowed)
 {
   const char *best = NULL;
@@ -150,7 +151,7 @@ static const char *suggest(const char *key, const char *const *allowed)
     int d = edit_distance(key, *a);
     size_t na = strlen(*a);
     int prefix = nk >= 2 && (strncmp(key, *a, nk < na ? nk : na) == 0);
-    if ((d <= 2 || prefix) && d < bd) { best = *a; bd = d; }
+    if (((d <= 2 && (size_t)d < nk) || prefix) && d < bd) { best = *a; bd = d; }
   }
   return best;
 }

@@ -41,15 +41,16 @@ function util.distance(a, b)
   return prev[#b]
 end
 
--- The name in `names` closest to `key`: within edit distance 2, or one of
--- the two a prefix of the other (`pad` for `padding`); nil when none is.
+-- The name in `names` closest to `key`: within edit distance 2 (and fewer
+-- edits than key has characters: "x" is not a misspelt "a"), or one of the
+-- two a prefix of the other (`pad` for `padding`); nil when none is.
 function util.suggest(key, names)
   if type(key) ~= "string" then return nil end
   local best, bd = nil, math.huge
   for _, n in ipairs(names) do
     local d = util.distance(key, n)
     local prefix = #key >= 2 and (n:sub(1, #key) == key or key:sub(1, #n) == n)
-    if (d <= 2 or prefix) and d < bd then best, bd = n, d end
+    if ((d <= 2 and d < #key) or prefix) and d < bd then best, bd = n, d end
   end
   return best
 end

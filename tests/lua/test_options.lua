@@ -268,6 +268,8 @@ T.test("the issue's examples: did you mean, accepted keys, the caller's line", f
   -- nothing close: no suggestion
   local e2 = T.errors(function() return nn.Linear(2, 3, {colour = 1}) end, "unknown option 'colour'")
   T.ok(not e2:find("did you mean"), e2)
+  local e3 = T.errors(function() return lg.losses.lsgan{d = 1} end, "unknown option 'd'")
+  T.ok(not e3:find("did you mean"), e3)   -- a one-letter key is not a typo of another
   -- the C bindings suggest the same way
   T.errors(function() return lg.conv2d(lg.randn(1, 1, 4, 4), lg.randn(1, 1, 3, 3), nil, {strides = 2}) end,
            "unknown option 'strides' (did you mean 'stride'?; expected: stride, padding, dilation)")
