@@ -434,6 +434,22 @@ T.test("clipping, schedulers and EMA validate their arguments", function()
   T.errors(function() optim.EMA(net()):load_state_dict(nil) end, "optim.EMA:load_state_dict: expected the table")
 end)
 
+T.test("penalty and trick weights are finite and in range", function()
+  local nan = 0 / 0
+  local x = lg.randn(4, 2)
+  local e = T.errors(function() local r = lg.penalties.gradient_penalty(net(), x, x, {lambda = nan}); return r end,
+                     "penalties.gradient_penalty: lambda must be a finite number >= 0, got nan")
+  T.ok(e:find("test_options.lua:%d+:"), e)
+  T.errors(function() return lg.penalties.dragan(net(), x, {c = -1}) end, "penalties.dragan: c must be a finite number >= 0, got -1")
+  local e2 = T.errors(function() local r = lg.penalties.r1(net(), x, {gamma = -1}); return r end,
+                      "penalties.r1: gamma must be a finite number >= 0, got -1")
+  T.ok(e2:find("test_options.lua:%d+:"), e2)
+  T.errors(function() return lg.tricks.InstanceNoise{std = nan} end, "tricks.InstanceNoise: std must be a finite number >= 0, got nan")
+  T.errors(function() return lg.tricks.InstanceNoise{anneal_steps = 0} end, "anneal_steps must be a finite number > 0, got 0")
+  T.errors(function() return lg.tricks.HistoricalAverage({param()}, {lambda = -1}) end,
+           "tricks.HistoricalAverage: lambda must be a finite number >= 0, got -1")
+end)
+
 T.test("optimizer load_state_dict names what is wrong", function()
   local p = param()
   local o = optim.Adam({p})
