@@ -1,6 +1,7 @@
 /* lgl_core.c: the module entry point (luaopen_luagan_core) and the small
  * argument helpers of lgl.h that are not about the tensor userdata:
  * dims, shapes, options tables, registration. */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <sys/resource.h>
@@ -95,9 +96,12 @@ lua_Integer lgl_checkint_at(lua_State *L, int vidx, int arg, const char *name, l
   vidx = lua_absindex(L, vidx);
   lua_Integer v = lua_type(L, vidx) == LUA_TNUMBER ? lua_tointegerx(L, vidx, &isint) : 0;
   if (isint && v >= lo && v <= hi) return v;
-  /* the value as the user wrote it: 4294967297, 2.5, nil, a string */
-  const char *got = lua_type(L, vidx) == LUA_TNUMBER ? luaL_tolstring(L, vidx, NULL)
-                                                     : luaL_typename(L, vidx);
+  /* the value as the user wrote it: 4294967297 (not "4294967297.0" for 2^32 + 1),
+   * 2.5, nil, string */
+  char num[64];
+  if (lua_isinteger(L, vidx)) snprintf(num, sizeof num, LUA_INTEGER_FMT, lua_tointeger(L, vidx));
+  else if (lua_type(L, vidx) == LUA_TNUMBER) snprintf(num, sizeof num, "%.14g", lua_tonumber(L, vidx));
+  const char *got = lua_type(L, vidx) == LUA_TNUMBER ? num : luaL_typename(L, vidx);
   const char *l = bound_str(L, lo), *h = bound_str(L, hi);
   return (lua_Integer)luaL_argerror(L, arg, lua_pushfstring(L,
       "%s must be an integer in [%s, %s], got %s", name, l, h, got));

@@ -106,18 +106,30 @@ function util.num_problem(name, v, spec)
   if good and lo then good = (spec.open and v > lo) or (not spec.open and v >= lo) end
   if good and hi then good = (spec.open_hi and v < hi) or (not spec.open_hi and v <= hi) end
   if good then return nil end
-  local range = ""
+  local range, b = "", util.fmt_bound
   if lo and hi then
-    range = string.format(" in %s%s, %s%s", spec.open and "(" or "[", util.fmt(lo),
-                          util.fmt(hi), spec.open_hi and ")" or "]")
+    range = string.format(" in %s%s, %s%s", spec.open and "(" or "[", b(lo), b(hi),
+                          spec.open_hi and ")" or "]")
   elseif lo then
-    range = (spec.open and " > " or " >= ") .. util.fmt(lo)
+    range = (spec.open and " > " or " >= ") .. b(lo)
   elseif hi then
-    range = (spec.open_hi and " < " or " <= ") .. util.fmt(hi)
+    range = (spec.open_hi and " < " or " <= ") .. b(hi)
   end
   return string.format("%s must be %s%s, got %s", name,
                        spec.int and "an integer" or "a finite number", range,
                        type(v) == "number" and util.fmt(v) or type(v))
+end
+
+-- A bound as the messages print it: powers of two from 2^10 up as "2^20"
+-- (as the C bindings print theirs), other numbers as util.fmt.
+function util.fmt_bound(v)
+  local i = math.tointeger(v)
+  if i and i >= 1024 and i & (i - 1) == 0 then
+    local k = 0
+    while 1 << k ~= i do k = k + 1 end
+    return "2^" .. k
+  end
+  return util.fmt(v)
 end
 
 -- A number as the messages print it: integers without ".0", nan/inf by name.

@@ -298,7 +298,7 @@ end)
 T.test("integer options are range-checked, never cast to int", function()
   local x, w = lg.randn(1, 1, 8, 8), lg.randn(2, 1, 3, 3)
   T.errors(function() return lg.conv2d(x, w, nil, {padding = 2^32 + 1}) end,
-           "padding must be an integer in [0, 2^20], got 4294967297")
+           "padding must be an integer in [0, 2^20], got 4294967297)")
   T.errors(function() return lg.conv2d(x, w, nil, {stride = 2^32 + 2}) end,
            "stride must be an integer in [1, 2^20], got 4294967298")
   T.errors(function() return lg.conv2d(x, w, nil, {stride = {1, 2.5}}) end,
@@ -326,10 +326,10 @@ T.test("integer options are range-checked, never cast to int", function()
            "channels must be an integer in [0, 4], got 5")
   -- the modules check at construction, naming the layer
   T.errors(function() return nn.Conv2d(1, 4, 4, {padding = 2^40}) end,
-           "nn.Conv2d: padding must be an integer in [0, 1048576], got 1099511627776")
-  T.errors(function() return nn.Upsample{scale = 0} end, "nn.Upsample: scale must be an integer in [1, 1048576], got 0")
+           "nn.Conv2d: padding must be an integer in [0, 2^20], got 1099511627776")
+  T.errors(function() return nn.Upsample{scale = 0} end, "nn.Upsample: scale must be an integer in [1, 2^20], got 0")
   T.errors(function() return nn.MaxPool2d(2, {stride = 2.5}) end, "nn.MaxPool2d: stride must be an integer")
-  T.errors(function() return nn.Pad({1, -1}) end, "nn.Pad: pad[2] must be an integer in [0, 1048576], got -1")
+  T.errors(function() return nn.Pad({1, -1}) end, "nn.Pad: pad[2] must be an integer in [0, 2^20], got -1")
 end)
 
 T.test("layer sizes are validated at construction, naming the layer and argument", function()
