@@ -83,16 +83,19 @@ end
 
 -- The range of every numeric hyperparameter (util.check_num specs); betas
 -- entries are each in [0, 1).
+-- A list, so the first bad option reported is always the same one.
 local NUMERIC = {
-  lr = {lo = 0}, eps = {lo = 0, open = true}, weight_decay = {lo = 0}, momentum = {lo = 0},
-  dampening = {lo = 0, hi = 1}, alpha = {lo = 0, hi = 1}, initial_lr = {lo = 0},
+  {"lr", {lo = 0}}, {"eps", {lo = 0, open = true}}, {"weight_decay", {lo = 0}},
+  {"momentum", {lo = 0}}, {"dampening", {lo = 0, hi = 1}}, {"alpha", {lo = 0, hi = 1}},
+  {"initial_lr", {lo = 0}},
 }
 local BOOL = {nesterov = true}
 
 -- A group's options checked: a message naming the first bad one, or nil.
 local function check_group(cls, g)
-  for k, spec in pairs(NUMERIC) do
-    local msg = g[k] ~= nil and num_problem(k, g[k], spec)
+  for _, e in ipairs(NUMERIC) do
+    local k = e[1]
+    local msg = g[k] ~= nil and num_problem(k, g[k], e[2])
     if msg then return msg end
   end
   for k in pairs(BOOL) do
