@@ -288,6 +288,10 @@ function E.class_stats(pred, o)
   local pl = pred:totable()
   for i = 1, #pl do
     local c = math.tointeger(pl[i])
+    if not c or c < 1 or c > k then
+      fail("%s: prediction %s at %d is not a class in [1, %d] (classes are 1-based)", who,
+           util.fmt(pl[i]), i, k)
+    end
     counts[c] = counts[c] + 1
   end
   local n = #pl
@@ -596,7 +600,13 @@ function E.code_accuracy(samples, codes, o)
   local pred = E.predict(samples, o)
   local pl, cl = pred:totable(), codes:reshape(pred:shape()):totable()
   local k = 0
-  for _, c in ipairs(cl) do k = math.max(k, math.tointeger(c) or fail("eval.code_accuracy: code %s is not an integer", c)) end
+  for i, c in ipairs(cl) do
+    local ci = math.tointeger(c)
+    if not ci or ci < 1 then
+      fail("eval.code_accuracy: code %s at %d is not a 1-based class (an integer >= 1)", util.fmt(c), i)
+    end
+    k = math.max(k, ci)
+  end
   local size = math.max(k, 10)
   local counts = {}
   for i = 1, size do

@@ -526,6 +526,9 @@ T.test("class and row indices are reported 1-based", function()
            "embedding: index 6 at (2) is not a row index in [1, 5]")
   T.errors(function() return nn.Embedding(5, 2)(lg.tensor{{1, 0}}) end,
            "embedding: index 0 at (1, 2) is not a row index in [1, 5]")
+  T.errors(function() return lg.eval.class_stats(lg.tensor{1, 0}) end,
+           "eval.class_stats: prediction 0 at 2 is not a class in [1, 10] (classes are 1-based)")
+  T.errors(function() return lg.eval.class_stats(lg.tensor{3}, {classes = 2}) end, "prediction 3 at 1")
   -- the largest valid class and row work
   T.ok(lg.cross_entropy(lg.randn(2, 3), lg.tensor{3, 1}):item() > 0)
   T.shape(lg.embedding(lg.tensor{5}, lg.randn(5, 2)), {1, 2})
