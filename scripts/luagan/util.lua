@@ -96,6 +96,17 @@ function util.check_num(who, name, v, spec)
   return spec.int and math.tointeger(v) or v
 end
 
+-- A boolean option: nil gives def; anything but true/false is an error
+-- naming who and name (`bias = 0` is truthy in Lua: never guess).
+function util.check_bool(who, name, v, def, level)
+  if v == nil then return def end
+  if type(v) ~= "boolean" then
+    error(string.format("%s: %s must be true or false, got %s", who, name,
+                        type(v) == "number" and util.fmt(v) or util.what(v)), level or 3)
+  end
+  return v
+end
+
 -- What is wrong with v under check_num's spec ("lr must be a finite number
 -- >= 0, got nan"), or nil when nothing is; for callers that collect
 -- messages instead of raising.

@@ -352,6 +352,8 @@ T.test("layer sizes are validated at construction, naming the layer and argument
   T.errors(function() return nn.Softmax(1.5) end, "nn.Softmax: dim must be an integer, got 1.5")
   T.errors(function() return nn.Lambda(3) end, "nn.Lambda(fn, label): fn must be a function, got number")
   T.errors(function() return nn.Reshape(2, -3) end, "nn.Reshape: size 2 must be an integer >= 0, got -3")
+  T.errors(function() return nn.Linear(2, 3, {bias = 0}) end, "nn.Linear: bias must be true or false, got 0")
+  T.errors(function() return nn.BatchNorm2d(3, {affine = "no"}) end, "nn.BatchNorm2d: affine must be true or false, got string")
   T.errors(function() return nn.Upsample(2, {mode = "cubic"}) end, "nn.Upsample: mode must be 'nearest' or 'bilinear', got cubic")
 end)
 

@@ -8,11 +8,10 @@ local util = require "luagan.util"
 local Module, shape_str = base.Module, base.shape_str
 local M = {}
 
-local function opt(o, k, default)
-  if o == nil then return default end
-  local v = o[k]
-  if v == nil then return default end
-  return v
+-- A boolean option of module self (called from init: errors at the user's line).
+local function flag(self, o, k, default)
+  local r = util.check_bool(self:_who(), k, o[k], default, 5)
+  return r
 end
 
 -- Largest stride, padding, dilation or kernel size accepted (as the C ops).
@@ -79,7 +78,7 @@ function Linear:init(in_features, out_features, o)
   o = self:check_opts(o, {"bias"})
   self.in_features, self.out_features = in_features, out_features
   self:add_param("weight", lg.zeros(out_features, in_features))
-  if opt(o, "bias", true) then self:add_param("bias", lg.zeros(out_features)) end
+  if flag(self, o, "bias", true) then self:add_param("bias", lg.zeros(out_features)) end
   self:reset_parameters()
 end
 function Linear:reset_parameters() default_init(self.weight, self.bias) end
@@ -113,7 +112,7 @@ function Conv2d:init(cin, cout, k, o)
   self.padding = geom(self, "padding", o.padding, 0, 0)
   self.dilation = geom(self, "dilation", o.dilation, 1, 1)
   self:add_param("weight", lg.zeros(cout, cin, kh, kw))
-  if opt(o, "bias", true) then self:add_param("bias", lg.zeros(cout)) end
+  if flag(self, o, "bias", true) then self:add_param("bias", lg.zeros(cout)) end
   self:reset_parameters()
 end
 Conv2d.reset_parameters = Linear.reset_parameters
@@ -150,7 +149,7 @@ function ConvTranspose2d:init(cin, cout, k, o)
   self.padding = geom(self, "padding", o.padding, 0, 0)
   self.output_padding = geom(self, "output_padding", o.output_padding, 0, 0)
   self:add_param("weight", lg.zeros(cin, cout, kh, kw))
-  if opt(o, "bias", true) then self:add_param("bias", lg.zeros(cout)) end
+  if flag(self, o, "bias", true) then self:add_param("bias", lg.zeros(cout)) end
   self:reset_parameters()
 end
 ConvTranspose2d.reset_parameters = Linear.reset_parameters

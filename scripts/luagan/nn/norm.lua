@@ -13,9 +13,10 @@ local function eps_of(self, o)
   return r
 end
 
-local function opt(o, k, default)
-  if o == nil or o[k] == nil then return default end
-  return o[k]
+-- A boolean option of module self (called from init: errors at the user's line).
+local function flag(self, o, k, default)
+  local r = util.check_bool(self:_who(), k, o[k], default, 5)
+  return r
 end
 
 local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
@@ -40,8 +41,8 @@ local function bn_class(name, dims, what)
     self.eps = eps_of(self, o)
     self.momentum = util.check_num(self:_who(), "momentum", o.momentum,
                                    {lo = 0, hi = 1, default = 0.1, level = 4})
-    self.affine = opt(o, "affine", true)
-    self.track_running_stats = opt(o, "track_running_stats", true)
+    self.affine = flag(self, o, "affine", true)
+    self.track_running_stats = flag(self, o, "track_running_stats", true)
     if self.affine then
       self:add_param("weight", lg.ones(n))
       self:add_param("bias", lg.zeros(n))
@@ -91,7 +92,7 @@ function LayerNorm:init(shape, o)
   o = self:check_opts(o, {"eps", "affine", "elementwise_affine"})
   self.normalized_shape = shape
   self.eps = eps_of(self, o)
-  if opt(o, "affine", opt(o, "elementwise_affine", true)) then
+  if flag(self, o, "affine", flag(self, o, "elementwise_affine", true)) then
     self:add_param("weight", lg.ones(table.unpack(shape)))
     self:add_param("bias", lg.zeros(table.unpack(shape)))
   end
@@ -117,7 +118,7 @@ function InstanceNorm2d:init(n, o)
   self.num_features = self:check_size("num_features", n)
   o = self:check_opts(o, {"eps", "affine"})
   self.eps = eps_of(self, o)
-  self.affine = opt(o, "affine", false)
+  self.affine = flag(self, o, "affine", false)
   if self.affine then
     self:add_param("weight", lg.ones(n))
     self:add_param("bias", lg.zeros(n))
