@@ -127,8 +127,9 @@ local function load_mnist_like(who, name, default_dirs, install_hint, classes, o
   for i = 1, n do
     local v = lv[i]
     if v < 0 or v >= #classes or v ~= math.floor(v) then
-      error(string.format("%s: %s: label %g at position %d is not a class 0..%d", who, lbl_path,
-                          v, i, #classes - 1), 3)
+      -- the file's own 0-based labels, as stored (luagan adds 1 on loading)
+      error(string.format("%s: %s: label %g at position %d is not a class 0..%d (IDX labels " ..
+                          "are 0-based in the file)", who, lbl_path, v, i, #classes - 1), 3)
     end
   end
   return {
