@@ -23,6 +23,9 @@ lg_tensor *lgl_check(lua_State *L, int idx);
 /* What the value at idx is, for messages: "tensor", "closed tensor" (a
  * tensor used after __close, never "userdata") or its Lua type name. */
 const char *lgl_what(lua_State *L, int idx);
+/* "a string, not a tensor" or "a closed tensor (used after __close)": for
+ * "element 2 of the list is %s" (may push a string). */
+const char *lgl_not_tensor(lua_State *L, int idx);
 /* NULL for nil/none, else as lgl_check. */
 lg_tensor *lgl_opt(lua_State *L, int idx);
 /* The tensor at idx, or NULL if the value is not a live tensor (no error). */

@@ -144,7 +144,7 @@ static int tensor_list(lua_State *L, int idx, lg_tensor ***out, int n_expect, co
     lua_rawgeti(L, idx, i + 1);
     v[i] = lgl_test(L, -1);
     if (!v[i] && !(n_expect >= 0 && lua_isnil(L, -1)))
-      return luaL_error(L, "grad: %s[%d] is a %s, not a tensor", what, i + 1, lgl_what(L, -1));
+      return luaL_error(L, "grad: %s[%d] is %s", what, i + 1, lgl_not_tensor(L, -1));
     lua_pop(L, 1);
   }
   *out = v;

@@ -28,8 +28,8 @@ static int check_list(lua_State *L, int idx, lg_tensor ***out)
     lua_rawgeti(L, -1, i + 1);
     v[i] = lgl_test(L, -1);
     if (!v[i])
-      luaL_argerror(L, idx, lua_pushfstring(L, "element %d of the list is a %s, not a tensor",
-                                            i + 1, lgl_what(L, -1)));
+      luaL_argerror(L, idx, lua_pushfstring(L, "element %d of the list is %s", i + 1,
+                                            lgl_not_tensor(L, -1)));
     lua_pop(L, 1);
   }
   lua_pop(L, 1);

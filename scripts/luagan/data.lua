@@ -176,7 +176,7 @@ local function as_tensor_list(who, ds)
   end
   if #ds == 0 then error(who .. ": empty list of tensors", 3) end
   for i, t in ipairs(ds) do
-    if not core.is_tensor(t) then error(string.format("%s: entry %d is a %s, not a tensor", who, i, util.what(t)), 3) end
+    if not core.is_tensor(t) then error(string.format("%s: entry %d is %s", who, i, util.not_tensor(t)), 3) end
     if t:dim() == 0 then error(string.format("%s: entry %d is a 0-dim tensor", who, i), 3) end
     if t:shape()[1] ~= ds[1]:shape()[1] then
       error(string.format("%s: tensor %d has %d samples, tensor 1 has %d (dim 1 must match)",

@@ -43,7 +43,7 @@ local function param_list(p, who)
   end
   for i, t in ipairs(p) do
     if not is_tensor(t) then
-      error(string.format("%s: parameter %d is a %s, not a tensor", who, i, util.what(t)), 3)
+      error(string.format("%s: parameter %d is %s", who, i, util.not_tensor(t)), 3)
     end
   end
   return p

@@ -159,7 +159,7 @@ function tricks.HistoricalAverage(params, o)
     error(who .. "(params): expected a module or a non-empty list of tensors", 2)
   end
   for i, p in ipairs(params) do
-    if not is_tensor(p) then error(string.format("%s: parameter %d is not a tensor", who, i), 2) end
+    if not is_tensor(p) then error(string.format("%s: parameter %d is %s", who, i, util.not_tensor(p)), 2) end
   end
   local avg = {}
   lg.no_grad(function()

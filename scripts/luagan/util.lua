@@ -20,6 +20,14 @@ function util.what(v)
   return "userdata"
 end
 
+-- "a string, not a tensor" or "a closed tensor (used after __close)": what
+-- follows "entry 3 is" in a message about a value that should be a tensor.
+function util.not_tensor(v)
+  local w = util.what(v)
+  if w == "closed tensor" then return "a closed tensor (used after __close)" end
+  return "a " .. w .. ", not a tensor"
+end
+
 -- "64x100", or "scalar" for a 0-dim tensor
 function util.shape_str(t)
   local s = t:shape()

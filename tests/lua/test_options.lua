@@ -506,12 +506,12 @@ T.test("a closed tensor is called a closed tensor, not userdata", function()
     local t <close> = lg.ones(3)
     keep = t
   end
-  T.errors(function() return lg.cat({lg.ones(3), keep}) end, "element 2 of the list is a closed tensor, not a tensor")
+  T.errors(function() return lg.cat({lg.ones(3), keep}) end, "element 2 of the list is a closed tensor (used after __close)")
   T.errors(function() return lg.stack({keep}) end, "closed tensor")
   T.errors(function() return lg.data.DataLoader({lg.ones(3), keep}) end,
-           "data.DataLoader: entry 2 is a closed tensor, not a tensor")
+           "data.DataLoader: entry 2 is a closed tensor (used after __close)")
   T.errors(function() return lg.data.DataLoader(keep) end, "got closed tensor")
-  T.errors(function() return optim.Adam({keep}) end, "parameter 1 is a closed tensor, not a tensor")
+  T.errors(function() return optim.Adam({keep}) end, "parameter 1 is a closed tensor (used after __close)")
   T.errors(function() lg.grad(lg.ones(1):requires_grad_():sum(), {keep}) end, "closed tensor")
   T.errors(function() nn.Linear(2, 2):load_state_dict({weight = keep, bias = lg.zeros(2)}) end,
            "weight: expected a tensor, got closed tensor")
