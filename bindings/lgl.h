@@ -20,6 +20,12 @@
 /* ---- tensors on the Lua stack ------------------------------------------ */
 /* The tensor at idx, or an argument error "tensor expected, got <type>". */
 lg_tensor *lgl_check(lua_State *L, int idx);
+/* What the value at idx is, for messages: "tensor", "closed tensor" (a
+ * tensor used after __close, never "userdata") or its Lua type name. */
+const char *lgl_what(lua_State *L, int idx);
+/* "a string, not a tensor" or "a closed tensor (used after __close)": for
+ * "element 2 of the list is %s" (may push a string). */
+const char *lgl_not_tensor(lua_State *L, int idx);
 /* NULL for nil/none, else as lgl_check. */
 lg_tensor *lgl_opt(lua_State *L, int idx);
 /* The tensor at idx, or NULL if the value is not a live tensor (no error). */
@@ -54,10 +60,23 @@ int lgl_shape(lua_State *L, int idx, int64_t shape[LG_MAXDIM], int *next, int al
 /* Error unless the value at idx is nil/none or a table whose keys are all in
  * allowed (a NULL-terminated list): "unknown option 'foo' (expected: a, b)". */
 void lgl_checkopts(lua_State *L, int idx, const char *const *allowed);
+/* The integer argument at idx, in [lo, hi]: else an argument error naming
+ * it, "padding must be an integer in [0, 2^20], got 4294967297" (a float
+ * with no exact integer value, or one out of int64 range, is an error, never
+ * cast). lgl_checkint_at checks the value at stack index vidx and blames
+ * argument arg (for values taken out of a table). */
+lua_Integer lgl_checkint(lua_State *L, int idx, const char *name, lua_Integer lo, lua_Integer hi);
+lua_Integer lgl_checkint_at(lua_State *L, int vidx, int arg, const char *name, lua_Integer lo,
+                            lua_Integer hi);
+/* Largest stride, padding, dilation, kernel size or scale the nn ops take. */
+#define LGL_MAXGEOM ((lua_Integer)1 << 20)
 /* Field of the options table at idx (nil/none allowed) with a default;
  * type errors name the option. */
 int lgl_optbool(lua_State *L, int idx, const char *key, int def);
 lua_Number lgl_optnum(lua_State *L, int idx, const char *key, lua_Number def);
+/* Integer field of the options table at idx in [lo, hi], def when absent. */
+lua_Integer lgl_optint(lua_State *L, int idx, const char *key, lua_Integer def, lua_Integer lo,
+                       lua_Integer hi);
 
 /* ---- registration -------------------------------------------------------- */
 /* Set fns into the module table on top of the stack; with as_methods also

@@ -135,7 +135,7 @@ static int tensor_list(lua_State *L, int idx, lg_tensor ***out, int n_expect, co
   if (!one) {
     if (lua_type(L, idx) != LUA_TTABLE)
       return luaL_error(L, "grad: %s must be a tensor or a list of tensors, got %s", what,
-                        luaL_typename(L, idx));
+                        lgl_what(L, idx));
     n = n_expect >= 0 ? n_expect : (int)lua_rawlen(L, idx);
   }
   lg_tensor **v = lua_newuserdatauv(L, sizeof *v * (n ? n : 1), 0);
@@ -144,7 +144,7 @@ static int tensor_list(lua_State *L, int idx, lg_tensor ***out, int n_expect, co
     lua_rawgeti(L, idx, i + 1);
     v[i] = lgl_test(L, -1);
     if (!v[i] && !(n_expect >= 0 && lua_isnil(L, -1)))
-      return luaL_error(L, "grad: %s[%d] is a %s, not a tensor", what, i + 1, luaL_typename(L, -1));
+      return luaL_error(L, "grad: %s[%d] is %s", what, i + 1, lgl_not_tensor(L, -1));
     lua_pop(L, 1);
   }
   *out = v;
@@ -249,7 +249,7 @@ static int custom_bw_lua(lua_State *L)
     if (lua_isnil(L, i + 1)) continue;
     lg_tensor *t = lgl_test(L, i + 1);
     if (!t) return luaL_error(L, "gradient %d must be a tensor or nil, got %s", i + 1,
-                              luaL_typename(L, i + 1));
+                              lgl_what(L, i + 1));
     if (n->needs[i]) gin[i] = lg_retain(t);
   }
   return 0;
@@ -319,7 +319,7 @@ static int fn_call(lua_State *L)
   int residx = lua_gettop(L);
   lg_tensor *out = lgl_test(L, residx);
   if (!out)
-    return luaL_error(L, "%s: forward must return a tensor, got %s", nm, luaL_typename(L, residx));
+    return luaL_error(L, "%s: forward must return a tensor, got %s", nm, lgl_what(L, residx));
   lg_tensor **in = lua_newuserdatauv(L, sizeof *in * (nargs ? nargs : 1), 0); /* stays on the stack */
   for (int i = 0; i < nargs; i++) in[i] = lgl_test(L, 2 + i);
   if (!lg_should_record(nargs, in)) {

@@ -1,6 +1,7 @@
 /* lgl_core.c: the module entry point (luaopen_luagan_core) and the small
  * argument helpers of lgl.h that are not about the tensor userdata:
  * dims, shapes, options tables, registration. */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <sys/resource.h>
@@ -76,6 +77,89 @@ int lgl_shape(lua_State *L, int idx, int64_t shape[LG_MAXDIM], int *next, int al
   return n;
 }
 
+/* ---- integers ------------------------------------------------------------- */
+/* A bound as messages print it: powers of two from 2^10 up as "2^k". */
+static const char *bound_str(lua_State *L, lua_Integer v)
+{
+  if (v >= 1024 && (v & (v - 1)) == 0) {
+    int k = 0;
+    while (((lua_Integer)1 << k) != v) k++;
+    return lua_pushfstring(L, "2^%d", k);
+  }
+  return lua_pushfstring(L, "%I", v);
+}
+
+lua_Integer lgl_checkint_at(lua_State *L, int vidx, int arg, const char *name, lua_Integer lo,
+                            lua_Integer hi)
+{
+  int isint = 0;
+  vidx = lua_absindex(L, vidx);
+  lua_Integer v = lua_type(L, vidx) == LUA_TNUMBER ? lua_tointegerx(L, vidx, &isint) : 0;
+  if (isint && v >= lo && v <= hi) return v;
+  /* the value as the user wrote it: 4294967297 (not "4294967297.0" for 2^32 + 1),
+   * 2.5, nil, string */
+  char num[64];
+  if (lua_isinteger(L, vidx)) snprintf(num, sizeof num, LUA_INTEGER_FMT, lua_tointeger(L, vidx));
+  else if (lua_type(L, vidx) == LUA_TNUMBER) snprintf(num, sizeof num, "%.14g", lua_tonumber(L, vidx));
+  const char *got = lua_type(L, vidx) == LUA_TNUMBER ? num : luaL_typename(L, vidx);
+  const char *l = bound_str(L, lo), *h = bound_str(L, hi);
+  return (lua_Integer)luaL_argerror(L, arg, lua_pushfstring(L,
+      "%s must be an integer in [%s, %s], got %s", name, l, h, got));
+}
+
+lua_Integer lgl_checkint(lua_State *L, int idx, const char *name, lua_Integer lo, lua_Integer hi)
+{
+  return lgl_checkint_at(L, idx, idx, name, lo, hi);
+}
+
+lua_Integer lgl_optint(lua_State *L, int idx, const char *key, lua_Integer def, lua_Integer lo,
+                       lua_Integer hi)
+{
+  if (lua_type(L, idx) != LUA_TTABLE) return def;
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, idx, key);
+  lua_Integer v = lua_isnil(L, -1) ? def : lgl_checkint_at(L, -1, idx, key, lo, hi);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Levenshtein distance of two short strings (for "did you mean"); longer
+ * than 63 bytes counts as far. */
+static int edit_distance(const char *a, const char *b)
+{
+  size_t na = strlen(a), nb = strlen(b);
+  if (na > 63 || nb > 63) return 64;
+  int prev[64], cur[64];
+  for (size_t j = 0; j <= nb; j++) prev[j] = (int)j;
+  for (size_t i = 1; i <= na; i++) {
+    cur[0] = (int)i;
+    for (size_t j = 1; j <= nb; j++) {
+      int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+      int del = prev[j] + 1, ins = cur[j - 1] + 1;
+      cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+    }
+    memcpy(prev, cur, sizeof(int) * (nb + 1));
+  }
+  return prev[nb];
+}
+
+/* The allowed name closest to key (edit distance <= 2 and below key's
+ * length, or one a prefix of the other), or NULL: the same rule as
+ * luagan.util.suggest. */
+static const char *suggest(const char *key, const char *const *allowed)
+{
+  const char *best = NULL;
+  int bd = 1 << 30;
+  size_t nk = strlen(key);
+  for (const char *const *a = allowed; *a; a++) {
+    int d = edit_distance(key, *a);
+    size_t na = strlen(*a);
+    int prefix = nk >= 2 && (strncmp(key, *a, nk < na ? nk : na) == 0);
+    if (((d <= 2 && (size_t)d < nk) || prefix) && d < bd) { best = *a; bd = d; }
+  }
+  return best;
+}
+
 /* ---- options tables ----------------------------------------------------- */
 void lgl_checkopts(lua_State *L, int idx, const char *const *allowed)
 {
@@ -101,8 +185,10 @@ void lgl_checkopts(lua_State *L, int idx, const char *const *allowed)
       luaL_pushresult(&b);
       const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
                                                         : luaL_typename(L, -2);
-      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' (expected: %s)",
-                                            key, lua_tostring(L, -1)));
+      const char *near = lua_type(L, -2) == LUA_TSTRING ? suggest(key, allowed) : NULL;
+      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' (%s%s%sexpected: %s)",
+                                            key, near ? "did you mean '" : "", near ? near : "",
+                                            near ? "'?; " : "", lua_tostring(L, -1)));
     }
   }
 }

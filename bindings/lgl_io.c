@@ -196,7 +196,7 @@ static int io_read_image(lua_State *L)
 {
   const char *path = check_cstr(L, 1, "the file name");
   lgl_checkopts(L, 2, read_opts);
-  int ch = (int)lgl_optnum(L, 2, "channels", 0);
+  int ch = (int)lgl_optint(L, 2, "channels", 0, 0, 4);
   /* 0 = the default limit (LUAGAN_MAX_IMAGE_PIXELS or 2^26); range-checked
    * here, before the conversion to an integer */
   lua_Number mp = lgl_optnum(L, 2, "max_pixels", 0);
@@ -227,8 +227,8 @@ static int io_image_grid(lua_State *L)
 {
   lg_tensor *t = lgl_check(L, 1);
   lgl_checkopts(L, 2, grid_opts);
-  int nrow = (int)lgl_optnum(L, 2, "nrow", 8);
-  int pad = (int)lgl_optnum(L, 2, "padding", 2);
+  int nrow = (int)lgl_optint(L, 2, "nrow", 8, 1, LGL_MAXGEOM);
+  int pad = (int)lgl_optint(L, 2, "padding", 2, 0, 1024);
   float pv = (float)lgl_optnum(L, 2, "pad_value", 0);
   float lo = -1, hi = 1;
   opt_range(L, 2, "range", &lo, &hi);
@@ -316,15 +316,6 @@ static int io_draw_rect(lua_State *L)
 
 static const char *const text_opts[] = {"scale", "color", NULL};
 
-/* A text scale as an int, checked before the conversion (2^40 is not an int). */
-static int text_scale(lua_State *L, lua_Number v, int arg)
-{
-  if (!(v >= 1 && v <= LG_TEXT_MAX_SCALE) || v != (lua_Number)(int)v)
-    luaL_argerror(L, arg, lua_pushfstring(L, "scale %f must be an integer in 1..%d", v,
-                                          LG_TEXT_MAX_SCALE));
-  return (int)v;
-}
-
 /* draw_text(img, x, y, text, {scale = 1, color = ...}) -> width in pixels */
 static int io_draw_text(lua_State *L)
 {
@@ -335,7 +326,7 @@ static int io_draw_text(lua_State *L)
   float c[4];
   opt_color(L, 5, img, c);
   int w = 0;
-  if (lg_draw_text(img, x, y, s, text_scale(L, lgl_optnum(L, 5, "scale", 1), 5), c, &w) != 0)
+  if (lg_draw_text(img, x, y, s, (int)lgl_optint(L, 5, "scale", 1, 1, LG_TEXT_MAX_SCALE), c, &w) != 0)
     return lgl_error(L);
   lua_pushinteger(L, w);
   return 1;
@@ -344,8 +335,9 @@ static int io_draw_text(lua_State *L)
 /* text_width(text, scale) -> pixels */
 static int io_text_width(lua_State *L)
 {
-  int scale = text_scale(L, luaL_optnumber(L, 2, 1), 2);
-  int w = lg_text_width(luaL_checkstring(L, 1));
+  const char *text = luaL_checkstring(L, 1);
+  lua_Integer scale = lua_isnoneornil(L, 2) ? 1 : lgl_checkint(L, 2, "scale", 1, LG_TEXT_MAX_SCALE);
+  int w = lg_text_width(text);
   if (w < 0) return lgl_error(L);
   lua_pushinteger(L, (lua_Integer)w * scale);
   return 1;

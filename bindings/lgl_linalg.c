@@ -193,7 +193,7 @@ static const char *const knn_opts[] = {"skip_self", "naive", NULL};
 
 static int l_knn(lua_State *L)
 {
-  lua_Integer k = luaL_checkinteger(L, 3);
+  lua_Integer k = lgl_checkint(L, 3, "k", 1, (lua_Integer)1 << 20);
   lgl_checkopts(L, 4, knn_opts);
   int skip_self = lgl_optbool(L, 4, "skip_self", 0), naive = lgl_optbool(L, 4, "naive", 0);
   int64_t nq, nr;
@@ -201,7 +201,6 @@ static int l_knn(lua_State *L)
   lg_tensor *q0 = check_rows(L, 1, "knn", "queries", &nq, &dq);
   lg_tensor *r0 = check_rows(L, 2, "knn", "references", &nr, &dr);
   if (dq != dr) return luaL_error(L, "knn: queries have %d columns, references %d", dq, dr);
-  if (k < 1 || k > 1 << 20) return luaL_argerror(L, 3, "k must be a positive integer");
   lg_tensor *q = lg_contiguous(q0);
   if (!q) return lgl_error(L);
   lg_tensor *r = lg_contiguous(r0);

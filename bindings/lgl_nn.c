@@ -5,47 +5,49 @@
  * Class indices are 1-based in Lua (embedding, nll_loss, cross_entropy) and
  * shifted to the runtime's 0-based indices here. Losses take
  * {reduction = "mean" | "sum" | "none"}. */
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include "lgl.h"
 
 /* ---- option helpers -------------------------------------------------------- */
-/* A number or a {h, w} pair from options table idx (nil/none allowed). */
-static void opt_pair(lua_State *L, int idx, const char *key, int def, int *h, int *w)
+/* The number or {h, w} pair at stack index vidx into *h, *w, each an integer
+ * in [lo, LGL_MAXGEOM] (errors blame argument arg and name the value): never
+ * a cast, so 2^32 + 1 is an error rather than 1. */
+static void geom_pair(lua_State *L, int vidx, int arg, const char *name, int lo, int *h, int *w)
+{
+  vidx = lua_absindex(L, vidx);
+  if (lua_type(L, vidx) == LUA_TTABLE) {
+    if (lua_rawlen(L, vidx) != 2)
+      luaL_argerror(L, arg, lua_pushfstring(L, "%s must be an integer or a pair {h, w}", name));
+    lua_rawgeti(L, vidx, 1);
+    lua_rawgeti(L, vidx, 2);
+    int top = lua_gettop(L);    /* absolute: the names pushed below move relative indices */
+    *h = (int)lgl_checkint_at(L, top - 1, arg, lua_pushfstring(L, "%s[1]", name), lo, LGL_MAXGEOM);
+    *w = (int)lgl_checkint_at(L, top, arg, lua_pushfstring(L, "%s[2]", name), lo, LGL_MAXGEOM);
+    lua_pop(L, 4);
+  } else if (lua_type(L, vidx) == LUA_TNUMBER) {
+    *h = *w = (int)lgl_checkint_at(L, vidx, arg, name, lo, LGL_MAXGEOM);
+  } else {
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s must be an integer or a pair {h, w}, got %s",
+                                          name, luaL_typename(L, vidx)));
+  }
+}
+
+/* A number or a {h, w} pair from options table idx (nil/none allowed),
+ * each value in [lo, LGL_MAXGEOM]. */
+static void opt_pair(lua_State *L, int idx, const char *key, int def, int lo, int *h, int *w)
 {
   *h = *w = def;
   if (lua_isnoneornil(L, idx)) return;
-  int t = lua_getfield(L, idx, key);
-  if (t == LUA_TNUMBER) {
-    *h = *w = (int)luaL_checkinteger(L, -1);
-  } else if (t == LUA_TTABLE) {
-    lua_rawgeti(L, -1, 1);
-    lua_rawgeti(L, -2, 2);
-    if (!lua_isinteger(L, -2) || !lua_isinteger(L, -1))
-      luaL_error(L, "option '%s': expected an integer or a pair {h, w} of integers", key);
-    *h = (int)lua_tointeger(L, -2);
-    *w = (int)lua_tointeger(L, -1);
-    lua_pop(L, 2);
-  } else if (t != LUA_TNIL) {
-    luaL_error(L, "option '%s': expected an integer or a pair {h, w}, got %s", key,
-               luaL_typename(L, -1));
-  }
+  if (lua_getfield(L, idx, key) != LUA_TNIL) geom_pair(L, -1, idx, key, lo, h, w);
   lua_pop(L, 1);
 }
 
-/* A positional number-or-pair argument (kernel size). */
+/* A positional number-or-pair argument (kernel size), each value >= 1. */
 static void arg_pair(lua_State *L, int idx, int *h, int *w)
 {
-  if (lua_istable(L, idx)) {
-    lua_rawgeti(L, idx, 1);
-    lua_rawgeti(L, idx, 2);
-    if (!lua_isinteger(L, -2) || !lua_isinteger(L, -1))
-      luaL_argerror(L, idx, "expected an integer or a pair {h, w} of integers");
-    *h = (int)lua_tointeger(L, -2);
-    *w = (int)lua_tointeger(L, -1);
-    lua_pop(L, 2);
-  } else {
-    *h = *w = (int)luaL_checkinteger(L, idx);
-  }
+  geom_pair(L, idx, idx, "kernel size", 1, h, w);
 }
 
 static int opt_reduction(lua_State *L, int idx)
@@ -72,10 +74,46 @@ static const char *opt_string(lua_State *L, int idx, const char *key, const char
   return s;
 }
 
-/* A tensor of 1-based class indices -> a new tensor of 0-based ones. */
-static lg_tensor *shift_index(lua_State *L, int idx)
+/* "(2, 3)": the 1-based position of flat element i of a tensor of shape t. */
+static const char *position(lua_State *L, const lg_tensor *t, int64_t i)
+{
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  int64_t at[LG_MAXDIM];
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    at[d] = t->shape[d] ? i % t->shape[d] : 0;
+    i = t->shape[d] ? i / t->shape[d] : 0;
+  }
+  luaL_addchar(&b, '(');
+  for (int d = 0; d < t->ndim; d++) {
+    if (d) luaL_addstring(&b, ", ");
+    lua_pushfstring(L, "%I", (lua_Integer)(at[d] + 1));
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, ')');
+  luaL_pushresult(&b);
+  return lua_tostring(L, -1);
+}
+
+/* A tensor of 1-based class indices, each an integer in 1..n (op and what
+ * name them in the error, which speaks 1-based: the runtime's own check
+ * would print the shifted 0-based value) -> a new tensor of 0-based ones. */
+static lg_tensor *shift_index(lua_State *L, int idx, int64_t n, const char *op, const char *what)
 {
   lg_tensor *t = lgl_check(L, idx);
+  int64_t cnt = lg_numel(t);
+  float *v = lua_newuserdatauv(L, sizeof(float) * (size_t)(cnt ? cnt : 1), 0); /* GC-owned */
+  lg_read(t, v);
+  for (int64_t i = 0; i < cnt; i++)
+    if (!(v[i] >= 1 && v[i] <= (float)n) || v[i] != floorf(v[i])) {
+      char val[32];
+      snprintf(val, sizeof val, "%g", (double)v[i]);
+      const char *pos = t->ndim ? position(L, t, i) : "";
+      luaL_error(L, "%s: %s %s%s%s is not a %s in [1, %I] (luagan counts from 1)", op, what, val,
+                 t->ndim ? " at " : "", pos,
+                 strcmp(what, "index") == 0 ? "row index" : "class index", (lua_Integer)n);
+    }
+  lua_pop(L, 1);
   lg_tensor *r = lg_add_scalar(t, -1.0f);
   if (!r) lgl_error(L);
   return r;
@@ -92,9 +130,9 @@ static int n_conv2d(lua_State *L)
   lg_tensor *x = lgl_check(L, 1), *w = lgl_check(L, 2), *b = lgl_opt(L, 3);
   lgl_checkopts(L, 4, conv_opts);
   int sh, sw, ph, pw, dh, dw;
-  opt_pair(L, 4, "stride", 1, &sh, &sw);
-  opt_pair(L, 4, "padding", 0, &ph, &pw);
-  opt_pair(L, 4, "dilation", 1, &dh, &dw);
+  opt_pair(L, 4, "stride", 1, 1, &sh, &sw);
+  opt_pair(L, 4, "padding", 0, 0, &ph, &pw);
+  opt_pair(L, 4, "dilation", 1, 1, &dh, &dw);
   return lgl_push(L, lg_conv2d(x, w, b, sh, sw, ph, pw, dh, dw));
 }
 
@@ -104,10 +142,10 @@ static int n_conv_transpose2d(lua_State *L)
   lg_tensor *x = lgl_check(L, 1), *w = lgl_check(L, 2), *b = lgl_opt(L, 3);
   lgl_checkopts(L, 4, convt_opts);
   int sh, sw, ph, pw, oh, ow, dh, dw;
-  opt_pair(L, 4, "stride", 1, &sh, &sw);
-  opt_pair(L, 4, "padding", 0, &ph, &pw);
-  opt_pair(L, 4, "output_padding", 0, &oh, &ow);
-  opt_pair(L, 4, "dilation", 1, &dh, &dw);
+  opt_pair(L, 4, "stride", 1, 1, &sh, &sw);
+  opt_pair(L, 4, "padding", 0, 0, &ph, &pw);
+  opt_pair(L, 4, "output_padding", 0, 0, &oh, &ow);
+  opt_pair(L, 4, "dilation", 1, 1, &dh, &dw);
   return lgl_push(L, lg_conv_transpose2d(x, w, b, sh, sw, ph, pw, oh, ow, dh, dw));
 }
 
@@ -118,9 +156,9 @@ static int n_conv2d_dw(lua_State *L)
   int kh, kw, sh, sw, ph, pw, dh, dw;
   arg_pair(L, 3, &kh, &kw);
   lgl_checkopts(L, 4, conv_opts);
-  opt_pair(L, 4, "stride", 1, &sh, &sw);
-  opt_pair(L, 4, "padding", 0, &ph, &pw);
-  opt_pair(L, 4, "dilation", 1, &dh, &dw);
+  opt_pair(L, 4, "stride", 1, 1, &sh, &sw);
+  opt_pair(L, 4, "padding", 0, 0, &ph, &pw);
+  opt_pair(L, 4, "dilation", 1, 1, &dh, &dw);
   return lgl_push(L, lg_conv2d_dw(x, g, kh, kw, sh, sw, ph, pw, dh, dw));
 }
 
@@ -133,10 +171,10 @@ static int pool(lua_State *L, int is_max)
   int kh, kw, sh, sw, ph, pw;
   arg_pair(L, 2, &kh, &kw);
   lgl_checkopts(L, 3, pool_opts);
-  opt_pair(L, 3, "stride", 0, &sh, &sw);
+  opt_pair(L, 3, "stride", 0, 1, &sh, &sw);
   if (sh == 0) sh = kh;                   /* PyTorch: stride defaults to the kernel */
   if (sw == 0) sw = kw;
-  opt_pair(L, 3, "padding", 0, &ph, &pw);
+  opt_pair(L, 3, "padding", 0, 0, &ph, &pw);
   return lgl_push(L, is_max ? lg_max_pool2d(x, kh, kw, sh, sw, ph, pw)
                             : lg_avg_pool2d(x, kh, kw, sh, sw, ph, pw));
 }
@@ -151,13 +189,14 @@ static int n_upsample(lua_State *L)
   static const char *const opts[] = {"scale", "scale_factor", "mode", NULL};
   lg_tensor *x = lgl_check(L, 1);
   int sh, sw;
-  if (lua_isnumber(L, 2)) {             /* lg.upsample(x, 2, {mode = ...}) */
-    sh = sw = (int)luaL_checkinteger(L, 2);
+  if (lua_type(L, 2) == LUA_TNUMBER) {  /* lg.upsample(x, 2, {mode = ...}) */
+    sh = sw = (int)lgl_checkint(L, 2, "scale", 1, LGL_MAXGEOM);
+    lgl_checkopts(L, 3, opts);
     lua_remove(L, 2);
   } else {
     lgl_checkopts(L, 2, opts);
-    opt_pair(L, 2, "scale", 0, &sh, &sw);
-    if (sh == 0) opt_pair(L, 2, "scale_factor", 2, &sh, &sw);
+    opt_pair(L, 2, "scale", 0, 1, &sh, &sw);
+    if (sh == 0) opt_pair(L, 2, "scale_factor", 2, 1, &sh, &sw);
   }
   const char *mode = opt_string(L, 2, "mode", "nearest");
   int m;
@@ -218,7 +257,8 @@ static int n_dropout(lua_State *L)
 static int n_embedding(lua_State *L)
 {
   lg_tensor *w = lgl_check(L, 2);
-  lg_tensor *i0 = shift_index(L, 1);
+  if (w->ndim != 2) return lgl_push(L, lg_embedding(lgl_check(L, 1), w));  /* its shape error */
+  lg_tensor *i0 = shift_index(L, 1, w->shape[0], "embedding", "index");
   lg_tensor *r = lg_embedding(i0, w);
   lg_release(i0);
   return lgl_push(L, r);
@@ -230,18 +270,20 @@ static int n_pad(lua_State *L)
   static const char *const opts[] = {"mode", "value", NULL};
   lg_tensor *x = lgl_check(L, 1);
   int p[4];
-  if (lua_isinteger(L, 2)) {
-    p[0] = p[1] = p[2] = p[3] = (int)lua_tointeger(L, 2);
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    p[0] = p[1] = p[2] = p[3] = (int)lgl_checkint(L, 2, "padding", 0, LGL_MAXGEOM);
   } else {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_Integer n = luaL_len(L, 2);
     luaL_argcheck(L, n == 2 || n == 4, 2, "expected {left, right} or {left, right, top, bottom}");
+    static const char *const side[] = {"left", "right", "top", "bottom"};
     for (int i = 0; i < 4; i++) {
       if (i < n) {
         lua_rawgeti(L, 2, i + 1);
-        if (!lua_isinteger(L, -1)) luaL_argerror(L, 2, "padding sizes must be integers");
-        p[i] = (int)lua_tointeger(L, -1);
-        lua_pop(L, 1);
+        int at = lua_gettop(L);
+        p[i] = (int)lgl_checkint_at(L, at, 2, lua_pushfstring(L, "padding (%s)", side[i]), 0,
+                                    LGL_MAXGEOM);
+        lua_pop(L, 2);
       } else {
         p[i] = 0;
       }
@@ -289,7 +331,8 @@ static int n_nll_loss(lua_State *L)
   lg_tensor *logp = lgl_check(L, 1);
   lgl_checkopts(L, 3, red_opts);
   int red = opt_reduction(L, 3);
-  lg_tensor *t0 = shift_index(L, 2);
+  if (logp->ndim < 2) return lgl_push(L, lg_nll_loss(logp, lgl_check(L, 2), red));
+  lg_tensor *t0 = shift_index(L, 2, logp->shape[1], "nll_loss", "target");
   lg_tensor *r = lg_nll_loss(logp, t0, red);
   lg_release(t0);
   return lgl_push(L, r);
@@ -303,7 +346,8 @@ static int n_cross_entropy(lua_State *L)
   lgl_checkopts(L, 3, red_opts);
   int red = opt_reduction(L, 3);
   int probs = t->ndim == x->ndim;
-  lg_tensor *t0 = probs ? lg_retain(t) : shift_index(L, 2);
+  if (!probs && x->ndim < 2) return lgl_push(L, lg_cross_entropy(x, t, red));  /* its error */
+  lg_tensor *t0 = probs ? lg_retain(t) : shift_index(L, 2, x->shape[1], "cross_entropy", "target");
   lg_tensor *r = lg_cross_entropy(x, t0, red);
   lg_release(t0);
   return lgl_push(L, r);

@@ -28,8 +28,8 @@ static int check_list(lua_State *L, int idx, lg_tensor ***out)
     lua_rawgeti(L, -1, i + 1);
     v[i] = lgl_test(L, -1);
     if (!v[i])
-      luaL_argerror(L, idx, lua_pushfstring(L, "element %d of the list is a %s, not a tensor",
-                                            i + 1, luaL_typename(L, -1)));
+      luaL_argerror(L, idx, lua_pushfstring(L, "element %d of the list is %s", i + 1,
+                                            lgl_not_tensor(L, -1)));
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -90,7 +90,7 @@ static int o_narrow(lua_State *L)
   int64_t n = t->shape[d];
   int64_t s = pos0(L, 3, luaL_checkinteger(L, 3), n, d, 1);
   lua_Integer len = luaL_checkinteger(L, 4);
-  if (len < 0 || s + len > n)
+  if (len < 0 || len > n - s)             /* not s + len: that may overflow */
     return luaL_error(L, "narrow: start %I with length %I exceeds size %I of dim %d",
                       (lua_Integer)(s + 1), len, (lua_Integer)n, d + 1);
   return lgl_push(L, lg_narrow(t, d, s, len));
@@ -232,8 +232,14 @@ static int o_split(lua_State *L)
       int isint;
       lua_Integer s = lua_tointegerx(L, -1, &isint);
       if (!isint || s < 0) return luaL_argerror(L, 2, "sizes must be non-negative integers");
+      if (s > t->shape[d])                /* also keeps the running total from overflowing */
+        return luaL_error(L, "split: size %I (piece %d) exceeds size %I of dim %d", s, i + 1,
+                          (lua_Integer)t->shape[d], d + 1);
       sizes[i] = s;
       total += s;
+      if (total > t->shape[d])            /* stop before the sum could overflow */
+        return luaL_error(L, "split: sizes sum to more than size %I of dim %d",
+                          (lua_Integer)t->shape[d], d + 1);
       lua_pop(L, 1);
     }
     if (total != t->shape[d])
@@ -253,7 +259,7 @@ static int o_chunk(lua_State *L)
   lua_Integer k = luaL_checkinteger(L, 2);
   luaL_argcheck(L, k >= 1, 2, "number of chunks must be >= 1");
   int d = lgl_optdim(L, 3, t->ndim, 0);
-  int64_t n = t->shape[d], piece = (n + k - 1) / k;
+  int64_t n = t->shape[d], piece = n / k + (n % k != 0);   /* ceil, without n + k overflowing */
   return push_pieces(L, t, d, piece > 0 ? piece : 1, NULL, 0);
 }
 
@@ -279,7 +285,7 @@ static int o_index_select(lua_State *L)
       v[i] = (float)lua_tonumber(L, -1);
       if (lua_type(L, -1) != LUA_TNUMBER)
         return luaL_argerror(L, 3, lua_pushfstring(L, "index %I is a %s, not a number",
-                                                   (lua_Integer)(i + 1), luaL_typename(L, -1)));
+                                                   (lua_Integer)(i + 1), lgl_what(L, -1)));
       lua_pop(L, 1);
     }
   }
@@ -502,9 +508,7 @@ static void parse_red(lua_State *L, lg_tensor *t, int idx, lgl_red *r, const cha
   }
   lgl_checkopts(L, idx, opts);
   r->keepdim = lgl_optbool(L, idx, "keepdim", 0);
-  lua_Number c = lgl_optnum(L, idx, "correction", 1);
-  if (c != floor(c) || c < 0) luaL_argerror(L, idx, "correction must be a non-negative integer");
-  r->correction = (int)c;
+  r->correction = (int)lgl_optint(L, idx, "correction", 1, 0, INT32_MAX);
 }
 
 #define REDUCE(name) static int o_##name(lua_State *L) { lg_tensor *t = SELF(L); lgl_red r; \

@@ -25,6 +25,20 @@ lg_tensor *lgl_check(lua_State *L, int idx)
   return b->t;
 }
 
+const char *lgl_not_tensor(lua_State *L, int idx)
+{
+  const char *w = lgl_what(L, idx);
+  if (strcmp(w, "closed tensor") == 0) return "a closed tensor (used after __close)";
+  return lua_pushfstring(L, "a %s, not a tensor", w);
+}
+
+const char *lgl_what(lua_State *L, int idx)
+{
+  lgl_box *b = luaL_testudata(L, idx, LGL_TENSOR);
+  if (b) return b->t ? "tensor" : "closed tensor";
+  return luaL_typename(L, idx);
+}
+
 lg_tensor *lgl_opt(lua_State *L, int idx)
 {
   return lua_isnoneornil(L, idx) ? NULL : lgl_check(L, idx);

@@ -219,8 +219,9 @@ lg_tensor *lg_nll_loss(lg_tensor *logp, const lg_tensor *target, int reduction)
     if (!(c >= 0 && c < (float)C) || c != floorf(c)) {
       free(tv);
       lg_release(mask);
-      return lg_error("%s: target %g at position %lld is not a class index in [0, %lld)", op, c,
-                      (long long)i, (long long)C);
+      /* 0-based, the runtime's convention; the Lua binding checks 1-based first */
+      return lg_error("%s: target %g at position %lld is not a class index in [0, %lld) "
+                      "(0-based)", op, c, (long long)i, (long long)C);
     }
     int64_t n = i / R, r = i % R;       /* target (N, R) -> mask (N, C, R) */
     m[(n * C + (int64_t)c) * R + r] = 1;

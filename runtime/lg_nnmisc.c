@@ -56,7 +56,8 @@ lg_tensor *lg_embedding(const lg_tensor *idx, lg_tensor *weight)
   lg_read(idx, f);
   for (int64_t i = 0; i < n; i++)
     if (!(f[i] >= 0 && f[i] < (float)V) || f[i] != floorf(f[i])) {
-      lg_error("embedding: index %g is not in [0, %lld) (index %s, weight %s)", f[i],
+      /* 0-based, the runtime's convention; the Lua binding checks 1-based first */
+      lg_error("embedding: index %g is not in [0, %lld) (0-based; index %s, weight %s)", f[i],
                (long long)V, lg_shape_str(idx, b1, sizeof b1),
                lg_shape_str(weight, b2, sizeof b2));
       lg_release(flat);

@@ -1,7 +1,9 @@
 /* lg_optim.c: fused optimizer updates (see lg_optim.h). One pass over each
  * parameter: the update is memory-bound, so fusing the moment updates and
  * the step saves several passes over the same arrays. */
+#include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include "lg_optim.h"
 #include "lg_simd.h"
 
@@ -29,10 +31,35 @@ static int lg_optim_check(const char *op, const lg_tensor *p, const lg_tensor *g
   return 0;
 }
 
+/* A hyperparameter in [lo, hi] (each end open when asked): NaN fails every
+ * comparison, so it is rejected too. A bad value would quietly ruin the
+ * parameters (lr = nan) or turn the update around (eps = -1). */
+static int lg_hyper(const char *op, const char *name, float v, float lo, int lo_open, float hi,
+                    int hi_open)
+{
+  if ((lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi)) return 0;
+  char got[32];
+  if (isnan(v)) snprintf(got, sizeof got, "nan");   /* not "-nan" on some platforms */
+  else snprintf(got, sizeof got, "%g", (double)v);
+  if (hi == FLT_MAX)
+    lg_error("%s: %s = %s is out of range (expected a finite value %s %g)", op, name, got,
+             lo_open ? ">" : ">=", (double)lo);
+  else
+    lg_error("%s: %s = %s is out of range (expected %s%g, %g%s)", op, name, got,
+             lo_open ? "(" : "[", (double)lo, (double)hi, hi_open ? ")" : "]");
+  return -1;
+}
+#define LG_HYPER_MAX FLT_MAX   /* finite: lr = inf is as wrong as nan */
+
 int lg_sgd_step(lg_tensor *p, const lg_tensor *g, lg_tensor *buf, float lr, float momentum,
                 float dampening, float weight_decay, int nesterov, int first_step)
 {
   if (lg_optim_check("sgd", p, g, buf, NULL)) return -1;
+  if (lg_hyper("sgd", "lr", lr, 0, 0, LG_HYPER_MAX, 0)
+      || lg_hyper("sgd", "momentum", momentum, 0, 0, LG_HYPER_MAX, 0)
+      || lg_hyper("sgd", "dampening", dampening, 0, 0, 1, 0)
+      || lg_hyper("sgd", "weight_decay", weight_decay, 0, 0, LG_HYPER_MAX, 0))
+    return -1;
   if (momentum != 0 && !buf) { lg_error("sgd: momentum needs a buffer"); return -1; }
   int64_t n = lg_numel(p);
   float *w = lg_data(p), *b = buf ? lg_data(buf) : NULL;
@@ -71,6 +98,11 @@ int lg_adam_step(lg_tensor *p, const lg_tensor *g, lg_tensor *m, lg_tensor *v, f
                  int64_t step)
 {
   if (lg_optim_check("adam", p, g, m, v)) return -1;
+  if (lg_hyper("adam", "lr", lr, 0, 0, LG_HYPER_MAX, 0)
+      || lg_hyper("adam", "beta1", beta1, 0, 0, 1, 1) || lg_hyper("adam", "beta2", beta2, 0, 0, 1, 1)
+      || lg_hyper("adam", "eps", eps, 0, 1, LG_HYPER_MAX, 0)
+      || lg_hyper("adam", "weight_decay", weight_decay, 0, 0, LG_HYPER_MAX, 0))
+    return -1;
   if (step < 1) { lg_error("adam: step must be >= 1, got %lld", (long long)step); return -1; }
   int64_t n = lg_numel(p);
   float *w = lg_data(p), *mm = lg_data(m), *vv = lg_data(v);
@@ -95,6 +127,12 @@ int lg_rmsprop_step(lg_tensor *p, const lg_tensor *g, lg_tensor *sq, lg_tensor *
                     float alpha, float eps, float weight_decay, float momentum)
 {
   if (lg_optim_check("rmsprop", p, g, sq, buf)) return -1;
+  if (lg_hyper("rmsprop", "lr", lr, 0, 0, LG_HYPER_MAX, 0)
+      || lg_hyper("rmsprop", "alpha", alpha, 0, 0, 1, 0)
+      || lg_hyper("rmsprop", "eps", eps, 0, 1, LG_HYPER_MAX, 0)
+      || lg_hyper("rmsprop", "weight_decay", weight_decay, 0, 0, LG_HYPER_MAX, 0)
+      || lg_hyper("rmsprop", "momentum", momentum, 0, 0, LG_HYPER_MAX, 0))
+    return -1;
   if (momentum != 0 && !buf) { lg_error("rmsprop: momentum needs a buffer"); return -1; }
   int64_t n = lg_numel(p);
   float *w = lg_data(p), *s = lg_data(sq), *b = buf ? lg_data(buf) : NULL;

@@ -19,18 +19,10 @@ local MinibatchStdDev = nn.Module:extend("MinibatchStdDev")
 
 -- MinibatchStdDev{group_size = 4, eps = 1e-8}
 function MinibatchStdDev:init(o)
-  o = o or {}
-  for k in pairs(o) do
-    if k ~= "group_size" and k ~= "eps" then
-      error(string.format("MinibatchStdDev: unknown option '%s' (expected: eps, group_size)",
-                          tostring(k)), 3)
-    end
-  end
-  self.group_size = o.group_size or 4
+  -- the library's own checks: an unknown key or a bad size names the class
+  o = self:check_opts(o, {"group_size", "eps"})
+  self.group_size = self:check_size("group_size", o.group_size or 4)
   self.eps = o.eps or 1e-8
-  if math.type(self.group_size) ~= "integer" or self.group_size < 1 then
-    error("MinibatchStdDev: group_size must be a positive integer", 3)
-  end
 end
 
 function MinibatchStdDev:forward(x)

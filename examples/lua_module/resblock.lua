@@ -22,24 +22,16 @@ local nn = require "luagan.nn"
 
 local ResBlock = nn.Module:extend("ResBlock")
 
-local OPTIONS = {up = true, down = true, hidden = true, act = true}
-
 local function leaky(x) return x:leaky_relu(0.2) end
 
 -- ResBlock(cin, cout, {up = false, down = false, hidden = cout,
 --                      act = function(x) return x:leaky_relu(0.2) end})
 function ResBlock:init(cin, cout, o)
-  o = o or {}
-  for k in pairs(o) do
-    if not OPTIONS[k] then
-      error(string.format("ResBlock: unknown option '%s' (expected: act, down, hidden, up)",
-                          tostring(k)), 3)
-    end
-  end
-  if math.type(cin) ~= "integer" or math.type(cout) ~= "integer" or cin < 1 or cout < 1 then
-    error("ResBlock(cin, cout): channel counts must be positive integers", 3)
-  end
-  local hidden = o.hidden or cout
+  -- the library's own checks (docs/extending.md): an unknown key or a bad
+  -- size is an error naming the class, the key or argument, and the caller's line
+  o = self:check_opts(o, {"up", "down", "hidden", "act"})
+  cin, cout = self:check_size("cin", cin), self:check_size("cout", cout)
+  local hidden = self:check_size("hidden", o.hidden or cout)
   self.in_channels, self.out_channels = cin, cout
   self.up, self.down = o.up and true or false, o.down and true or false
   self.act = o.act or leaky            -- a function field: not a parameter or module

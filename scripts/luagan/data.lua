@@ -127,8 +127,9 @@ local function load_mnist_like(who, name, default_dirs, install_hint, classes, o
   for i = 1, n do
     local v = lv[i]
     if v < 0 or v >= #classes or v ~= math.floor(v) then
-      error(string.format("%s: %s: label %g at position %d is not a class 0..%d", who, lbl_path,
-                          v, i, #classes - 1), 3)
+      -- the file's own 0-based labels, as stored (luagan adds 1 on loading)
+      error(string.format("%s: %s: label %g at position %d is not a class 0..%d (IDX labels " ..
+                          "are 0-based in the file)", who, lbl_path, v, i, #classes - 1), 3)
     end
   end
   return {
@@ -169,13 +170,13 @@ Loader.__index = Loader
 
 local function as_tensor_list(who, ds)
   if core.is_tensor(ds) then return {ds} end
-  if type(ds) ~= "table" then error(who .. ": expected a tensor or a list of tensors, got " .. type(ds), 3) end
+  if type(ds) ~= "table" then error(who .. ": expected a tensor or a list of tensors, got " .. util.what(ds), 3) end
   if ds[1] == nil and ds.images then      -- a data set table: {images=, labels=}
     return ds.labels and {ds.images, ds.labels} or {ds.images}
   end
   if #ds == 0 then error(who .. ": empty list of tensors", 3) end
   for i, t in ipairs(ds) do
-    if not core.is_tensor(t) then error(string.format("%s: entry %d is a %s, not a tensor", who, i, type(t)), 3) end
+    if not core.is_tensor(t) then error(string.format("%s: entry %d is %s", who, i, util.not_tensor(t)), 3) end
     if t:dim() == 0 then error(string.format("%s: entry %d is a 0-dim tensor", who, i), 3) end
     if t:shape()[1] ~= ds[1]:shape()[1] then
       error(string.format("%s: tensor %d has %d samples, tensor 1 has %d (dim 1 must match)",

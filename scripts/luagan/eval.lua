@@ -37,6 +37,8 @@ E.MEMO_SAMPLES = 1000
 E.COVERAGE_MIN_SHARE = 0.5
 
 local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
+local util = require "luagan.util"
+local check_opts, check_num = util.check_opts, util.check_num
 
 local function shape_str(t)
   local s = t:shape()
@@ -62,7 +64,7 @@ end
 -- x as (N,1,28,28), detached; accepts (N,1,28,28), (N,28,28), (N,784).
 function E.as_images(x, who)
   who = who or "eval"
-  if not is_tensor(x) then fail("%s: samples must be a tensor, got %s", who, type(x)) end
+  if not is_tensor(x) then fail("%s: samples must be a tensor, got %s", who, util.what(x)) end
   local s = x:shape()
   local n = s[1]
   if (#s == 2 and s[2] == 784) or (#s == 3 and s[2] == 28 and s[3] == 28)
@@ -188,14 +190,16 @@ end
 
 -- logits (N,10) and penultimate features (N,128) of images in [-1,1].
 function E.features(x, o)
+  o = check_opts("eval.features", o, {"net"})
   x = E.as_images(x, "eval.features")
   local C = require "classifier"
-  local net = (o and o.net) or E.classifier()
+  local net = o.net or E.classifier()
   return C.forward(net, x)
 end
 
 -- Predicted classes (N) 1..10 and probabilities (N,10).
 function E.predict(x, o)
+  check_opts("eval.predict", o, {"net"})
   local logits = E.features(x, o)
   local p = lg.softmax(logits, 2)
   local _, idx = logits:max(2)
@@ -225,7 +229,11 @@ end
 -- subsets are drawn without replacement within a subset, independently
 -- across subsets).
 function E.kid(fa, fb, o)
-  o = o or {}
+  local who = "eval.kid"
+  o = check_opts(who, o, {"subsets", "size", "seed", "scale"})
+  check_num(who, "subsets", o.subsets, {int = true, lo = 1, optional = true})
+  check_num(who, "size", o.size, {int = true, lo = 2, optional = true})
+  check_num(who, "scale", o.scale, {lo = 0, open = true, optional = true})
   if o.scale and o.scale ~= 1 then fa, fb = fa / o.scale, fb / o.scale end
   local na, nb = fa:shape()[1], fb:shape()[1]
   local size = math.min(o.size or E.KID_SUBSET_SIZE, na, nb)
@@ -254,8 +262,8 @@ end
 -- = share of real samples inside the generated manifold.
 -- precision_recall(real, fake, {k = 3, real_radii = precomputed}) -> p, r
 function E.precision_recall(real, fake, o)
-  o = o or {}
-  local k = o.k or E.PR_K
+  o = check_opts("eval.precision_recall", o, {"k", "real_radii"})
+  local k = check_num("eval.precision_recall", "k", o.k, {int = true, lo = 1, default = E.PR_K})
   local rr = o.real_radii or lg.linalg.knn(real, real, k, {skip_self = true})
   local fr = lg.linalg.knn(fake, fake, k, {skip_self = true})
   local p = lg.linalg.in_balls(fake, real, rr):mean():item()
@@ -269,13 +277,20 @@ end
 -- From predicted classes (N): counts (10), coverage (share of classes with at
 -- least min_share of the uniform share N/10), KL(histogram || uniform).
 function E.class_stats(pred, o)
-  local k = (o and o.classes) or 10
-  local min_share = (o and o.min_share) or E.COVERAGE_MIN_SHARE
+  local who = "eval.class_stats"
+  o = check_opts(who, o, {"classes", "min_share"})
+  local k = check_num(who, "classes", o.classes, {int = true, lo = 1, default = 10})
+  local min_share = check_num(who, "min_share", o.min_share,
+                              {lo = 0, default = E.COVERAGE_MIN_SHARE})
   local counts = {}
   for c = 1, k do counts[c] = 0 end
   local pl = pred:totable()
   for i = 1, #pl do
     local c = math.tointeger(pl[i])
+    if not c or c < 1 or c > k then
+      fail("%s: prediction %s at %d is not a class in [1, %d] (classes are 1-based)", who,
+           util.fmt(pl[i]), i, k)
+    end
     counts[c] = counts[c] + 1
   end
   local n = #pl
@@ -350,7 +365,11 @@ end
 -- rate of real unseen images). Returns {ratio_median, ref_ratio_median,
 -- copy_threshold, copy_fraction, flagged, d_train_median, d_test_median, n}.
 function E.memorisation(samples, o)
-  o = o or {}
+  local who = "eval.memorisation"
+  o = check_opts(who, o, {"train", "test", "n", "n_ref", "flag_fraction"})
+  check_num(who, "n", o.n, {int = true, lo = 1, optional = true})
+  check_num(who, "n_ref", o.n_ref, {int = true, lo = 1, optional = true})
+  check_num(who, "flag_fraction", o.flag_fraction, {lo = 0, hi = 1, optional = true})
   local x = E.as_images(samples, "eval.memorisation")
   local n = math.min(o.n or E.MEMO_SAMPLES, x:shape()[1])
   local train, test = o.train, o.test
@@ -395,6 +414,7 @@ function E.clear_cache() ref_cache = nil end
 -- test images (for quick tests; scores are then not the protocol's);
 -- o.reload: rebuild (also needed to change test_limit).
 function E.reference(o)
+  check_opts("eval.reference", o, {"test_limit", "reload"})
   if ref_cache and not (o and o.reload) then return ref_cache end
   local data = require "luagan.data"
   local test = data.fashion_mnist{split = "test", limit = o and o.test_limit}
@@ -434,7 +454,10 @@ end
 -- training images the same way: the value a perfect generator would get),
 -- seed = 1 (KID subsets, floor subset).
 function E.fashion(samples, o)
-  o = o or {}
+  local who = "eval.fashion"
+  o = check_opts(who, o, {"n", "k", "kid_subsets", "kid_size", "memo", "floor", "seed"})
+  check_num(who, "n", o.n, {int = true, lo = 1, optional = true})
+  check_num(who, "memo", o.memo, {int = true, lo = 0, optional = true})
   local x = E.as_images(samples, "eval.fashion")
   local n = o.n or E.FD_SAMPLES
   local have = x:shape()[1]
@@ -514,6 +537,7 @@ end
 -- Share of samples the classifier assigns to their intended labels (1..10):
 -- the CGAN label accuracy of G(z, y).
 function E.label_accuracy(samples, labels, o)
+  check_opts("eval.label_accuracy", o, {"net"})
   local pred = E.predict(samples, o)
   local y = labels:reshape(pred:shape())
   return pred:eq(y):mean():item()
@@ -571,10 +595,17 @@ end
 -- Returns accuracy, mapping (code -> class), counts (K x 10), and the
 -- many-to-one accuracy (each code to its most frequent class) as a 4th value.
 function E.code_accuracy(samples, codes, o)
+  check_opts("eval.code_accuracy", o, {"net"})
   local pred = E.predict(samples, o)
   local pl, cl = pred:totable(), codes:reshape(pred:shape()):totable()
   local k = 0
-  for _, c in ipairs(cl) do k = math.max(k, math.tointeger(c) or fail("eval.code_accuracy: code %s is not an integer", c)) end
+  for i, c in ipairs(cl) do
+    local ci = math.tointeger(c)
+    if not ci or ci < 1 then
+      fail("eval.code_accuracy: code %s at %d is not a 1-based class (an integer >= 1)", util.fmt(c), i)
+    end
+    k = math.max(k, ci)
+  end
   local size = math.max(k, 10)
   local counts = {}
   for i = 1, size do
@@ -609,7 +640,10 @@ end
 -- linear_probe(ztr (N,D), ytr (N), zte (M,D), yte (M), {epochs = 20,
 -- lr = 1e-2, batch = 256, weight_decay = 1e-4, seed = 1}) -> test acc, train acc
 function E.linear_probe(ztr, ytr, zte, yte, o)
-  o = o or {}
+  local who = "eval.linear_probe"
+  o = check_opts(who, o, {"epochs", "lr", "batch", "weight_decay", "seed"})
+  check_num(who, "epochs", o.epochs, {int = true, lo = 1, optional = true})
+  check_num(who, "batch", o.batch, {int = true, lo = 1, optional = true})
   ztr, zte = ztr:detach(), zte:detach()
   local n, d = ztr:shape()[1], ztr:shape()[2]
   local k = math.tointeger(math.max(ytr:max():item(), yte:max():item()))
@@ -652,6 +686,9 @@ end
 --     is plain Fashion-MNIST, so the classifier applies directly);
 --     class_ab: accuracy on inverse(G_AB(a)) against a's labels, if inverse}
 function E.translation(t)
+  if type(t) ~= "table" then error("eval.translation: expected a table of tensors, got " .. type(t), 2) end
+  check_opts("eval.translation", t, {"a", "fake_b", "transform", "target_b", "b", "b_labels",
+                                     "fake_a", "a_labels", "inverse"})
   local r = {}
   if t.fake_b and t.a then
     local target = t.target_b or (t.transform and t.transform(t.a))
@@ -676,7 +713,10 @@ end
 -- its own seed, since train.sample restores the generator state).
 -- -> tensor (n, ...) as the recipe's sample function returns it.
 function E.sample_checkpoint(path, n, o)
-  o = o or {}
+  local who = "eval.sample_checkpoint"
+  o = check_opts(who, o, {"chunk", "seed"})
+  n = check_num(who, "n", n, {int = true, lo = 1})
+  check_num(who, "chunk", o.chunk, {int = true, lo = 1, optional = true})
   local train = require "luagan.train"
   local state, r = train.load(path, {recipe = o.recipe, hint = o.hint, where = "eval"})
   if not r.sample then fail("eval: recipe '%s' has no sample function", r.name) end

@@ -26,6 +26,7 @@
 local lg = require "luagan.nn.lg"
 local util = require "luagan.util"
 local is_tensor, shape_str = util.is_tensor, util.shape_str
+local check_opts, check_num = util.check_opts, util.check_num
 
 local M = {}
 
@@ -36,8 +37,11 @@ M.PROTOCOL_SAMPLES = 2500
 
 -- ring{modes = 8, radius = 1, std = 0.01}
 function M.ring_spec(o)
-  o = o or {}
-  local k, r, std = o.modes or 8, o.radius or 1, o.std or 0.01
+  local who = "eval2d.ring_spec"
+  o = check_opts(who, o, {"modes", "radius", "std"})
+  local k = check_num(who, "modes", o.modes, {int = true, lo = 1, default = 8})
+  local r = check_num(who, "radius", o.radius, {lo = 0, open = true, default = 1})
+  local std = check_num(who, "std", o.std, {lo = 0, open = true, default = 0.01})
   local c = {}
   for i = 0, k - 1 do
     local a = 2 * math.pi * i / k
@@ -48,8 +52,11 @@ end
 
 -- grid{side = 5, spacing = 2, std = 0.05} (centred on 0)
 function M.grid_spec(o)
-  o = o or {}
-  local side, sp, std = o.side or 5, o.spacing or 2, o.std or 0.05
+  local who = "eval2d.grid_spec"
+  o = check_opts(who, o, {"side", "spacing", "std"})
+  local side = check_num(who, "side", o.side, {int = true, lo = 1, default = 5})
+  local sp = check_num(who, "spacing", o.spacing, {lo = 0, open = true, default = 2})
+  local std = check_num(who, "std", o.std, {lo = 0, open = true, default = 0.05})
   local c, half = {}, (side - 1) / 2
   for i = 0, side - 1 do
     for j = 0, side - 1 do c[#c + 1] = {(i - half) * sp, (j - half) * sp} end
@@ -98,12 +105,13 @@ end
 -- spec: "ring", "grid" or a spec table (see M.spec). Samples (N,2), N >= 1.
 function M.evaluate(samples, spec, o)
   local who = "eval2d.evaluate"
-  if not is_tensor(samples) then error(who .. ": samples must be a tensor, got " .. type(samples), 2) end
+  if not is_tensor(samples) then error(who .. ": samples must be a tensor, got " .. util.what(samples), 2) end
   if samples:dim() ~= 2 or samples:size(2) ~= 2 or samples:size(1) < 1 then
     error(who .. ": samples must be (N,2) with N >= 1, got " .. shape_str(samples), 2)
   end
+  o = check_opts(who, o, {"threshold"})
   local s = M.spec(spec)
-  local thr = (o and o.threshold or 3) * s.std
+  local thr = check_num(who, "threshold", o.threshold, {lo = 0, open = true, default = 3}) * s.std
   local dist, idx = M.nearest(samples, s.centres)
   local dl, il = dist:totable(), idx:totable()
   local k = s.centres:size(1)
@@ -172,6 +180,7 @@ end
 -- seed (train a model, sample 2500 points); returns summary, per-seed results.
 -- seeds: a count n (seeds 1..n) or a list.
 function M.over_seeds(seeds, fn, spec, o)
+  check_opts("eval2d.over_seeds", o, {"threshold"})
   local list = seeds
   if type(seeds) == "number" then
     list = {}

@@ -62,15 +62,16 @@ local NOISE_ULPS = 16
 
 local function f32(v) return (string.unpack("<f", string.pack("<f", v))) end
 
+local OPTION_NAMES = {"name"}
+for k in pairs(DEFAULTS) do OPTION_NAMES[#OPTION_NAMES + 1] = k end
+table.sort(OPTION_NAMES)
+
 local function options(opts)
+  -- luagan.util's check: the accepted keys and a "did you mean" in the message
+  require("luagan.util").check_opts("gradcheck", opts, OPTION_NAMES, 4)
   local o = {}
   for k, v in pairs(DEFAULTS) do o[k] = v end
-  for k, v in pairs(opts or {}) do
-    if DEFAULTS[k] == nil and k ~= "name" then
-      error(string.format("gradcheck: unknown option '%s'", tostring(k)), 3)
-    end
-    o[k] = v
-  end
+  for k, v in pairs(opts or {}) do o[k] = v end
   return o
 end
 

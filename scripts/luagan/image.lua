@@ -24,7 +24,7 @@ image.grid = core.image_grid         -- (t (N,C,H,W), opts) -> (C,H',W') in [0,1
 -- torchvision's make_grid) and returns the grid tensor.
 function image.save_grid(path, t, o)
   o = opts_check("image.save_grid", o, {"nrow", "padding", "range", "pad_value"})
-  if not core.is_tensor(t) then error("image.save_grid: expected a tensor, got " .. type(t), 2) end
+  if not core.is_tensor(t) then error("image.save_grid: expected a tensor, got " .. util.what(t), 2) end
   if t:dim() == 3 then t = t:unsqueeze(1) end
   if t:dim() ~= 4 then
     error("image.save_grid: expected images (N,C,H,W), got shape " .. lg.shape_str(t), 2)

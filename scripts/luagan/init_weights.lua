@@ -4,6 +4,7 @@
 -- fan_out = size(1) * receptive field (for ConvTranspose2d weights, stored
 -- (in, out, k, k), that makes "fan_in" the output channels, as in PyTorch).
 local lg = require "luagan.nn.lg"
+local check_opts = require("luagan.util").check_opts
 
 local init = {}
 
@@ -58,6 +59,7 @@ function init.zeros(t) return init.constant(t, 0) end
 function init.ones(t) return init.constant(t, 1) end
 
 function init.xavier_uniform(t, opts)
+  check_opts("nn.init.xavier_uniform", opts, {"gain"})
   local fi, fo = init.fans(t)
   local gain = opts and opts.gain or 1
   local a = gain * math.sqrt(6 / (fi + fo))
@@ -65,13 +67,14 @@ function init.xavier_uniform(t, opts)
 end
 
 function init.xavier_normal(t, opts)
+  check_opts("nn.init.xavier_normal", opts, {"gain"})
   local fi, fo = init.fans(t)
   local gain = opts and opts.gain or 1
   return init.normal(t, 0, gain * math.sqrt(2 / (fi + fo)))
 end
 
-local function kaiming_std(t, opts)
-  opts = opts or {}
+local function kaiming_std(t, opts, who)
+  opts = check_opts(who, opts, {"a", "mode", "nonlinearity"}, 4)
   local fi, fo = init.fans(t)
   local mode = opts.mode or "fan_in"
   local fan
@@ -84,12 +87,13 @@ end
 
 -- opts: {a = 0, mode = "fan_in", nonlinearity = "leaky_relu"} as PyTorch.
 function init.kaiming_uniform(t, opts)
-  local b = math.sqrt(3) * kaiming_std(t, opts)
+  local b = math.sqrt(3) * kaiming_std(t, opts, "nn.init.kaiming_uniform")
   return init.uniform(t, -b, b)
 end
 
 function init.kaiming_normal(t, opts)
-  return init.normal(t, 0, kaiming_std(t, opts))
+  local std = kaiming_std(t, opts, "nn.init.kaiming_normal")
+  return init.normal(t, 0, std)
 end
 
 -- Orthogonal (Saxe et al.): the weight viewed as (size(1), rest) gets
@@ -98,6 +102,7 @@ end
 -- is as accurate as Householder here; the R diagonal is positive, so the
 -- result is Haar-distributed.
 function init.orthogonal(t, opts)
+  check_opts("nn.init.orthogonal", opts, {"gain"})
   local gain = opts and opts.gain or 1
   local s = t:shape()
   if #s < 2 then error("init.orthogonal: need a tensor with at least 2 dims", 2) end
@@ -130,6 +135,7 @@ end
 -- biases 0; batch-norm gamma N(1, 0.02), beta 0. opts.linear = false leaves
 -- Linear layers at their default init.
 function init.dcgan(module, opts)
+  check_opts("nn.init.dcgan", opts, {"linear"})
   local linear = not (opts and opts.linear == false)
   module:apply(function(m)
     local n = m.__name

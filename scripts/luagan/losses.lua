@@ -31,7 +31,7 @@ local LOG2 = math.log(2)
 
 local function check_tensor(who, what, v)
   if not is_tensor(v) then
-    error(string.format("%s: %s must be a tensor, got %s", who, what, type(v)), 3)
+    error(string.format("%s: %s must be a tensor, got %s", who, what, util.what(v)), 3)
   end
   return v
 end

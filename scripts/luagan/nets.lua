@@ -49,7 +49,10 @@ end
 -- VEEGAN 2D nets.
 local Maxout = nn.Module:extend("Maxout")
 function Maxout:init(n_in, n_out, pieces, o)
-  self.in_features, self.out_features, self.pieces = n_in, n_out, pieces
+  local who = "nets.Maxout"
+  check_opts(who, o, {"spectral"}, 4)
+  self.in_features, self.out_features = pos_int(who, "in", n_in), pos_int(who, "out", n_out)
+  self.pieces = pos_int(who, "pieces", pieces)
   local lin = nn.Linear(n_in, n_out * pieces)
   self:add_module("linear", (o and o.spectral) and nn.SpectralNorm(lin) or lin)
 end

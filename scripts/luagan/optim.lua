@@ -7,6 +7,9 @@
 -- (a group's own options override the constructor's). The update of each
 -- parameter runs in C (runtime/lg_optim.c); Lua only walks the list.
 local lg = require "luagan.nn.lg"
+local util = require "luagan.util"
+
+local check_opts, check_num, num_problem = util.check_opts, util.check_num, util.num_problem
 
 local optim = {}
 
@@ -36,11 +39,11 @@ end
 local function param_list(p, who)
   if type(p) == "table" and p.parameters and getmetatable(p) then p = p:parameters() end
   if type(p) ~= "table" then
-    error(who .. ": expected a list of parameters (net:parameters()), got " .. type(p), 3)
+    error(who .. ": expected a list of parameters (net:parameters()), got " .. util.what(p), 3)
   end
   for i, t in ipairs(p) do
     if not is_tensor(t) then
-      error(string.format("%s: parameter %d is a %s, not a tensor", who, i, type(t)), 3)
+      error(string.format("%s: parameter %d is %s", who, i, util.not_tensor(t)), 3)
     end
   end
   return p
@@ -52,14 +55,62 @@ end
 local Optimizer = {}
 Optimizer.__index = Optimizer
 
-local function class(name, defaults, check)
+-- name: the class name; defaults: option -> default (lr absent when it is
+-- required); check(g): an extra cross-option check returning a message or
+-- nil; state: the per-parameter state tensors the update keeps, together:
+-- those it needs all of once it has one (both validated by load_state_dict).
+-- Every option is range-checked by NUMERIC/BOOL below.
+local function class(name, defaults, check, state, together)
   local cls = {}
   cls.__index = cls
   cls.__name = name
   cls.defaults = defaults
   cls.check = check
+  cls.state_fields, cls.state_names, cls.state_together = {}, {"step"}, together
+  for _, f in ipairs(state or {}) do
+    cls.state_fields[f] = true
+    cls.state_names[#cls.state_names + 1] = f
+  end
+  cls.options = {"lr"}
+  for k in pairs(defaults) do if k ~= "lr" then cls.options[#cls.options + 1] = k end end
+  table.sort(cls.options, function(a, b)     -- lr first, then by name
+    if a == "lr" or b == "lr" then return a == "lr" and b ~= "lr" end
+    return a < b
+  end)
   setmetatable(cls, {__index = Optimizer, __call = function(c, params, opts) return c.new(c, params, opts) end})
   return cls
+end
+
+-- The range of every numeric hyperparameter (util.check_num specs); betas
+-- entries are each in [0, 1).
+-- A list, so the first bad option reported is always the same one.
+local NUMERIC = {
+  {"lr", {lo = 0}}, {"eps", {lo = 0, open = true}}, {"weight_decay", {lo = 0}},
+  {"momentum", {lo = 0}}, {"dampening", {lo = 0, hi = 1}}, {"alpha", {lo = 0, hi = 1}},
+  {"initial_lr", {lo = 0}},
+}
+local BOOL = {nesterov = true}
+
+-- A group's options checked: a message naming the first bad one, or nil.
+local function check_group(cls, g)
+  for _, e in ipairs(NUMERIC) do
+    local k = e[1]
+    local msg = g[k] ~= nil and num_problem(k, g[k], e[2])
+    if msg then return msg end
+  end
+  for k in pairs(BOOL) do
+    if g[k] ~= nil and type(g[k]) ~= "boolean" then
+      return string.format("%s must be a boolean, got %s", k, type(g[k]))
+    end
+  end
+  if g.betas ~= nil then
+    if type(g.betas) ~= "table" or #g.betas ~= 2 then return "betas must be {beta1, beta2}" end
+    for j = 1, 2 do
+      local msg = num_problem("betas[" .. j .. "]", g.betas[j], {lo = 0, hi = 1, open_hi = true})
+      if msg then return msg end
+    end
+  end
+  if cls.check then return cls.check(g) end
 end
 
 -- A group's options: defaults < constructor options < the group's own.
@@ -77,11 +128,34 @@ local function merge(defaults, opts, extra)
   return g
 end
 
+-- The option names of an optimizer class: lr and its defaults' keys (a
+-- class made without class() has no list of its own).
+local function options_of(cls)
+  if cls.options then return cls.options end
+  local out = {"lr"}
+  for k in pairs(cls.defaults or {}) do if k ~= "lr" then out[#out + 1] = k end end
+  return out
+end
+
+-- Every tensor of a group must be a leaf (a tensor computed by an op is
+-- never updated in place by a step: the optimizer would change nothing).
+local function check_leaves(who, params, gi)
+  for i, p in ipairs(params) do
+    if p.grad_fn ~= nil then
+      error(string.format("%s: parameter %d%s is not a leaf tensor (it was computed by %s); " ..
+                          "optimize the tensor it came from, or x:detach():requires_grad_()",
+                          who, i, gi and (" of group " .. gi) or "", tostring(p.grad_fn)), 3)
+    end
+  end
+end
+
 function Optimizer.new(cls, params, opts)
   local who = "optim." .. cls.__name
   if opts ~= nil and type(opts) ~= "table" then
-    error(who .. "(params, opts): options go in a table, e.g. {lr = 1e-3}", 3)
+    error(who .. "(params, opts): options go in a table, e.g. {lr = 1e-3}", 2)
   end
+  local allowed = options_of(cls)
+  check_opts(who, opts, allowed, 3)
   local self = setmetatable({param_groups = {}, state = {}}, cls)
   local groups
   if type(params) == "table" and not getmetatable(params) and type(params[1]) == "table"
@@ -90,21 +164,30 @@ function Optimizer.new(cls, params, opts)
   else
     groups = {{params = params}}
   end
-  local seen = {}
+  local seen, total = {}, 0
+  local group_keys = table.move(allowed, 1, #allowed, 2, {"params"})
   for gi, spec in ipairs(groups) do
+    if params == groups then
+      check_opts(string.format("%s: group %d", who, gi), spec, group_keys, 3)
+    end
     local g = merge(cls.defaults, opts, spec)
     g.params = param_list(spec.params, who)
+    check_leaves(who, g.params, #groups > 1 and gi or nil)
     for _, p in ipairs(g.params) do
-      if seen[p] then error(who .. ": a parameter appears in more than one group", 3) end
+      if seen[p] then error(who .. ": a parameter appears in more than one group", 2) end
       seen[p] = true
     end
-    if g.lr == nil then error(who .. ": lr is required", 3) end
-    if cls.check then
-      local msg = cls.check(g)
-      if msg then error(string.format("%s: group %d: %s", who, gi, msg), 3) end
+    total = total + #g.params
+    if g.lr == nil then error(who .. ": lr is required", 2) end
+    local msg = check_group(cls, g)
+    if msg then
+      error(#groups > 1 and string.format("%s: group %d: %s", who, gi, msg) or (who .. ": " .. msg), 2)
     end
     g.initial_lr = g.initial_lr or g.lr
     self.param_groups[gi] = g
+  end
+  if total == 0 then
+    error(who .. ": the parameter list is empty (did the module build any layers?)", 2)
   end
   return self
 end
@@ -150,9 +233,26 @@ function Optimizer:step()
 end
 
 function Optimizer:add_param_group(spec)
+  local who = "optim." .. self.__name .. ":add_param_group"
+  if type(spec) ~= "table" or spec.params == nil then
+    error(who .. ": expected {params = list, <options>}", 2)
+  end
+  local allowed = options_of(self)
+  check_opts(who, spec, table.move(allowed, 1, #allowed, 2, {"params"}), 3)
   local g = merge(self.defaults, spec)
-  g.params = param_list(spec.params, "optim." .. self.__name)
+  g.params = param_list(spec.params, who)
+  check_leaves(who, g.params)
+  for _, p in ipairs(g.params) do
+    if self.state[p] ~= nil then error(who .. ": a parameter is already optimized", 2) end
+    for _, og in ipairs(self.param_groups) do
+      for _, q in ipairs(og.params) do
+        if q == p then error(who .. ": a parameter appears in more than one group", 2) end
+      end
+    end
+  end
   if g.lr == nil then g.lr = self.param_groups[1] and self.param_groups[1].lr end
+  local msg = check_group(self, g)
+  if msg then error(who .. ": " .. msg, 2) end
   g.initial_lr = g.initial_lr or g.lr
   self.param_groups[#self.param_groups + 1] = g
 end
@@ -191,20 +291,40 @@ function Optimizer:state_dict()
   return sd
 end
 
-local function num(v, name)
+-- A number stored in a state_dict (checkpoint metadata may hold it as a
+-- string); errors name who and the key.
+local function num(v, name, who)
   local n = tonumber(v)
-  if n == nil then error("load_state_dict: " .. name .. " is not a number", 3) end
+  if n == nil then
+    error(string.format("%s: %s is not a number (got %s)", who or "load_state_dict", name,
+                        type(v) == "string" and string.format("%q", v) or util.what(v)), 3)
+  end
   return n
+end
+
+-- A group option named by a state_dict key ("lr", "betas.2"): true when
+-- the optimizer has it.
+local function known_group_key(self, k)
+  local base, j = k:match("^(.-)%.(%d+)$")
+  if base then return base == "betas" and self.defaults.betas ~= nil and (j == "1" or j == "2") end
+  if k == "initial_lr" then return true end
+  for _, o in ipairs(options_of(self)) do if o == k then return true end end
+  return false
 end
 
 function Optimizer:load_state_dict(sd)
   local who = "optim." .. self.__name .. ":load_state_dict"
+  if type(sd) ~= "table" then
+    error(string.format("%s: expected the table of a state_dict(), got %s", who,
+                        is_tensor(sd) and "a tensor" or type(sd)), 2)
+  end
   local params = self:params()
-  if sd.n_params ~= nil and num(sd.n_params, "n_params") ~= #params then
+  if sd.n_params ~= nil and num(sd.n_params, "n_params", who) ~= #params then
     error(string.format("%s: the saved state is for %d parameters, this optimizer has %d",
-                        who, num(sd.n_params, "n_params"), #params), 2)
+                        who, num(sd.n_params, "n_params", who), #params), 2)
   end
   -- validate everything before changing anything
+  local fields = self.state_fields or {}
   local new_state, group_vals = {}, {}
   for key, v in pairs(sd) do
     local i, field = tostring(key):match("^state%.(%d+)%.(.+)$")
@@ -214,24 +334,70 @@ function Optimizer:load_state_dict(sd)
       local p = params[i]
       if not p then error(string.format("%s: %s names parameter %d of %d", who, key, i, #params), 2) end
       new_state[i] = new_state[i] or {}
-      if is_tensor(v) then
-        if not same_shape(v, p) then
-          error(string.format("%s: %s has shape %s, parameter %d has shape %s", who, key,
-                              shape_str(v), i, shape_str(p)), 2)
+      if field == "step" then
+        local n = num(v, key, who)
+        if n < 0 or n ~= math.floor(n) then
+          error(string.format("%s: %s must be a non-negative integer, got %s", who, key, util.fmt(n)), 2)
         end
-        new_state[i][field] = v
+        new_state[i].step = math.tointeger(n) or n
+      elseif not fields[field] then
+        error(string.format("%s: unexpected key %s (%s keeps %s)", who, key, self.__name,
+                            table.concat(self.state_names or {"step"}, ", ")), 2)
+      elseif not is_tensor(v) then
+        error(string.format("%s: %s must be a tensor, got %s", who, key, util.what(v)), 2)
+      elseif not same_shape(v, p) then
+        error(string.format("%s: %s has shape %s, parameter %d has shape %s", who, key,
+                            shape_str(v), i, shape_str(p)), 2)
       else
-        new_state[i][field] = num(v, key)
+        new_state[i][field] = v
       end
     elseif gi then
       gi = tonumber(gi)
       if not self.param_groups[gi] then
         error(string.format("%s: %s names group %d of %d", who, key, gi, #self.param_groups), 2)
       end
-      group_vals[#group_vals + 1] = {gi, gk, num(v, key)}
+      if not known_group_key(self, gk) then
+        error(string.format("%s: unexpected key %s (%s has no option '%s')", who, key,
+                            self.__name, gk), 2)
+      end
+      group_vals[#group_vals + 1] = {gi, gk, num(v, key, who)}
     elseif key ~= "n_params" then
       error(who .. ": unexpected key " .. tostring(key), 2)
     end
+  end
+  for i, st in pairs(new_state) do
+    if st.step == nil then error(string.format("%s: state.%d.step is missing", who, i), 2) end
+    -- the update needs all of its tensors once it has any (Adam: both moments)
+    local have, lack = nil, nil
+    for _, f in ipairs(self.state_together or {}) do
+      if st[f] ~= nil then have = f else lack = f end
+    end
+    if have and lack then
+      error(string.format("%s: state.%d.%s is given but state.%d.%s is missing", who, i, have, i,
+                          lack), 2)
+    end
+  end
+  -- the groups as they would be, checked like the constructor's options
+  local staged = {}
+  for gi, g in ipairs(self.param_groups) do
+    local c = {}
+    for k, v in pairs(g) do c[k] = type(v) == "table" and k ~= "params" and table.move(v, 1, #v, 1, {}) or v end
+    staged[gi] = c
+  end
+  for _, e in ipairs(group_vals) do
+    local g, k, v = staged[e[1]], e[2], e[3]
+    local base, j = k:match("^(.-)%.(%d+)$")
+    if base then
+      g[base][tonumber(j)] = v
+    elseif type(self.defaults[k]) == "boolean" or type(g[k]) == "boolean" then
+      g[k] = v ~= 0
+    else
+      g[k] = v
+    end
+  end
+  for gi, g in ipairs(staged) do
+    local msg = check_group(self, g)
+    if msg then error(string.format("%s: group %d: %s", who, gi, msg), 2) end
   end
   self.state = {}
   for i, st in pairs(new_state) do
@@ -242,16 +408,8 @@ function Optimizer:load_state_dict(sd)
     end
     self.state[params[i]] = s
   end
-  for _, e in ipairs(group_vals) do
-    local g, k, v = self.param_groups[e[1]], e[2], e[3]
-    local base, j = k:match("^(.-)%.(%d+)$")
-    if base and type(g[base]) == "table" then
-      g[base][tonumber(j)] = v
-    elseif type(g[k]) == "boolean" then
-      g[k] = v ~= 0
-    else
-      g[k] = v
-    end
+  for gi, g in ipairs(staged) do
+    for k, v in pairs(g) do self.param_groups[gi][k] = v end
   end
 end
 
@@ -265,8 +423,7 @@ local SGD = class("SGD", {momentum = 0, dampening = 0, nesterov = false, weight_
     if g.nesterov and (g.momentum <= 0 or g.dampening ~= 0) then
       return "nesterov needs momentum > 0 and dampening = 0"
     end
-    if g.lr < 0 then return "lr must be >= 0" end
-  end)
+  end, {"momentum_buffer"})
 
 function SGD:update(p, d, st, g)
   local buf = nil
@@ -287,14 +444,7 @@ optim.SGD = SGD
 -- Adam{lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0 (L2)}
 -- AdamW: the same with decoupled weight decay (default 0.01).
 
-local function adam_check(g)
-  if type(g.betas) ~= "table" or #g.betas ~= 2 then return "betas must be {beta1, beta2}" end
-  for _, b in ipairs(g.betas) do
-    if b < 0 or b >= 1 then return "betas must be in [0, 1)" end
-  end
-  if g.lr < 0 then return "lr must be >= 0" end
-  if g.amsgrad then return "amsgrad is not supported" end
-end
+local ADAM_STATE = {"exp_avg", "exp_avg_sq"}
 
 local function adam_update(decoupled)
   return function(self, p, d, st, g)
@@ -307,11 +457,13 @@ local function adam_update(decoupled)
   end
 end
 
-local Adam = class("Adam", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0}, adam_check)
+local Adam = class("Adam", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0}, nil,
+                   ADAM_STATE, ADAM_STATE)
 Adam.update = adam_update(false)
 optim.Adam = Adam
 
-local AdamW = class("AdamW", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0.01}, adam_check)
+local AdamW = class("AdamW", {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8, weight_decay = 0.01}, nil,
+                    ADAM_STATE, ADAM_STATE)
 AdamW.update = adam_update(true)
 optim.AdamW = AdamW
 
@@ -320,11 +472,7 @@ optim.AdamW = AdamW
 -- (PyTorch's form: eps outside the square root; not centered.)
 
 local RMSprop = class("RMSprop", {lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0},
-  function(g)
-    if g.centered then return "centered RMSprop is not supported" end
-    if g.alpha < 0 or g.alpha > 1 then return "alpha must be in [0, 1]" end
-    if g.lr < 0 then return "lr must be >= 0" end
-  end)
+  nil, {"square_avg", "momentum_buffer"})
 
 function RMSprop:update(p, d, st, g)
   if not st.square_avg then st.square_avg = lg.zeros_like(p) end
@@ -353,7 +501,7 @@ end
 
 local function new_sched(cls, opt, fields)
   if type(opt) ~= "table" or not opt.param_groups then
-    error("optim." .. cls.__name .. ": the first argument must be an optimizer", 3)
+    error("optim." .. cls.__name .. ": the first argument must be an optimizer, got " .. type(opt), 3)
   end
   local self = setmetatable(fields, cls)
   self.optimizer = opt
@@ -386,22 +534,40 @@ function Scheduler:state_dict()
 end
 
 function Scheduler:load_state_dict(sd)
-  self.last_step = num(sd.last_step, "last_step")
-  for i in ipairs(self.base_lrs) do
-    if sd["base_lr." .. i] ~= nil then self.base_lrs[i] = num(sd["base_lr." .. i], "base_lr") end
+  local who = "optim." .. self.__name .. ":load_state_dict"
+  if type(sd) ~= "table" then
+    error(who .. ": expected the table of a state_dict(), got " .. type(sd), 2)
   end
+  if sd.last_step == nil then error(who .. ": last_step is missing", 2) end
+  local last = num(sd.last_step, "last_step", who)
+  check_num(who, "last_step", last, {int = true, lo = 0})
+  local bases = {}
+  for i, b in ipairs(self.base_lrs) do
+    local v = sd["base_lr." .. i]
+    bases[i] = v == nil and b or check_num(who, "base_lr." .. i, num(v, "base_lr." .. i, who), {lo = 0})
+  end
+  self.last_step, self.base_lrs = last, bases
   self:apply()
+end
+
+-- The options of a scheduler: unknown keys rejected, named after the class.
+local function sched_opts(cls, o, allowed)
+  local r = check_opts("optim." .. cls.__name, o, allowed, 4)
+  return r
 end
 
 -- StepLR(opt, {step_size = n, gamma = 0.1}): lr * gamma^floor(t / step_size)
 optim.StepLR = setmetatable(scheduler("StepLR", function(self, t)
   return self.gamma ^ (t // self.step_size)
 end), {__index = Scheduler, __call = function(cls, opt, o)
-  o = o or {}
-  if type(o.step_size) ~= "number" or o.step_size < 1 then
-    error("optim.StepLR(opt, {step_size = n, gamma = 0.1}): step_size must be >= 1", 2)
+  o = sched_opts(cls, o, {"step_size", "gamma"})
+  if o.step_size == nil then
+    error("optim.StepLR(opt, {step_size = n, gamma = 0.1}): step_size must be given", 2)
   end
-  return new_sched(cls, opt, {step_size = o.step_size, gamma = o.gamma or 0.1})
+  local step_size = check_num("optim.StepLR", "step_size", o.step_size, {int = true, lo = 1})
+  local gamma = check_num("optim.StepLR", "gamma", o.gamma, {lo = 0, default = 0.1})
+  local r = new_sched(cls, opt, {step_size = step_size, gamma = gamma})
+  return r
 end})
 
 -- LinearDecay(opt, start_step, end_step, {final = 0}): factor 1 up to
@@ -412,10 +578,16 @@ optim.LinearDecay = setmetatable(scheduler("LinearDecay", function(self, t)
   local a = (t - self.start_step) / (self.end_step - self.start_step)
   return 1 + (self.final - 1) * a
 end), {__index = Scheduler, __call = function(cls, opt, s, e, o)
-  if type(s) ~= "number" or type(e) ~= "number" or e <= s then
+  local who = "optim.LinearDecay"
+  o = sched_opts(cls, o, {"final"})
+  s = check_num(who, "start_step", s, {lo = 0})
+  e = check_num(who, "end_step", e, {lo = 0})
+  if e <= s then
     error("optim.LinearDecay(opt, start_step, end_step): need start_step < end_step", 2)
   end
-  return new_sched(cls, opt, {start_step = s, end_step = e, final = o and o.final or 0})
+  local final = check_num(who, "final", o.final, {lo = 0, default = 0})
+  local r = new_sched(cls, opt, {start_step = s, end_step = e, final = final})
+  return r
 end})
 
 -- CosineAnnealing(opt, {T_max = n, eta_min = 0}): lr = eta_min +
@@ -429,17 +601,25 @@ function Cosine:apply()
   end
 end
 optim.CosineAnnealing = setmetatable(Cosine, {__index = Scheduler, __call = function(cls, opt, o)
-  o = o or {}
-  if type(o.T_max) ~= "number" or o.T_max <= 0 then
-    error("optim.CosineAnnealing(opt, {T_max = n, eta_min = 0}): T_max must be > 0", 2)
+  local who = "optim.CosineAnnealing"
+  o = sched_opts(cls, o, {"T_max", "eta_min"})
+  if o.T_max == nil then
+    error("optim.CosineAnnealing(opt, {T_max = n, eta_min = 0}): T_max must be given", 2)
   end
-  return new_sched(cls, opt, {T_max = o.T_max, eta_min = o.eta_min or 0})
+  local T_max = check_num(who, "T_max", o.T_max, {lo = 0, open = true})
+  local eta_min = check_num(who, "eta_min", o.eta_min, {lo = 0, default = 0})
+  local r = new_sched(cls, opt, {T_max = T_max, eta_min = eta_min})
+  return r
 end})
 
 -- LambdaLR(opt, fn): lr = base * fn(t)
 optim.LambdaLR = setmetatable(scheduler("LambdaLR", function(self, t) return self.fn(t) end),
   {__index = Scheduler, __call = function(cls, opt, fn)
-    return new_sched(cls, opt, {fn = fn})
+    if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
+      error("optim.LambdaLR(opt, fn): fn must be a function of the step, got " .. type(fn), 2)
+    end
+    local r = new_sched(cls, opt, {fn = fn})
+    return r
   end})
 
 ---------------------------------------------------------------------------
@@ -449,8 +629,12 @@ optim.LambdaLR = setmetatable(scheduler("LambdaLR", function(self, t) return sel
 -- list or a module. opts.norm_type: 2 (default) or math.huge. Returns the
 -- norm before clipping.
 function optim.clip_grad_norm(params, max_norm, opts)
-  params = param_list(params, "clip_grad_norm")
-  local p_norm = opts and opts.norm_type or 2
+  local who = "optim.clip_grad_norm"
+  params = param_list(params, who)
+  check_num(who, "max_norm", max_norm, {lo = 0})
+  opts = check_opts(who, opts, {"norm_type"})
+  local p_norm = opts.norm_type or 2
+  if p_norm ~= math.huge then check_num(who, "norm_type", p_norm, {lo = 0, open = true}) end
   local grads = {}
   for _, p in ipairs(params) do
     local g = p.grad
@@ -476,7 +660,8 @@ end
 
 -- Clamp every gradient element to [-v, v].
 function optim.clip_grad_value(params, v)
-  params = param_list(params, "clip_grad_value")
+  params = param_list(params, "optim.clip_grad_value")
+  check_num("optim.clip_grad_value", "clip_value", v, {lo = 0})
   lg.no_grad(function()
     for _, p in ipairs(params) do
       local g = p.grad
@@ -487,7 +672,8 @@ end
 
 -- Clamp every weight to [-c, c] (the WGAN critic's Lipschitz constraint).
 function optim.clip_weights(params, c)
-  params = param_list(params, "clip_weights")
+  params = param_list(params, "optim.clip_weights")
+  check_num("optim.clip_weights", "c", c, {lo = 0})
   lg.no_grad(function()
     for _, p in ipairs(params) do p:clamp_(-c, c) end
   end)
@@ -509,8 +695,11 @@ function optim.EMA(module, o)
   if type(module) ~= "table" or not module.parameters then
     error("optim.EMA(module, {decay = 0.999}): expected a module", 2)
   end
-  local decay = o and o.decay or 0.999
-  if decay < 0 or decay > 1 then error("optim.EMA: decay must be in [0, 1]", 2) end
+  o = check_opts("optim.EMA", o, {"decay", "warmup"})
+  local decay = check_num("optim.EMA", "decay", o.decay, {lo = 0, hi = 1, default = 0.999})
+  if o.warmup ~= nil and type(o.warmup) ~= "boolean" then
+    error("optim.EMA: warmup must be a boolean, got " .. type(o.warmup), 2)
+  end
   local shadow = module:clone()
   for _, p in ipairs(shadow:parameters()) do p:requires_grad_(false) end
   return setmetatable({source = module, shadow = shadow, decay = decay,
@@ -564,10 +753,13 @@ function EMA:state_dict()
 end
 
 function EMA:load_state_dict(sd)
+  if type(sd) ~= "table" then
+    error("optim.EMA:load_state_dict: expected the table of a state_dict(), got " .. type(sd), 2)
+  end
   local t = {}
   for k, v in pairs(sd) do if k ~= "num_updates" then t[k] = v end end
   self.shadow:load_state_dict(t)
-  if sd.num_updates ~= nil then self.num_updates = num(sd.num_updates, "num_updates") end
+  if sd.num_updates ~= nil then self.num_updates = num(sd.num_updates, "num_updates", "optim.EMA:load_state_dict") end
 end
 
 return optim

@@ -22,6 +22,7 @@ local lg = require "luagan.nn.lg"
 local optim = require "luagan.optim"
 local util = require "luagan.util"
 local check_opts, is_tensor, shape_str = util.check_opts, util.is_tensor, util.shape_str
+local check_num = util.check_num
 
 local P = {}
 
@@ -35,7 +36,7 @@ local function check_callable(who, D)
 end
 
 local function check_batch(who, what, x)
-  if not is_tensor(x) then error(string.format("%s: %s must be a tensor, got %s", who, what, type(x)), 3) end
+  if not is_tensor(x) then error(string.format("%s: %s must be a tensor, got %s", who, what, util.what(x)), 3) end
   if x:dim() < 1 or x:size(1) < 1 then
     error(string.format("%s: %s must be a batch (N, ...), got %s", who, what, shape_str(x)), 3)
   end
@@ -94,7 +95,8 @@ function P.gradient_penalty(D, real, fake, o)
     error(string.format("%s: real %s and fake %s must have the same shape", who,
                         shape_str(real), shape_str(fake)), 2)
   end
-  local lambda, target = o.lambda or 10, o.target or 1
+  local lambda = check_num(who, "lambda", o.lambda, {lo = 0, default = 10})
+  local target = check_num(who, "target", o.target, {default = 1})
   local eps = per_sample(who, "eps", real, o.eps)
   local xhat = (real:detach() * eps + fake:detach() * (1 - eps)):requires_grad_()
   local norms = P.input_grad_norms(D(xhat), xhat)
@@ -117,7 +119,9 @@ function P.dragan(D, real, o)
   o = check_opts(who, o, {"lambda", "k", "c", "alpha", "noise"})
   check_callable(who, D)
   check_batch(who, "real", real)
-  local lambda, k, c = o.lambda or 10, o.k or 1, o.c or 0.5
+  local lambda = check_num(who, "lambda", o.lambda, {lo = 0, default = 10})
+  local k = check_num(who, "k", o.k, {default = 1})
+  local c = check_num(who, "c", o.c, {lo = 0, default = 0.5})
   local x = real:detach()
   local u = o.noise
   if u == nil then
@@ -148,7 +152,7 @@ local function zero_centred(who, D, x, o)
   o = check_opts(who, o, {"gamma"})
   check_callable(who, D)
   check_batch(who, "x", x)
-  local gamma = o.gamma or 10
+  local gamma = check_num(who, "gamma", o.gamma, {lo = 0, default = 10})
   local xi = x:detach():requires_grad_()
   local out = D(xi)
   local sq = input_grad_sq(out, xi)

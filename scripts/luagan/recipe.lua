@@ -210,20 +210,8 @@ end
 
 local function cli_name(name) return (name:gsub("_", "-")) end
 
--- Levenshtein distance, for "did you mean".
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = {[0] = i}
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
+-- Levenshtein distance, for "did you mean" (the one luagan.util shares).
+local distance = require("luagan.util").distance
 
 function Recipe:unknown_option(name)
   local best, bd = nil, math.huge

@@ -159,13 +159,14 @@ function tricks.HistoricalAverage(params, o)
     error(who .. "(params): expected a module or a non-empty list of tensors", 2)
   end
   for i, p in ipairs(params) do
-    if not is_tensor(p) then error(string.format("%s: parameter %d is not a tensor", who, i), 2) end
+    if not is_tensor(p) then error(string.format("%s: parameter %d is %s", who, i, util.not_tensor(p)), 2) end
   end
   local avg = {}
   lg.no_grad(function()
     for i, p in ipairs(params) do avg[i] = p:detach():clone() end
   end)
-  return setmetatable({params = params, avg = avg, count = 1, lambda = o.lambda or 1}, HA)
+  local lambda = util.check_num(who, "lambda", o.lambda, {lo = 0, default = 1})
+  return setmetatable({params = params, avg = avg, count = 1, lambda = lambda}, HA)
 end
 
 function HA:penalty()
@@ -194,6 +195,10 @@ function HA:state_dict()
 end
 
 function HA:load_state_dict(sd)
+  if type(sd) ~= "table" then
+    error("tricks.HistoricalAverage:load_state_dict: expected the table of a state_dict(), got " ..
+          util.what(sd), 2)
+  end
   for i, a in ipairs(self.avg) do
     local s = sd["avg." .. i]
     if not is_tensor(s) or shape_str(s) ~= shape_str(a) then
@@ -217,9 +222,9 @@ Noise.__index = Noise
 function tricks.InstanceNoise(o)
   local who = "tricks.InstanceNoise"
   o = check_opts(who, o, {"std", "anneal_steps", "final"})
-  local std, steps, final = o.std or 0.1, o.anneal_steps or 10000, o.final or 0
-  if type(std) ~= "number" or std < 0 then error(who .. ": std must be >= 0", 2) end
-  if type(steps) ~= "number" or steps <= 0 then error(who .. ": anneal_steps must be > 0", 2) end
+  local std = util.check_num(who, "std", o.std, {lo = 0, default = 0.1})
+  local steps = util.check_num(who, "anneal_steps", o.anneal_steps, {lo = 0, open = true, default = 10000})
+  local final = util.check_num(who, "final", o.final, {lo = 0, default = 0})
   return setmetatable({std = std, anneal_steps = steps, final = final}, Noise)
 end
 

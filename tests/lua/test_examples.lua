@@ -110,7 +110,7 @@ T.test("ResBlock: argument errors name the module and the input", function()
   local err = T.errors(function() b(lg.randn(1, 3, 4, 4)) end, "expected (N,4,H,W) input")
   T.ok(err:find("ResBlock", 1, true) and err:find("1x3x4x4", 1, true), err)
   T.errors(function() ResBlock(4, 4, {upsample = true}) end, "unknown option 'upsample'")
-  T.errors(function() ResBlock(4, 0) end, "positive integers")
+  T.errors(function() ResBlock(4, 0) end, "ResBlock: cout must be an integer >= 1, got 0")
 end)
 
 -- sd over each group of every feature, averaged, by loops in doubles

@@ -3,6 +3,8 @@ local lg = require "luagan.nn.lg"
 local base = require "luagan.nn.module"
 local init = require "luagan.init_weights"
 
+local util = require "luagan.util"
+
 local Module = base.Module
 local M = {}
 
@@ -30,14 +32,17 @@ local function normalize(v, eps)
 end
 
 function SpectralNorm:init(module, o)
-  if not base.is_module(module) then error("SpectralNorm(module): expected a module", 3) end
+  if not base.is_module(module) then error("nn.SpectralNorm(module): expected a module", 3) end
+  o = self:check_opts(o, {"n_power_iterations", "eps", "name"})
   local name = opt(o, "name", "weight")
   local w = rawget(module, name)
   if not base.is_tensor(w) then
     error("SpectralNorm: " .. module.__name .. " has no parameter '" .. name .. "'", 3)
   end
-  self.n_power_iterations = opt(o, "n_power_iterations", 1)
-  self.eps = opt(o, "eps", 1e-12)
+  local who = self:_who()
+  self.n_power_iterations = util.check_num(who, "n_power_iterations", o.n_power_iterations,
+                                           {int = true, lo = 0, default = 1, level = 4})
+  self.eps = util.check_num(who, "eps", o.eps, {lo = 0, open = true, default = 1e-12, level = 4})
   self.wname = name
   self.out_dim = module.__name == "ConvTranspose2d" and 2 or 1
   module:remove(name)
@@ -108,6 +113,9 @@ M.SpectralNorm = SpectralNorm
 
 local MinibatchDiscrimination = Module:extend("MinibatchDiscrimination")
 function MinibatchDiscrimination:init(a, b, c, o)
+  a, b = self:check_size("in_features", a), self:check_size("num_kernels", b)
+  c = self:check_size("kernel_dim", c)
+  o = self:check_opts(o, {"std"})
   self.in_features, self.num_kernels, self.kernel_dim = a, b, c
   self:add_param("T", init.normal(lg.zeros(a, b * c), 0, opt(o, "std", 0.05)))
 end

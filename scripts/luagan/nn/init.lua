@@ -15,6 +15,8 @@ local parts = {
 for _, p in ipairs(parts) do
   for k, v in pairs(p) do
     if k ~= "wrap_errors" then nn[k] = v end
+    -- the library's classes name themselves "nn.X" in constructor errors
+    if type(v) == "table" and rawget(v, "__name") and rawget(v, "super") then rawset(v, "_lib", true) end
   end
 end
 

@@ -3,13 +3,35 @@ local lg = require "luagan.nn.lg"
 local base = require "luagan.nn.module"
 local init = require "luagan.init_weights"
 
+local util = require "luagan.util"
+
 local Module, shape_str = base.Module, base.shape_str
 local M = {}
 
-local function opt(o, k, default)
-  if o == nil then return default end
-  local v = o[k]
-  if v == nil then return default end
+-- A boolean option of module self (called from init: errors at the user's line).
+local function flag(self, o, k, default)
+  local r = util.check_bool(self:_who(), k, o[k], default, 5)
+  return r
+end
+
+-- Largest stride, padding, dilation or kernel size accepted (as the C ops).
+local MAX_GEOM = 2^20
+
+-- A geometry value of module self: an integer >= lo or a pair {h, w} of
+-- them (nil gives def). Called from init: errors point at the user's line.
+local function geom(self, name, v, lo, def)
+  if v == nil then return def end
+  local who, spec = self:_who(), {int = true, lo = lo, hi = MAX_GEOM, level = 5}
+  if type(v) == "table" and not util.is_tensor(v) then
+    if #v ~= 2 then
+      error(string.format("%s: %s must be an integer or a pair {h, w}, got a table of %d",
+                          who, name, #v), 4)
+    end
+    util.check_num(who, name .. "[1]", v[1], spec)
+    util.check_num(who, name .. "[2]", v[2], spec)
+    return v
+  end
+  util.check_num(who, name, v, spec)
   return v
 end
 
@@ -51,13 +73,12 @@ end
 
 local Linear = Module:extend("Linear")
 function Linear:init(in_features, out_features, o)
-  in_features, out_features = math.tointeger(in_features), math.tointeger(out_features)
-  if not in_features or not out_features then
-    error("Linear(in, out): sizes must be integers", 3)
-  end
+  in_features = self:check_size("in_features", in_features)
+  out_features = self:check_size("out_features", out_features)
+  o = self:check_opts(o, {"bias"})
   self.in_features, self.out_features = in_features, out_features
   self:add_param("weight", lg.zeros(out_features, in_features))
-  if opt(o, "bias", true) then self:add_param("bias", lg.zeros(out_features)) end
+  if flag(self, o, "bias", true) then self:add_param("bias", lg.zeros(out_features)) end
   self:reset_parameters()
 end
 function Linear:reset_parameters() default_init(self.weight, self.bias) end
@@ -83,11 +104,15 @@ M.Linear = Linear
 
 local Conv2d = Module:extend("Conv2d")
 function Conv2d:init(cin, cout, k, o)
-  local kh, kw = pair(k)
+  cin, cout = self:check_size("in_channels", cin), self:check_size("out_channels", cout)
+  local kh, kw = pair(geom(self, "kernel_size", k, 1))
+  o = self:check_opts(o, {"stride", "padding", "dilation", "bias"})
   self.in_channels, self.out_channels, self.kernel_size = cin, cout, k
-  self.stride, self.padding, self.dilation = opt(o, "stride", 1), opt(o, "padding", 0), opt(o, "dilation", 1)
+  self.stride = geom(self, "stride", o.stride, 1, 1)
+  self.padding = geom(self, "padding", o.padding, 0, 0)
+  self.dilation = geom(self, "dilation", o.dilation, 1, 1)
   self:add_param("weight", lg.zeros(cout, cin, kh, kw))
-  if opt(o, "bias", true) then self:add_param("bias", lg.zeros(cout)) end
+  if flag(self, o, "bias", true) then self:add_param("bias", lg.zeros(cout)) end
   self:reset_parameters()
 end
 Conv2d.reset_parameters = Linear.reset_parameters
@@ -116,12 +141,15 @@ M.Conv2d = Conv2d
 -- weight (in, out, kh, kw) as PyTorch.
 local ConvTranspose2d = Module:extend("ConvTranspose2d")
 function ConvTranspose2d:init(cin, cout, k, o)
-  local kh, kw = pair(k)
+  cin, cout = self:check_size("in_channels", cin), self:check_size("out_channels", cout)
+  local kh, kw = pair(geom(self, "kernel_size", k, 1))
+  o = self:check_opts(o, {"stride", "padding", "output_padding", "bias"})
   self.in_channels, self.out_channels, self.kernel_size = cin, cout, k
-  self.stride, self.padding = opt(o, "stride", 1), opt(o, "padding", 0)
-  self.output_padding = opt(o, "output_padding", 0)
+  self.stride = geom(self, "stride", o.stride, 1, 1)
+  self.padding = geom(self, "padding", o.padding, 0, 0)
+  self.output_padding = geom(self, "output_padding", o.output_padding, 0, 0)
   self:add_param("weight", lg.zeros(cin, cout, kh, kw))
-  if opt(o, "bias", true) then self:add_param("bias", lg.zeros(cout)) end
+  if flag(self, o, "bias", true) then self:add_param("bias", lg.zeros(cout)) end
   self:reset_parameters()
 end
 ConvTranspose2d.reset_parameters = Linear.reset_parameters
@@ -143,7 +171,10 @@ M.ConvTranspose2d = ConvTranspose2d
 -- Embedding(num, dim): indices (any shape, 1-based) -> (..., dim); weight N(0,1)
 
 local Embedding = Module:extend("Embedding")
-function Embedding:init(num, dim)
+function Embedding:init(num, dim, o)
+  self:check_opts(o, {})        -- no options (PyTorch's padding_idx, max_norm: not supported)
+  num = self:check_size("num_embeddings", num)
+  dim = self:check_size("embedding_dim", dim)
   self.num_embeddings, self.embedding_dim = num, dim
   self:add_param("weight", init.normal(lg.zeros(num, dim), 0, 1))
 end
@@ -157,7 +188,7 @@ M.Embedding = Embedding
 local Dropout = Module:extend("Dropout")
 function Dropout:init(p)
   p = p or 0.5
-  if type(p) ~= "number" or p < 0 or p > 1 then error("Dropout: p must be in [0, 1]", 3) end
+  util.check_num(self:_who(), "p", p, {lo = 0, hi = 1, level = 4})
   self.p = p
 end
 function Dropout:forward(x) return lg.dropout(x, self.p, self.training) end
@@ -170,9 +201,10 @@ M.Dropout = Dropout
 local function pool_class(name, fn)
   local C = Module:extend(name)
   function C:init(k, o)
-    self.kernel_size = k
-    self.stride = opt(o, "stride", k)
-    self.padding = opt(o, "padding", 0)
+    o = self:check_opts(o, {"stride", "padding"})
+    self.kernel_size = geom(self, "kernel_size", k, 1)
+    self.stride = geom(self, "stride", o.stride, 1, k)
+    self.padding = geom(self, "padding", o.padding, 0, 0)
   end
   function C:forward(x)
     check_dim(x, {4}, "(N,C,H,W)")
@@ -193,8 +225,13 @@ M.AvgPool2d = pool_class("AvgPool2d", "avg_pool2d")
 local Upsample = Module:extend("Upsample")
 function Upsample:init(a, o)
   if type(a) == "table" then o = a; a = a.scale or a.scale_factor end
-  self.scale = a or 2
-  self.mode = opt(o, "mode", "nearest")
+  o = self:check_opts(o, {"scale", "scale_factor", "mode"})
+  self.scale = geom(self, "scale", a, 1, 2)
+  self.mode = o.mode or "nearest"
+  if self.mode ~= "nearest" and self.mode ~= "bilinear" then
+    error(string.format("%s: mode must be 'nearest' or 'bilinear', got %s", self:_who(),
+                        tostring(self.mode)), 3)
+  end
 end
 function Upsample:forward(x) return lg.upsample(x, {scale = self.scale, mode = self.mode}) end
 function Upsample:extra_repr() return "scale=" .. pair_str(self.scale) .. ", mode=" .. self.mode end
@@ -203,10 +240,15 @@ M.Upsample = Upsample
 -- Pad({left, right, top, bottom}, {mode = "constant"|"reflect", value = 0})
 local Pad = Module:extend("Pad")
 function Pad:init(p, o)
+  o = self:check_opts(o, {"mode", "value"})
   if type(p) == "number" then p = {p, p, p, p} end
+  if type(p) ~= "table" or (#p ~= 2 and #p ~= 4) then
+    error(self:_who() .. ": expected a size or {left, right[, top, bottom]}", 3)
+  end
+  for i = 1, #p do geom(self, "pad[" .. i .. "]", p[i], 0) end
   self.pad = p
-  self.mode = opt(o, "mode", "constant")
-  self.value = opt(o, "value", nil)
+  self.mode = o.mode or "constant"
+  self.value = o.value
 end
 function Pad:forward(x) return lg.pad(x, self.pad, {mode = self.mode, value = self.value}) end
 function Pad:extra_repr() return "{" .. table.concat(self.pad, ", ") .. "}, mode=" .. self.mode end
@@ -215,7 +257,10 @@ M.Pad = Pad
 -- Flatten({start_dim = 2, end_dim = -1}): (N, C, H, W) -> (N, C*H*W)
 local Flatten = Module:extend("Flatten")
 function Flatten:init(o)
-  self.start_dim, self.end_dim = opt(o, "start_dim", 2), opt(o, "end_dim", -1)
+  o = self:check_opts(o, {"start_dim", "end_dim"})
+  local who = self:_who()
+  self.start_dim = util.check_num(who, "start_dim", o.start_dim, {int = true, default = 2, level = 4})
+  self.end_dim = util.check_num(who, "end_dim", o.end_dim, {int = true, default = -1, level = 4})
 end
 function Flatten:forward(x)
   local s = x:shape()
@@ -239,6 +284,9 @@ local Reshape = Module:extend("Reshape")
 function Reshape:init(...)
   local dims = {...}
   if type(dims[1]) == "table" then dims = dims[1] end
+  for i, d in ipairs(dims) do
+    if d ~= -1 then util.check_num(self:_who(), "size " .. i, d, {int = true, lo = 0, level = 4}) end
+  end
   self.dims = dims
 end
 function Reshape:forward(x)
@@ -272,23 +320,33 @@ act("Softplus", function(_, x) return x:softplus() end)
 
 local LeakyReLU = act("LeakyReLU", function(self, x) return x:leaky_relu(self.slope) end,
                       function(self) return tostring(self.slope) end)
-function LeakyReLU:init(slope) self.slope = slope or 0.01 end
+function LeakyReLU:init(slope)
+  self.slope = util.check_num(self:_who(), "negative slope", slope, {default = 0.01, level = 4})
+end
 
 local ELU = act("ELU", function(self, x) return x:elu(self.alpha) end,
                 function(self) return "alpha=" .. self.alpha end)
-function ELU:init(alpha) self.alpha = alpha or 1 end
+function ELU:init(alpha)
+  self.alpha = util.check_num(self:_who(), "alpha", alpha, {default = 1, level = 4})
+end
 
 local Softmax = act("Softmax", function(self, x) return lg.softmax(x, self.dim) end,
                     function(self) return "dim=" .. self.dim end)
-function Softmax:init(dim) self.dim = dim or -1 end
+function Softmax:init(dim)
+  self.dim = util.check_num(self:_who(), "dim", dim, {int = true, default = -1, level = 4})
+end
 
 local LogSoftmax = act("LogSoftmax", function(self, x) return lg.log_softmax(x, self.dim) end,
                        function(self) return "dim=" .. self.dim end)
-function LogSoftmax:init(dim) self.dim = dim or -1 end
+function LogSoftmax:init(dim)
+  self.dim = util.check_num(self:_who(), "dim", dim, {int = true, default = -1, level = 4})
+end
 
 -- Lambda(fn, "name"): wrap a function of the input as a module.
 local Lambda = Module:extend("Lambda")
 function Lambda:init(fn, label)
+  local callable = type(fn) == "function" or (getmetatable(fn) or {}).__call ~= nil
+  if not callable then error("nn.Lambda(fn, label): fn must be a function, got " .. type(fn), 3) end
   rawset(self, "fn", fn)
   self.label = label
 end

@@ -7,6 +7,7 @@
 -- requires grad, to a new field registers it (as PyTorch's __setattr__ does);
 -- add_param / add_buffer / add_module register explicitly.
 local lg = require "luagan.nn.lg"
+local util = require "luagan.util"
 
 local M = {}
 
@@ -125,6 +126,31 @@ function Module.__newindex(self, k, v)
     end
   end
   rawset(self, k, v)
+end
+
+---------------------------------------------------------------------------
+-- constructor checks (for init; custom modules use them the same way)
+
+-- The name constructor errors use: "nn.Conv2d" for the library's classes
+-- (marked _lib by luagan.nn), the class name for a user's own.
+function Module:_who()
+  return (rawget(getmetatable(self), "_lib") and "nn." or "") .. self.__name
+end
+
+-- In init: o = self:check_opts(o, {"bias", "stride"}) returns o (or {} for
+-- nil) and rejects an unknown key, naming the class, the key, the accepted
+-- keys and a close one ("did you mean 'stride'?"). The error points at the
+-- line that built the module (init runs two calls below it).
+function Module:check_opts(o, allowed)
+  local r = util.check_opts(self:_who(), o, allowed, 5)
+  return r
+end
+
+-- In init: n = self:check_size("in_features", n): a positive integer, or an
+-- error naming the class and the argument.
+function Module:check_size(name, v)
+  local r = util.check_num(self:_who(), name, v, {int = true, lo = 1, level = 5})
+  return r
 end
 
 ---------------------------------------------------------------------------
@@ -342,9 +368,12 @@ end
 -- ways. Shapes must match in either mode. Nothing is copied unless all checks
 -- pass. Returns {missing = {...}, unexpected = {...}}.
 function Module:load_state_dict(sd, opts)
-  local strict = not (opts and opts.strict == false)
   local where = "load_state_dict (" .. self:path() .. ")"
-  if type(sd) ~= "table" then error(where .. ": expected a table of tensors, got " .. type(sd), 2) end
+  opts = util.check_opts(where, opts, {"strict"})
+  local strict = opts.strict ~= false
+  if type(sd) ~= "table" or is_tensor(sd) then
+    error(where .. ": expected a table of tensors, got " .. util.what(sd), 2)
+  end
   local own = walk(self, "", BOTH, {}, {}, {})
   local known, missing, unexpected, bad = {}, {}, {}, {}
   for _, e in ipairs(own) do
@@ -354,7 +383,7 @@ function Module:load_state_dict(sd, opts)
     if s == nil then
       missing[#missing + 1] = name
     elseif not is_tensor(s) then
-      bad[#bad + 1] = string.format("%s: expected a tensor, got %s", name, type(s))
+      bad[#bad + 1] = string.format("%s: expected a tensor, got %s", name, util.what(s))
     elseif not same_shape(s, t) then
       bad[#bad + 1] = string.format("%s: checkpoint has shape %s, module has %s",
                                     name, shape_str(s), shape_str(t))

@@ -2,12 +2,21 @@
 local lg = require "luagan.nn.lg"
 local base = require "luagan.nn.module"
 
+local util = require "luagan.util"
+
 local Module = base.Module
 local M = {}
 
-local function opt(o, k, default)
-  if o == nil or o[k] == nil then return default end
-  return o[k]
+-- eps and momentum of a normalisation layer (called from init).
+local function eps_of(self, o)
+  local r = util.check_num(self:_who(), "eps", o.eps, {lo = 0, open = true, default = 1e-5, level = 5})
+  return r
+end
+
+-- A boolean option of module self (called from init: errors at the user's line).
+local function flag(self, o, k, default)
+  local r = util.check_bool(self:_who(), k, o[k], default, 5)
+  return r
 end
 
 local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
@@ -26,10 +35,14 @@ local function bn_class(name, dims, what)
       error(name .. "(n, opts): options go in a table, e.g. {momentum = 0.1, eps = 1e-5}" ..
             " (a bare number is ambiguous: PyTorch's second argument is eps)", 3)
     end
+    n = self:check_size("num_features", n)
+    o = self:check_opts(o, {"momentum", "eps", "affine", "track_running_stats"})
     self.num_features = n
-    self.eps, self.momentum = opt(o, "eps", 1e-5), opt(o, "momentum", 0.1)
-    self.affine = opt(o, "affine", true)
-    self.track_running_stats = opt(o, "track_running_stats", true)
+    self.eps = eps_of(self, o)
+    self.momentum = util.check_num(self:_who(), "momentum", o.momentum,
+                                   {lo = 0, hi = 1, default = 0.1, level = 4})
+    self.affine = flag(self, o, "affine", true)
+    self.track_running_stats = flag(self, o, "track_running_stats", true)
     if self.affine then
       self:add_param("weight", lg.ones(n))
       self:add_param("bias", lg.zeros(n))
@@ -72,9 +85,14 @@ M.BatchNorm2d = bn_class("BatchNorm2d", {4}, "(N,C,H,W)")
 local LayerNorm = Module:extend("LayerNorm")
 function LayerNorm:init(shape, o)
   if type(shape) == "number" then shape = {shape} end
+  if type(shape) ~= "table" or #shape == 0 then
+    error(self:_who() .. ": normalized_shape must be a size or a list of sizes", 3)
+  end
+  for i, d in ipairs(shape) do self:check_size("normalized_shape[" .. i .. "]", d) end
+  o = self:check_opts(o, {"eps", "affine", "elementwise_affine"})
   self.normalized_shape = shape
-  self.eps = opt(o, "eps", 1e-5)
-  if opt(o, "affine", opt(o, "elementwise_affine", true)) then
+  self.eps = eps_of(self, o)
+  if flag(self, o, "affine", flag(self, o, "elementwise_affine", true)) then
     self:add_param("weight", lg.ones(table.unpack(shape)))
     self:add_param("bias", lg.zeros(table.unpack(shape)))
   end
@@ -97,9 +115,10 @@ M.LayerNorm = LayerNorm
 
 local InstanceNorm2d = Module:extend("InstanceNorm2d")
 function InstanceNorm2d:init(n, o)
-  self.num_features = n
-  self.eps = opt(o, "eps", 1e-5)
-  self.affine = opt(o, "affine", false)
+  self.num_features = self:check_size("num_features", n)
+  o = self:check_opts(o, {"eps", "affine"})
+  self.eps = eps_of(self, o)
+  self.affine = flag(self, o, "affine", false)
   if self.affine then
     self:add_param("weight", lg.ones(n))
     self:add_param("bias", lg.zeros(n))
@@ -135,8 +154,9 @@ M.InstanceNorm2d = InstanceNorm2d
 
 local VirtualBatchNorm = Module:extend("VirtualBatchNorm")
 function VirtualBatchNorm:init(n, o)
-  self.num_features = n
-  self.eps = opt(o, "eps", 1e-5)
+  self.num_features = self:check_size("num_features", n)
+  o = self:check_opts(o, {"eps"})
+  self.eps = eps_of(self, o)
   self:add_param("weight", lg.ones(n))
   self:add_param("bias", lg.zeros(n))
   rawset(self, "_ref", nil)
