@@ -39,6 +39,10 @@ local CASES = {
   ["nn.Flatten"] = function(o) return nn.Flatten(o) end,
   ["nn.BatchNorm1d"] = function(o) return nn.BatchNorm1d(3, o) end,
   ["nn.BatchNorm2d"] = function(o) return nn.BatchNorm2d(3, o) end,
+  ["nn.SyncBatchNorm"] = function(o) return nn.SyncBatchNorm(3, o) end,
+  ["dist.init"] = function(o) return lg.dist.init(o) end,
+  ["dist.allreduce"] = function(o) return lg.dist.allreduce(lg.ones(2), o) end,
+  ["dist.allreduce_grads"] = function(o) return lg.dist.allreduce_grads({}, o) end,
   ["nn.LayerNorm"] = function(o) return nn.LayerNorm(3, o) end,
   ["nn.InstanceNorm2d"] = function(o) return nn.InstanceNorm2d(3, o) end,
   ["nn.VirtualBatchNorm"] = function(o) return nn.VirtualBatchNorm(3, o) end,
@@ -153,10 +157,17 @@ local NO_OPTIONS = {
   ["nn.ModuleList"] = "a list of modules", ["nn.ModuleDict"] = "a map of modules",
   ["nn.Module"] = "the base class", ["nn.class"] = "name, parent",
   ["nn.commas"] = "helper", ["nn.is_module"] = "predicate", ["nn.is_tensor"] = "predicate",
-  ["nn.set_wrap_errors"] = "flag", ["nn.shape_str"] = "helper", ["nn.init"] = "walked as nn.init",
+  ["nn.set_wrap_errors"] = "flag", ["nn.convert_sync_batchnorm"] = "a module", ["nn.shape_str"] = "helper", ["nn.init"] = "walked as nn.init",
   ["nn.init.fans"] = "tensor", ["nn.init.gain"] = "name, param",
   ["nn.init.normal"] = "tensor, mean, std", ["nn.init.uniform"] = "tensor, a, b",
   ["nn.init.constant"] = "tensor, value", ["nn.init.zeros"] = "tensor", ["nn.init.ones"] = "tensor",
+  -- dist: positional arguments only
+  ["dist.launched"] = "none", ["dist.is_initialized"] = "none", ["dist.exact"] = "none",
+  ["dist.sync_on_step"] = "none", ["dist.rank"] = "none", ["dist.size"] = "none",
+  ["dist.is_main"] = "none", ["dist.local_size"] = "none", ["dist.barrier"] = "none",
+  ["dist.broadcast"] = "tensor, root", ["dist.allgather"] = "tensor",
+  ["dist.allreduce_number"] = "number, op", ["dist.same"] = "string",
+  ["dist.broadcast_module"] = "module, root", ["dist.allreduce_sum"] = "tensor",
   -- optim
   ["optim.LambdaLR"] = "opt, fn", ["optim.Optimizer"] = "the base class",
   ["optim.clip_grad_value"] = "params, value", ["optim.clip_weights"] = "params, c",
@@ -191,7 +202,7 @@ local NO_OPTIONS = {
 }
 
 local MODULES = {"nn", "nn.init", "optim", "losses", "penalties", "tricks", "data",
-                 "data.transforms", "image", "eval", "eval.perturb", "eval2d", "nets"}
+                 "data.transforms", "image", "eval", "eval.perturb", "eval2d", "nets", "dist"}
 
 local function module_table(path)
   local t = lg
