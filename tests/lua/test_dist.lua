@@ -59,7 +59,7 @@ T.test("convert_sync_batchnorm keeps the state and settings; bad use is an error
   T.eq(net[2].momentum, 0.3); T.eq(net[2].eps, 1e-3)
   for k, v in pairs(net:state_dict()) do T.close(v, keep[k], 0) end
   T.errors(function() nn.SyncBatchNorm(4, {momentun = 0.1}) end, "unknown option 'momentun'")
-  T.errors(function() nn.SyncBatchNorm(0) end, "positive integer")
+  T.errors(function() nn.SyncBatchNorm(0) end, "nn.SyncBatchNorm: num_features must be an integer >= 1, got 0")
   T.errors(function() nn.SyncBatchNorm(4)(lg.randn(2, 5)) end, "expected input with 4 channels")
 end)
 

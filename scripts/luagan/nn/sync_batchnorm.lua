@@ -11,33 +11,13 @@
 --
 --   nn.convert_sync_batchnorm(net)   -- every BatchNorm1d/2d of net, in place
 local lg = require "luagan.core"
-local util = require "luagan.util"
-local Module = require("luagan.nn.module").Module
 local dist = require "luagan.dist"
 
 local M = {}
 
-local SyncBatchNorm = Module:extend("SyncBatchNorm")
-
-function SyncBatchNorm:init(n, o)
-  o = util.check_opts("nn.SyncBatchNorm", o, {"momentum", "eps", "affine", "track_running_stats"})
-  if math.type(n) ~= "integer" or n < 1 then
-    error("nn.SyncBatchNorm: num_features must be a positive integer, got " .. tostring(n), 3)
-  end
-  self.num_features = n
-  self.eps = o.eps or 1e-5
-  self.momentum = o.momentum or 0.1
-  self.affine = o.affine ~= false
-  self.track_running_stats = o.track_running_stats ~= false
-  if self.affine then
-    self:add_param("weight", lg.ones(n))
-    self:add_param("bias", lg.zeros(n))
-  end
-  if self.track_running_stats then
-    self:add_buffer("running_mean", lg.zeros(n))
-    self:add_buffer("running_var", lg.ones(n))
-  end
-end
+-- BatchNorm2d's constructor, options, parameters, buffers and printing; only
+-- the training-mode statistics differ
+local SyncBatchNorm = require("luagan.nn.norm").BatchNorm2d:extend("SyncBatchNorm")
 
 -- x: (N,C,...) -> the sum over every dim but the channels, (C)
 local function channel_sum(x)
@@ -83,14 +63,6 @@ function SyncBatchNorm:forward(x)
     end)
   end
   return y
-end
-
-function SyncBatchNorm:extra_repr()
-  local s = tostring(self.num_features)
-  if self.eps ~= 1e-5 then s = s .. ", eps=" .. self.eps end
-  if self.momentum ~= 0.1 then s = s .. ", momentum=" .. self.momentum end
-  if not self.affine then s = s .. ", affine=false" end
-  return s
 end
 
 M.SyncBatchNorm = SyncBatchNorm
