@@ -109,19 +109,8 @@ cli.commands.run = {
 -- entries only: a word typed after `luagan` never loads code from the
 -- current directory.
 local function command_dirs()
-  local dirs, seen = {}, {}
-  local function add(d)
-    if not seen[d] then seen[d] = true; dirs[#dirs + 1] = d end
-  end
-  local config = package.loaded["luagan.config"]
-  if type(config) == "table" and type(config.root) == "string" and config.root ~= "" then
-    add(config.root .. "/scripts/luagan/commands/")
-  end
-  for t in package.path:gmatch("[^;]+") do
-    local d = t:match("^(/.*/)%?%.lua$")
-    if d then add(d .. "luagan/commands/") end
-  end
-  return dirs
+  return require("luagan.recipe").trusted_dirs("scripts/luagan/commands/",
+                                              function(d) return d .. "luagan/commands/" end)
 end
 
 local function find_command(name)

@@ -710,11 +710,12 @@ end
 -- samples from a training checkpoint (recipes of scripts/luagan/train.lua)
 
 -- n samples from the checkpoint at path, drawn in chunks (each chunk under
--- its own seed, since train.sample restores the generator state).
+-- its own seed, since train.sample restores the generator state). o.recipe and
+-- o.hint go to train.load (a run of a user's own recipe file).
 -- -> tensor (n, ...) as the recipe's sample function returns it.
 function E.sample_checkpoint(path, n, o)
   local who = "eval.sample_checkpoint"
-  o = check_opts(who, o, {"chunk", "seed"})
+  o = check_opts(who, o, {"chunk", "seed", "recipe", "hint"})
   n = check_num(who, "n", n, {int = true, lo = 1})
   check_num(who, "chunk", o.chunk, {int = true, lo = 1, optional = true})
   local train = require "luagan.train"

@@ -391,24 +391,31 @@ local core = require "luagan.core"
 local function is_path(s) return s:find("/", 1, true) or s:match("%.lua$") end
 recipe.is_path = is_path
 
--- The recipe directories: models/ under the luagan root (the executable's
--- luagan.config) and every absolute .../models/?.lua template on
--- package.path (an installed rock). Never a relative one: what the current
--- directory holds is not a recipe unless the user names its path.
-function recipe.dirs()
+-- Trusted directories: root_sub under the luagan root (the executable's
+-- luagan.config), and what from_template(d) makes of the directory d of every
+-- absolute "d?.lua" template on package.path (an installed rock), nil to
+-- skip it. Never a relative template: what the current directory holds is not
+-- code luagan loads unless the user names its path.
+function recipe.trusted_dirs(root_sub, from_template)
   local dirs, seen = {}, {}
   local function add(d)
-    if not seen[d] then seen[d] = true; dirs[#dirs + 1] = d end
+    if d and not seen[d] then seen[d] = true; dirs[#dirs + 1] = d end
   end
   local config = package.loaded["luagan.config"]
   if type(config) == "table" and type(config.root) == "string" and config.root ~= "" then
-    add(config.root .. "/models/")
+    add(config.root .. "/" .. root_sub)
   end
   for t in package.path:gmatch("[^;]+") do
-    local d = t:match("^(/.*/models/)%?%.lua$")
-    if d then add(d) end
+    local d = t:match("^(/.*/)%?%.lua$")
+    if d then add(from_template(d)) end
   end
   return dirs
+end
+
+-- The recipe directories: models/ under the root, and every absolute
+-- .../models/?.lua template.
+function recipe.dirs()
+  return recipe.trusted_dirs("models/", function(d) return d:match("/models/$") and d end)
 end
 
 -- find(name) -> path of recipe NAME (models/NAME.lua in a recipe directory),
