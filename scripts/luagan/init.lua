@@ -56,7 +56,7 @@ function lg.shape_str(t) return shape_text(raw_shape(t)) end
 
 -- Tensor ops written in Lua with differentiable ops (docs/tensors.md "More
 -- ops"), so their backward and double backward come from those ops.
-require("luagan.ops")(lg)
+require("luagan.ops").install(lg)
 
 -- Same as lg.grad, returning the gradients as multiple values:
 --   local gx, gw = lg.grads(loss, {x, w})

@@ -1,7 +1,7 @@
 -- luagan.ops: tensor ops written in Lua from the differentiable ops of the C
--- core, so autograd (and double backward) comes with them. Loaded by
--- scripts/luagan/init.lua, which passes the lg table; each op becomes both a
--- tensor method and an lg function (x:flip(1) and lg.flip(x, 1)).
+-- core, so autograd (and double backward) comes with them. install(lg) is
+-- called by scripts/luagan/init.lua; each op becomes both a tensor method and
+-- an lg function (x:flip(1) and lg.flip(x, 1)).
 --
 --   one_hot, scatter, flip, gelu, silu, tile, repeat_interleave, einsum
 --
@@ -10,8 +10,9 @@
 local util = require "luagan.util"
 
 local check_opts = util.check_opts
+local M = {}
 
-return function(lg)
+function M.install(lg)
   local T = lg.Tensor
   local function method(name, f) T[name] = f; lg[name] = f end
   local function fail(fmt, ...) error(string.format(fmt, ...), 3) end
@@ -365,3 +366,5 @@ return function(lg)
     return x:relu() - wb * (-x):relu()
   end
 end
+
+return M

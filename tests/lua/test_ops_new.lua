@@ -176,3 +176,19 @@ T.test("GroupNorm, PixelShuffle, Conv1d, AdaptiveAvgPool2d, PReLU", function()
   T.errors(function() nn.PReLU({slope = 1}) end, "PReLU: unknown option 'slope'")
   T.errors(function() lg.prelu(lg.randn(2, 3), lg.ones(2)) end, "prelu: weight must have 1 or 3 entries")
 end)
+
+T.test("the new layers save and load their state and print", function()
+  local net = nn.Sequential{nn.Conv1d(2, 4, 3), nn.GroupNorm(2, 4), nn.PReLU(4)}
+  local sd = net:state_dict()
+  local names = {}
+  for k in pairs(sd) do names[#names + 1] = k end
+  table.sort(names)
+  T.eq(#names, 5, table.concat(names, " "))
+  local other = nn.Sequential{nn.Conv1d(2, 4, 3), nn.GroupNorm(2, 4), nn.PReLU(4)}
+  other:load_state_dict(sd)
+  local x = lg.randn(3, 2, 6)
+  T.close(other(x), net(x), 1e-6)
+  local text = tostring(net)
+  T.ok(text:find("Conv1d(2, 4, 3)", 1, true) and text:find("GroupNorm(2, 4)", 1, true)
+       and text:find("PReLU(num_parameters=4)", 1, true), text)
+end)
