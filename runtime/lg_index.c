@@ -11,8 +11,9 @@
  * gradient (sorted values are gather(x, dim, indices), differentiable).
  *
  * Index tensors hold 0-based integral floats (the bindings subtract 1), and
- * have the same number of dims as the input, as in PyTorch. Messages speak
- * 0-based dims; the bindings check the 1-based ones first.
+ * have the same number of dims as the input, as in PyTorch. Messages that
+ * can reach Lua name no dim number (dims are 0-based here, 1-based there);
+ * the bindings check dims and index values first, in 1-based terms.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -48,8 +49,8 @@ static int64_t *lg_check_index(const char *op, const lg_tensor *t, int d, const 
                     lg_shape_str(t, b2, sizeof b2));
   for (int k = 0; k < idx->ndim; k++)
     if (k != d && idx->shape[k] > t->shape[k])
-      return lg_error("%s: index shape %s is larger than input %s in dim %d", op,
-                      lg_shape_str(idx, b1, sizeof b1), lg_shape_str(t, b2, sizeof b2), k);
+      return lg_error("%s: index shape %s is larger than input %s outside the indexed dim", op,
+                      lg_shape_str(idx, b1, sizeof b1), lg_shape_str(t, b2, sizeof b2));
   int64_t n = lg_numel(idx), size = t->shape[d];
   float *v = lg_dense_copy(op, idx);
   int64_t *r = v ? malloc(sizeof(int64_t) * (n ? n : 1)) : NULL;
@@ -139,8 +140,8 @@ lg_tensor *lg_scatter_add(lg_tensor *t, int dim, const lg_tensor *idx, lg_tensor
   for (int k = 0; k < idx->ndim; k++)
     if (idx->shape[k] > src->shape[k]) {
       free(ix);
-      return lg_error("scatter_add: index shape %s is larger than src %s in dim %d",
-                      lg_shape_str(idx, b1, sizeof b1), lg_shape_str(src, b2, sizeof b2), k);
+      return lg_error("scatter_add: index shape %s is larger than src %s",
+                      lg_shape_str(idx, b1, sizeof b1), lg_shape_str(src, b2, sizeof b2));
     }
   lg_tensor *s = lg_corner(src, idx);
   lg_tensor *out = s ? lg_empty(t->ndim, t->shape) : NULL;
