@@ -35,24 +35,9 @@ function lg.type(v)
   return type(v)
 end
 
--- x:shape() and x:size() return a list of sizes that prints as "64x100"
--- ("scalar" for 0-dim) and concatenates as text; it still indexes as a list.
-local Shape = {}
-local function shape_text(s) return #s == 0 and "scalar" or table.concat(s, "x") end
-Shape.__tostring = shape_text
-Shape.__concat = function(a, b)
-  return (getmetatable(a) == Shape and shape_text(a) or a) .. (getmetatable(b) == Shape and shape_text(b) or b)
-end
-local raw_shape, raw_size = core.Tensor.shape, core.Tensor.size
-function core.Tensor.shape(t) return setmetatable(raw_shape(t), Shape) end
-function core.Tensor.size(t, d)
-  if d == nil then return setmetatable(raw_size(t), Shape) end
-  return raw_size(t, d)
-end
-lg.shape, lg.size = core.Tensor.shape, core.Tensor.size
-
--- Shape of a tensor as text, "64x100" ("scalar" for 0-dim).
-function lg.shape_str(t) return shape_text(raw_shape(t)) end
+-- Shape of a tensor as text, "64x100" ("scalar" for 0-dim): x:shape() is a
+-- list of sizes that prints that way (bindings/lgl_tensor.c).
+function lg.shape_str(t) return tostring(t:shape()) end
 
 -- Tensor ops written in Lua with differentiable ops (docs/tensors.md "More
 -- ops"), so their backward and double backward come from those ops.

@@ -15,7 +15,17 @@ local M = {}
 function M.install(lg)
   local T = lg.Tensor
   local function method(name, f) T[name] = f; lg[name] = f end
+  -- errors name the line that called the op (level 3: fail, the op, its caller)
   local function fail(fmt, ...) error(string.format(fmt, ...), 3) end
+  -- 0-based check of a 1-based (or negative) dim d of x, for the ops below;
+  -- raised at the caller of the op (level 3: here, the op, its caller)
+  local function check_dim(op, x, d)
+    local n = x:dim()
+    if math.type(d) ~= "integer" or d == 0 or d > n or d < -n then
+      error(string.format("%s: dim %s out of range for a tensor of %d dims (expected 1..%d or -%d..-1)",
+                          op, tostring(d), n, n, n), 3)
+    end
+  end
 
   -- lg.one_hot(y, n): y holds 1-based class indices (any shape); the result
   -- has y's shape plus a last dim of n with a 1 at each class. n defaults to
@@ -64,6 +74,7 @@ function M.install(lg)
     local dims = dims_of(...)
     local y = x
     for _, d in ipairs(dims) do
+      check_dim("flip", x, d)
       local n = x:size(d)
       local rev = {}
       for i = 1, n do rev[i] = n + 1 - i end
@@ -117,6 +128,7 @@ function M.install(lg)
   -- 1-D tensor with one count per element of that dim.
   method("repeat_interleave", function(x, repeats, dim)
     if dim == nil then x, dim = x:reshape(-1), 1 end
+    check_dim("repeat_interleave", x, dim)
     local n = x:size(dim)
     if math.type(repeats) == "integer" then
       if repeats < 0 then fail("repeat_interleave: repeats must be >= 0, got %d", repeats) end
@@ -271,9 +283,11 @@ function M.install(lg)
   end
 
   -- ---- layer functions (the modules are in scripts/luagan/nn/extra.lua) ----------
-  local function check_ndim(op, x, lo, what)
-    if not lg.is_tensor(x) then fail("%s: input must be a tensor, got %s", op, type(x)) end
-    if x:dim() < lo then fail("%s: expected input %s, got %s", op, what, lg.shape_str(x)) end
+  local function check_ndim(op, x, lo, what)      -- raised at the op's caller, as check_dim
+    local msg
+    if not lg.is_tensor(x) then msg = string.format("%s: input must be a tensor, got %s", op, type(x))
+    elseif x:dim() < lo then msg = string.format("%s: expected input %s, got %s", op, what, lg.shape_str(x)) end
+    if msg then error(msg, 3) end
   end
   -- a (C) parameter shaped to broadcast over dim 2 of an input of ndim dims
   local function per_channel(p, ndim)
