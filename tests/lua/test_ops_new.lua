@@ -155,8 +155,8 @@ T.test("GroupNorm, PixelShuffle, Conv1d, AdaptiveAvgPool2d, PReLU", function()
   T.close(g1:reshape(2, -1):var(2, {correction = 0}), {1, 1}, 1e-3)
   T.eq(#gn:parameters(), 2)
   T.eq(#nn.GroupNorm(2, 4, {affine = false}):parameters(), 0)
-  T.errors(function() nn.GroupNorm(3, 4) end, "GroupNorm: 3 groups do not divide 4 channels")
-  T.errors(function() nn.GroupNorm(2, 4, {epsilon = 1}) end, "GroupNorm: unknown option 'epsilon'")
+  T.errors(function() nn.GroupNorm(3, 4) end, "nn.GroupNorm: 3 groups do not divide 4 channels")
+  T.errors(function() nn.GroupNorm(2, 4, {epsilon = 1}) end, "nn.GroupNorm: unknown option 'epsilon'")
 
   local ps = nn.PixelShuffle(2)(lg.arange(0, 8):reshape(1, 4, 1, 2))
   -- PyTorch: pixel_shuffle(arange(8).view(1,4,1,2), 2) = [[[[0,2,1,3],[4,6,5,7]]]]
@@ -168,7 +168,7 @@ T.test("GroupNorm, PixelShuffle, Conv1d, AdaptiveAvgPool2d, PReLU", function()
   T.ok(c.bias == nil)
   -- the same as conv2d on a unit width
   T.close(c(s), lg.conv2d(s:unsqueeze(4), c.weight:unsqueeze(4), nil, {stride = {2, 1}, padding = {1, 0}}):squeeze(4), 1e-5)
-  T.errors(function() nn.Conv1d(3, 5, 3, {strides = 2}) end, "Conv1d: unknown option 'strides' (expected: stride, padding, dilation, bias)")
+  T.errors(function() nn.Conv1d(3, 5, 3, {strides = 2}) end, "nn.Conv1d: unknown option 'strides' (expected: stride, padding, dilation, bias)")
   T.errors(function() c(lg.randn(2, 4, 8)) end, "expected input (N, 3, L), got 2x4x8")
 
   local p = nn.AdaptiveAvgPool2d(1)(x)
@@ -183,7 +183,7 @@ T.test("GroupNorm, PixelShuffle, Conv1d, AdaptiveAvgPool2d, PReLU", function()
   T.eq(#nn.PReLU(4):parameters(), 1)
   T.shape(nn.PReLU(4).weight, {4})
   T.close(nn.PReLU({num_parameters = 2, init = 0.1})(lg.tensor({{-1, -1}})), {{-0.1, -0.1}})
-  T.errors(function() nn.PReLU({slope = 1}) end, "PReLU: unknown option 'slope'")
+  T.errors(function() nn.PReLU({slope = 1}) end, "nn.PReLU: unknown option 'slope'")
   T.errors(function() lg.prelu(lg.randn(2, 3), lg.ones(2)) end, "prelu: weight must have 1 or 3 entries")
 end)
 
