@@ -237,6 +237,46 @@ static int t_tostring(lua_State *L)
 }
 
 /* ---- accessors -------------------------------------------------------------- */
+#define LGL_SHAPE "luagan.Shape"   /* metatable of the lists x:shape() returns */
+
+static int is_shape(lua_State *L, int idx)
+{
+  if (!lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, LGL_SHAPE);
+  int r = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return r;
+}
+
+/* Push the text of the value at idx (an absolute index): a shape list as
+ * "2x3" ("scalar" when empty), anything else as tostring does. */
+static void shape_text(lua_State *L, int idx)
+{
+  if (!is_shape(L, idx)) {
+    luaL_tolstring(L, idx, NULL);
+    return;
+  }
+  luaL_Buffer b;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  luaL_buffinit(L, &b);
+  if (n == 0) luaL_addstring(&b, "scalar");
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, 'x');
+    lua_rawgeti(L, idx, i);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+}
+static int shape_tostring(lua_State *L) { shape_text(L, 1); return 1; }
+static int shape_concat(lua_State *L)      /* "shape " .. x:shape() */
+{
+  shape_text(L, 1);
+  shape_text(L, 2);
+  lua_concat(L, 2);
+  return 1;
+}
+
+/* A list of sizes, {2, 3}, that prints and concatenates as "2x3". */
 static int t_shape(lua_State *L)
 {
   lg_tensor *t = lgl_check(L, 1);
@@ -245,6 +285,7 @@ static int t_shape(lua_State *L)
     lua_pushinteger(L, t->shape[d]);
     lua_rawseti(L, -2, d + 1);
   }
+  luaL_setmetatable(L, LGL_SHAPE);
   return 1;
 }
 
@@ -445,6 +486,13 @@ void lgl_open_tensor(lua_State *L)
     lua_pushcclosure(L, t_index, 1);
     lua_setfield(L, -2, "__index");
   }
+  if (luaL_newmetatable(L, LGL_SHAPE)) {
+    lua_pushcfunction(L, shape_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, shape_concat);
+    lua_setfield(L, -2, "__concat");
+  }
+  lua_pop(L, 1);
   lua_getfield(L, -1, "methods");
   lua_setfield(L, -3, "Tensor");
   lua_pop(L, 1);

@@ -150,6 +150,25 @@ lg_tensor *lg_prod(lg_tensor *t, int nd, const int *dims, int keepdim);
 /* Sum a broadcast gradient back to `shape` (the inverse of expand). */
 lg_tensor *lg_sum_to(lg_tensor *t, int ndim, const int64_t *shape);
 
+/* ---- index ops, cumsum and more pointwise (lg_index.c) -------------------- */
+/* Index tensors: t's ndim, 0-based integral values along dim, idx.shape[k] <=
+ * t.shape[k] off dim (PyTorch's rules). gather: out (idx's shape) takes
+ * t at idx along dim. scatter_add: t with src (read in idx's shape) added at
+ * idx along dim; repeated indices accumulate. Each is the other's backward. */
+lg_tensor *lg_gather(lg_tensor *t, int dim, const lg_tensor *idx);
+lg_tensor *lg_scatter_add(lg_tensor *t, int dim, const lg_tensor *idx, lg_tensor *src);
+/* Running sums along dim (from the end when reverse); the backward of one is the other. */
+lg_tensor *lg_cumsum(lg_tensor *t, int dim, int reverse);
+/* 0-based positions sorting each line along dim (stable, NaN largest); never
+ * records: the sorted values are lg_gather(t, dim, indices). */
+lg_tensor *lg_sort_indices(const lg_tensor *t, int dim, int descending);
+lg_tensor *lg_erf(lg_tensor *a);
+lg_tensor *lg_floor(lg_tensor *a);       /* zero gradient */
+lg_tensor *lg_round(lg_tensor *a);       /* half to even; zero gradient */
+/* 0/1 masks, never differentiable */
+lg_tensor *lg_isnan(const lg_tensor *a);
+lg_tensor *lg_isfinite(const lg_tensor *a);
+
 /* ---- linear algebra (lg_matmul.c) ------------------------------------------ */
 /* NumPy matmul: 1-D x 1-D dot, 2-D mm, batched with broadcast batch dims. */
 lg_tensor *lg_matmul(lg_tensor *a, lg_tensor *b);

@@ -35,12 +35,13 @@ function lg.type(v)
   return type(v)
 end
 
--- Shape of a tensor as text, "64x100" ("scalar" for 0-dim).
-function lg.shape_str(t)
-  local s = t:shape()
-  if #s == 0 then return "scalar" end
-  return table.concat(s, "x")
-end
+-- Shape of a tensor as text, "64x100" ("scalar" for 0-dim): x:shape() is a
+-- list of sizes that prints that way (bindings/lgl_tensor.c).
+function lg.shape_str(t) return tostring(t:shape()) end
+
+-- Tensor ops written in Lua with differentiable ops (docs/tensors.md "More
+-- ops"), so their backward and double backward come from those ops.
+require("luagan.ops").install(lg)
 
 -- Same as lg.grad, returning the gradients as multiple values:
 --   local gx, gw = lg.grads(loss, {x, w})

@@ -472,6 +472,87 @@ end""", conv_gp_t,
       randn(2, 1, 3, 3), randn(2), randn(1, 2, 2, 2), randn(1)], needs=["conv2d"])
 
 
+# ---- index ops, more pointwise ops and layers (issue 14) -------------------------------
+# Index inputs are 1-based on the Lua side (const, no grad); torch gets them - 1.
+def idx0(i):
+    return i.long() - 1
+
+
+case("gather", "a:gather(1, b)", lambda a, b: torch.gather(a, 0, idx0(b)),
+     [randn(3, 4), const([[3, 1, 3, 2], [1, 1, 2, 3]])], needs=["gather"])
+case("gather_dim2_sq", "sq(a:gather(2, b))", lambda a, b: sq(torch.gather(a, 1, idx0(b))),
+     [randn(3, 4), const([[4, 4], [1, 2], [3, 3]])], needs=["gather"])
+case("scatter_add", "sq(a:scatter_add(1, c, b))", lambda a, b, c: sq(a.scatter_add(0, idx0(c), b)),
+     [randn(3, 4), randn(2, 4), const([[3, 1, 3, 2], [1, 1, 2, 3]])], needs=["scatter_add"])
+# PyTorch reads only the index-shaped corner of a larger src; torch 1.13's
+# backward of that case returns a wrongly shaped gradient, so the reference
+# passes the corner itself.
+case("scatter_add_big_src", "a:scatter_add(2, c, b) * a", lambda a, b, c: a.scatter_add(1, idx0(c), b[:, :1]) * a,
+     [randn(3, 4), randn(3, 2), const([[2], [4], [2]])], needs=["scatter_add"])
+case("scatter", "sq(a:scatter(2, c, b))", lambda a, b, c: sq(a.scatter(1, idx0(c), b)),
+     [randn(3, 4), randn(3, 2), const([[2, 4], [1, 3], [4, 1]])], needs=["scatter"])
+case("scatter_value", "a:scatter(1, c, 2.5) * a", lambda a, c: a.scatter(0, idx0(c), 2.5) * a,
+     [randn(3, 4), const([[2, 3, 1, 1]])], needs=["scatter"])
+case("one_hot", "lg.one_hot(c, 4) * a", lambda a, c: F.one_hot(idx0(c), 4).to(F64) * a,
+     [randn(3, 4), const([2, 4, 1])], needs=["one_hot"])
+case("cumsum", "a:cumsum(2)", lambda a: torch.cumsum(a, 1), [randn(3, 4)], needs=["cumsum"])
+case("cumsum_sq", "sq(a:cumsum(1)) * a", lambda a: sq(torch.cumsum(a, 0)) * a, [randn(3, 2)], needs=["cumsum"])
+case("sort", "function(a) local v, i = a:sort(2) return sq(v) * i end",
+     lambda a: (lambda r: sq(r.values) * (r.indices + 1))(torch.sort(a, 1)), [distinct(3, 4)], needs=["sort"])
+case("sort_desc_dim1", "function(a) local v, i = a:sort(1, {descending = true}) return v * i end",
+     lambda a: (lambda r: r.values * (r.indices + 1))(torch.sort(a, 0, descending=True)), [distinct(3, 4)],
+     needs=["sort"])
+case("topk", "function(a) local v, i = a:topk(2, 2) return sq(v) * i end",
+     lambda a: (lambda r: sq(r.values) * (r.indices + 1))(torch.topk(a, 2, 1)), [distinct(3, 4)], needs=["topk"])
+case("topk_smallest_dim1", "function(a) local v, i = a:topk(2, 1, {largest = false}) return v * i end",
+     lambda a: (lambda r: r.values * (r.indices + 1))(torch.topk(a, 2, 0, largest=False)), [distinct(3, 4)],
+     needs=["topk"])
+case("flip", "sq(a:flip(1, 3))", lambda a: sq(torch.flip(a, (0, 2))), [randn(2, 3, 2)], needs=["flip"])
+case("floor", "a:floor() * a", lambda a: torch.floor(a) * a, [unif(-3, 3, 3, 4)], needs=["floor"])
+case("round", "a:round() * a", lambda a: torch.round(a) * a,
+     [const([-2.5, -1.7, -0.5, -0.2, 0.4, 0.5, 1.5, 2.5, 2.6, 3.1, -3.5, 0.0], (3, 4), grad=True)], needs=["round"])
+case("isnan_isfinite", "function(a) return a:isnan() + a:isfinite() * 2 + a end",
+     lambda a: torch.isnan(a).to(F64) + torch.isfinite(a).to(F64) * 2 + a, [randn(3, 4)], needs=["isnan"])
+case("erf", "a:erf()", torch.erf, [randn(3, 4)], needs=["erf"])
+case("gelu", "a:gelu()", F.gelu, [randn(3, 4)], needs=["gelu"])
+case("gelu_tanh", "a:gelu({approximate = 'tanh'})", lambda a: F.gelu(a, approximate="tanh"), [randn(3, 4)],
+     needs=["gelu"])
+case("silu", "a:silu()", F.silu, [randn(3, 4)], needs=["silu"])
+case("tile", "sq(a:tile(2, 1, 2))", lambda a: sq(a.tile(2, 1, 2)), [randn(2, 3)], needs=["tile"])
+case("tile_fewer", "sq(a:tile(2))", lambda a: sq(a.tile(2)), [randn(2, 3)], needs=["tile"])
+case("repeat_interleave", "sq(a:repeat_interleave(2, 1))", lambda a: sq(a.repeat_interleave(2, 0)), [randn(2, 3)],
+     needs=["repeat_interleave"])
+case("repeat_interleave_list", "a:repeat_interleave({0, 2, 1}, 2) * 1.5",
+     lambda a: a.repeat_interleave(torch.tensor([0, 2, 1]), 1) * 1.5, [randn(2, 3)], needs=["repeat_interleave"])
+case("einsum_mm_t", "lg.einsum('ij,kj->ik', a, b)", lambda a, b: torch.einsum("ij,kj->ik", a, b),
+     [randn(2, 3), randn(4, 3)], needs=["einsum"])
+case("einsum_batch3", "sq(lg.einsum('bij,bjk,k->bi', a, b, c))",
+     lambda a, b, c: sq(torch.einsum("bij,bjk,k->bi", a, b, c)), [randn(2, 2, 3), randn(2, 3, 2), randn(2)],
+     needs=["einsum"])
+case("einsum_implicit_outer_trace", "sq(lg.einsum('ij,k', a, b))", lambda a, b: sq(torch.einsum("ij,k", a, b)),
+     [randn(2, 3), randn(2)], needs=["einsum"])
+case("einsum_sum_out", "lg.einsum('ijk->ki', a)", lambda a: torch.einsum("ijk->ki", a), [randn(2, 3, 4)],
+     needs=["einsum"])
+case("group_norm", "function(x, w, b) return lg.group_norm(x, 2, w, b, {eps = 1e-5}) end",
+     lambda x, w, b: F.group_norm(x, 2, w, b, eps=1e-5), [randn(2, 4, 3, 2), randn(4), randn(4)],
+     needs=["group_norm"])
+case("group_norm_sq", "function(x) return sq(lg.group_norm(x, 3)) end",
+     lambda x: sq(F.group_norm(x, 3, eps=1e-5)), [randn(2, 6, 3)], needs=["group_norm"])
+case("pixel_shuffle", "sq(lg.pixel_shuffle(x, 2))", lambda x: sq(F.pixel_shuffle(x, 2)), [randn(1, 8, 2, 3)],
+     needs=["pixel_shuffle"])
+case("conv1d", "function(x, w, b) return lg.conv1d(x, w, b, {stride = 2, padding = 1, dilation = 2}) end",
+     lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1, dilation=2), [randn(2, 3, 7), randn(4, 3, 3), randn(4)],
+     needs=["conv1d"])
+case("conv1d_sq", "function(x, w) return sq(lg.conv1d(x, w)) end", lambda x, w: sq(F.conv1d(x, w)),
+     [randn(1, 2, 5), randn(3, 2, 2)], needs=["conv1d"])
+case("adaptive_avg_pool2d", "sq(lg.adaptive_avg_pool2d(x, {2, 3}))",
+     lambda x: sq(F.adaptive_avg_pool2d(x, (2, 3))), [randn(1, 2, 4, 6)], needs=["adaptive_avg_pool2d"])
+case("adaptive_avg_pool2d_uneven", "sq(lg.adaptive_avg_pool2d(x, 3))",
+     lambda x: sq(F.adaptive_avg_pool2d(x, 3)), [randn(1, 2, 5, 4)], needs=["adaptive_avg_pool2d"])
+case("prelu", "function(x, w) return lg.prelu(x, w) * x end", lambda x, w: F.prelu(x, w) * x,
+     [away(2, 3, 2), unif(0.1, 0.4, 3)], needs=["prelu"])
+
+
 # ---- evaluation and output ------------------------------------------------------------
 def fmt(x):
     v = float(x)

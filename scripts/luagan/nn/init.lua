@@ -11,6 +11,7 @@ local parts = {
   require "luagan.nn.norm",
   (require "luagan.nn.gan"),   -- parenthesised: require also returns the file name
   (require "luagan.nn.sync_batchnorm"),
+  (require "luagan.nn.extra"),   -- GroupNorm, PixelShuffle, Conv1d, AdaptiveAvgPool2d, PReLU
 }
 for _, p in ipairs(parts) do
   for k, v in pairs(p) do
