@@ -168,7 +168,7 @@ T.test("GroupNorm, PixelShuffle, Conv1d, AdaptiveAvgPool2d, PReLU", function()
   T.ok(c.bias == nil)
   -- the same as conv2d on a unit width
   T.close(c(s), lg.conv2d(s:unsqueeze(4), c.weight:unsqueeze(4), nil, {stride = {2, 1}, padding = {1, 0}}):squeeze(4), 1e-5)
-  T.errors(function() nn.Conv1d(3, 5, 3, {strides = 2}) end, "nn.Conv1d: unknown option 'strides' (expected: stride, padding, dilation, bias)")
+  T.errors(function() nn.Conv1d(3, 5, 3, {strides = 2}) end, "nn.Conv1d: unknown option 'strides' (did you mean 'stride'?; expected: stride, padding, dilation, bias)")
   T.errors(function() c(lg.randn(2, 4, 8)) end, "expected input (N, 3, L), got 2x4x8")
 
   local p = nn.AdaptiveAvgPool2d(1)(x)

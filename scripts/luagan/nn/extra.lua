@@ -11,18 +11,9 @@ local util = require "luagan.util"
 local Module = base.Module
 local M = {}
 
--- Constructor errors are one line without a position: the constructor runs
--- under Module's __call, so no stack level would name the user's line.
+-- Constructor errors name the layer and, through self:check_opts and
+-- self:check_size, the user's line.
 local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
-local function check_opts(who, o, allowed)
-  local ok, r = pcall(util.check_opts, who, o, allowed)
-  if not ok then error((tostring(r):gsub("^[^\n]-:%d+: ", "")), 0) end
-  return r
-end
-local function positive_int(who, what, v)
-  if math.type(v) ~= "integer" or v < 1 then fail("%s: %s must be an integer >= 1, got %s", who, what, tostring(v)) end
-  return v
-end
 local function default(v, d) if v == nil then return d end return v end
 
 ---------------------------------------------------------------------------
@@ -30,9 +21,9 @@ local function default(v, d) if v == nil then return d end return v end
 -- normalised over each group of C/groups channels and the other dims.
 local GroupNorm = Module:extend("GroupNorm")
 function GroupNorm:init(groups, channels, o)
-  o = check_opts("nn.GroupNorm", o, {"eps", "affine"})
-  self.num_groups = positive_int("nn.GroupNorm", "groups", groups)
-  self.num_channels = positive_int("nn.GroupNorm", "channels", channels)
+  o = self:check_opts(o, {"eps", "affine"})
+  self.num_groups = self:check_size("groups", groups)
+  self.num_channels = self:check_size("channels", channels)
   if channels % groups ~= 0 then
     fail("nn.GroupNorm: %d groups do not divide %d channels", groups, channels)
   end
@@ -57,7 +48,7 @@ M.GroupNorm = GroupNorm
 ---------------------------------------------------------------------------
 -- PixelShuffle(r): (N, C*r*r, H, W) -> (N, C, H*r, W*r)
 local PixelShuffle = Module:extend("PixelShuffle")
-function PixelShuffle:init(r) self.upscale_factor = positive_int("nn.PixelShuffle", "upscale factor", r) end
+function PixelShuffle:init(r) self.upscale_factor = self:check_size("upscale_factor", r) end
 function PixelShuffle:forward(x) return lg.pixel_shuffle(x, self.upscale_factor) end
 function PixelShuffle:extra_repr() return tostring(self.upscale_factor) end
 M.PixelShuffle = PixelShuffle
@@ -67,10 +58,10 @@ M.PixelShuffle = PixelShuffle
 -- (N, in, L) -> (N, out, L'); PyTorch's default init.
 local Conv1d = Module:extend("Conv1d")
 function Conv1d:init(cin, cout, k, o)
-  o = check_opts("nn.Conv1d", o, {"stride", "padding", "dilation", "bias"})
-  self.in_channels = positive_int("nn.Conv1d", "in channels", cin)
-  self.out_channels = positive_int("nn.Conv1d", "out channels", cout)
-  self.kernel_size = positive_int("nn.Conv1d", "kernel size", k)
+  o = self:check_opts(o, {"stride", "padding", "dilation", "bias"})
+  self.in_channels = self:check_size("in_channels", cin)
+  self.out_channels = self:check_size("out_channels", cout)
+  self.kernel_size = self:check_size("kernel_size", k)
   self.stride, self.padding, self.dilation = default(o.stride, 1), default(o.padding, 0), default(o.dilation, 1)
   self:add_param("weight", lg.zeros(cout, cin, k))
   if default(o.bias, true) then self:add_param("bias", lg.zeros(cout)) end
@@ -104,7 +95,7 @@ M.Conv1d = Conv1d
 -- (N, C, H, W) -> (N, C, h, w) with PyTorch's windows.
 local AdaptiveAvgPool2d = Module:extend("AdaptiveAvgPool2d")
 function AdaptiveAvgPool2d:init(size)
-  if type(size) ~= "table" then positive_int("nn.AdaptiveAvgPool2d", "output size", size) end
+  if type(size) ~= "table" then self:check_size("output_size", size) end
   self.output_size = size
 end
 function AdaptiveAvgPool2d:forward(x) return lg.adaptive_avg_pool2d(x, self.output_size) end
@@ -121,8 +112,8 @@ M.AdaptiveAvgPool2d = AdaptiveAvgPool2d
 local PReLU = Module:extend("PReLU")
 function PReLU:init(o)
   if type(o) == "number" then o = {num_parameters = o} end   -- PReLU(C) as in PyTorch
-  o = check_opts("nn.PReLU", o, {"num_parameters", "init"})
-  self.num_parameters = positive_int("nn.PReLU", "num_parameters", default(o.num_parameters, 1))
+  o = self:check_opts(o, {"num_parameters", "init"})
+  self.num_parameters = self:check_size("num_parameters", default(o.num_parameters, 1))
   self:add_param("weight", lg.full({self.num_parameters}, default(o.init, 0.25)))
 end
 function PReLU:forward(x) return lg.prelu(x, self.weight) end
