@@ -55,13 +55,9 @@ local function api_names()
   for _, m in ipairs(submodules) do add("lg." .. m) end
   add("lg.nn.init")
   -- every Lua module file is a public module (lg.NAME loads scripts/luagan/NAME.lua)
-  local p = io.popen("ls scripts/luagan 2>/dev/null")
-  if p then
-    for f in p:lines() do
-      local n = f:match("^([%w_]+)%.lua$")
-      if n and n ~= "init" then add("lg." .. n) end
-    end
-    p:close()
+  for _, f in ipairs(lg.listdir("scripts/luagan")) do
+    local n = f:match("^([%w_]+)%.lua$")
+    if n and n ~= "init" then add("lg." .. n) end
   end
   for _, k in ipairs(sorted_keys(lg.linalg)) do
     if public(k) then add("lg.linalg." .. k) end
@@ -83,14 +79,9 @@ local function api_names()
   -- CLI: the built-in commands and the command modules on disk
   local cli = require "luagan.cli"
   for _, k in ipairs(sorted_keys(cli.commands)) do add("luagan " .. k) end
-  local dir = "scripts/luagan/commands"
-  local p = io.popen("ls " .. dir .. " 2>/dev/null")
-  if p then
-    for f in p:lines() do
-      local n = f:match("^([%w_]+)%.lua$")
-      if n then add("luagan " .. n) end
-    end
-    p:close()
+  for _, f in ipairs(lg.listdir("scripts/luagan/commands")) do
+    local n = f:match("^([%w_]+)%.lua$")
+    if n then add("luagan " .. n) end
   end
   return names
 end
@@ -98,8 +89,12 @@ end
 -- the set of names docs/reference/*.md has entries for
 local function documented_names()
   local found, files = {}, 0
-  local p = assert(io.popen("ls docs/reference/*.md 2>/dev/null"))
-  for path in p:lines() do
+  local ok, names = pcall(lg.listdir, "docs/reference")
+  local pages = {}
+  for _, f in ipairs(ok and names or {}) do
+    if f:match("%.md$") then pages[#pages + 1] = "docs/reference/" .. f end
+  end
+  for _, path in ipairs(pages) do
     files = files + 1
     local fh = assert(io.open(path, "r"))
     local in_code = false
@@ -118,7 +113,6 @@ local function documented_names()
     end
     fh:close()
   end
-  p:close()
   return found, files
 end
 
