@@ -53,7 +53,7 @@ local function api_names()
     if public(k) then add("lg." .. k) end
   end
   for _, m in ipairs(submodules) do add("lg." .. m) end
-  add("lg.nn.init")
+  add("lg.nn.init"); add("lg.init")
   -- every Lua module file is a public module (lg.NAME loads scripts/luagan/NAME.lua)
   for _, f in ipairs(lg.listdir("scripts/luagan")) do
     local n = f:match("^([%w_]+)%.lua$")
