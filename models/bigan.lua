@@ -10,7 +10,7 @@
 -- pairs (G(z), z), z ~ N(0, I):
 --   D minimises      E sp(-D(x, E(x))) + E sp(D(G(z), z))
 --   G and E minimise E sp(D(x, E(x))) + E sp(-D(G(z), z))   (labels flipped)
--- (VARIANTS.md, "BiGAN / ALI"). At the optimum E inverts G, so G(E(x))
+-- (Donahue et al. 2017; Dumoulin et al. 2017). At the optimum E inverts G, so G(E(x))
 -- reconstructs x although no reconstruction loss is ever used. Both updates
 -- are taken from one forward pass with lg.grad (simultaneous gradient steps,
 -- as in the reference code). Adam(2e-4, 0.5, 0.999), batch 64.

@@ -9,8 +9,8 @@
 --
 -- The label enters G as a one-hot vector (or a learned embedding, --label
 -- embed) concatenated to z, and D as the same code tiled into constant extra
--- image channels (VARIANTS.md, "CGAN"). The nets are the 28x28 DCGAN ones
--- ("Reference architectures") at half width by default, so a run takes
+-- image channels (Mirza & Osindero 2014). The nets are the 28x28 DCGAN ones
+-- (lg.nets, docs/reference/nets.md) at half width by default, so a run takes
 -- minutes on two cores:
 --   G: [z, y] -> (FC hidden-BN-ReLU) -> FC 2ch*7*7-BN-ReLU -> deconv4 s2 ch-BN-ReLU
 --        -> deconv4 s2 1 -> tanh

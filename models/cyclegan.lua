@@ -22,7 +22,7 @@
 --   G minimises E (D(G(x)) - 1)^2 (the paper's scale); lambda_cyc = 10;
 --   D sees fakes through a replay buffer of the last --pool generated images
 --   (50; half of each batch drawn from it once full); Adam(2e-4, 0.5, 0.999),
---   lr linearly to 0 over the second half of the run (VARIANTS.md, "CycleGAN").
+--   lr linearly to 0 over the second half of the run (Zhu et al. 2017).
 -- Batch 16 (the paper uses 1; small images make larger batches cheap).
 --
 -- Samples: 10 fixed test images per row; rows: a, G_AB(a), T(a) (the truth,

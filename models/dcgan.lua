@@ -1,8 +1,8 @@
 -- dcgan.lua: DCGAN (Radford, Metz & Chintala 2016, "Unsupervised Representation
 -- Learning with Deep Convolutional Generative Adversarial Networks",
 -- arXiv:1511.06434) at 28x28 on Fashion-MNIST, in the "InfoGAN architecture"
--- used as the 28x28 standard by Lucic et al. 2018 (VARIANTS.md, "Reference
--- architectures"):
+-- used as the 28x28 standard by Lucic et al. 2018 ("Are GANs Created
+-- Equal?"; Chen et al. 2016, appendix):
 --
 --   G: z100 -> FC 1024-BN-ReLU -> FC 128*7*7-BN-ReLU -> deconv4 s2 64-BN-ReLU
 --        -> deconv4 s2 1 -> tanh                                 (N,1,28,28)

@@ -24,7 +24,7 @@
 --   luagan run ebgan --margin 0.2 --pullaway 0
 --   luagan run ebgan --steps 3000
 --
--- Nets: G is the DCGAN / "InfoGAN architecture" generator of VARIANTS.md;
+-- Nets: G is the DCGAN / "InfoGAN architecture" generator (Chen et al. 2016);
 -- D's encoder is that D's convolutional trunk with a 64-unit linear code,
 -- its decoder a DCGAN generator from the code (lg.nets.autoencoder_D).
 -- What to expect (measured, seed 1, defaults, docs/RESULTS.md): e_real falls

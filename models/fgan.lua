@@ -6,7 +6,7 @@
 -- The critic's raw output v goes through the divergence's output activation
 -- g, and the critic maximises the variational lower bound
 --   D_f(P || Q) >= E_P g(v) - E_Q f*(g(v))       (P = data, Q = generator)
--- where f* is the Fenchel conjugate of f (VARIANTS.md has the table;
+-- where f* is the Fenchel conjugate of f (docs/losses.md has the table;
 -- lg.losses.fgan computes f*(g(v)) in stable closed forms). G minimises the
 -- bound (--generator saddle: -E_Q f*(g(v))) or, by default, uses the paper's
 -- alternative -E_Q g(v), which gives stronger gradients early on.
@@ -17,7 +17,7 @@
 --   luagan run fgan --divergence js                  # the GAN's game
 --   luagan run fgan --divergence kl                  # collapses at these settings (below)
 --
--- Nets: the DCGAN / "InfoGAN architecture" of VARIANTS.md (lg.nets),
+-- Nets: the DCGAN / "InfoGAN architecture" (Chen et al. 2016; lg.nets),
 -- Adam(2e-4, 0.5, 0.999), batch 64, pixels in [-1, 1].
 -- What to expect (measured, seed 1, 1000 steps each, docs/RESULTS.md):
 -- pearson (the default; g(v) = v, f*(t) = t^2/4 + t, an LSGAN-like game)

@@ -6,7 +6,7 @@
 --
 -- G: z100 -> 128 -> 256 -> 512 -> 1024 -> 784, tanh out, LeakyReLU 0.2, batch
 -- norm after every hidden layer but the first; D: 784 -> 512 -> 256 -> 1,
--- LeakyReLU 0.2 (VARIANTS.md, "Reference architectures"). Adam(2e-4, 0.5, 0.999),
+-- LeakyReLU 0.2 (the reference 28x28 MLPs, docs/recipes.md). Adam(2e-4, 0.5, 0.999),
 -- batch 64, pixels in [-1, 1]. Each step is k discriminator updates (fresh
 -- real batch and noise each) then one generator update on the last fakes.
 --   --loss ns: G minimises E[-log D(G(z))] (the paper's practical advice);

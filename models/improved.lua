@@ -26,7 +26,7 @@
 --   luagan run improved --feature-matching --no-minibatch
 --   luagan run improved --hist-avg 1e-4 --label-smoothing 1 --no-vbn
 --
--- Nets: the DCGAN / "InfoGAN architecture" of VARIANTS.md (lg.nets) with the
+-- Nets: the DCGAN / "InfoGAN architecture" (Chen et al. 2016; lg.nets) with the
 -- minibatch-discrimination layer before D's last layer (B = 100, C = 5, the
 -- reference sizes) and, with --vbn, VirtualBatchNorm in place of G's batch
 -- norm. Loss: the non-saturating GAN loss. Adam(2e-4, 0.5, 0.999), batch 64.

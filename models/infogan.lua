@@ -11,7 +11,7 @@
 -- the codes of a fake: softmax logits for c, means for c1, c2 (a Gaussian of
 -- fixed std 1). Both players add the variational bound of the mutual
 -- information, lambda (CE(Q_cat, c) + lambda_cont * 1/2 |Q_cont - c_cont|^2)
--- (VARIANTS.md, "InfoGAN"): D's optimiser takes its trunk and Q head, G's
+-- (Chen et al. 2016): D's optimiser takes its trunk and Q head, G's
 -- takes G. Non-saturating adversarial loss; Adam with D lr 2e-4, G lr 1e-3,
 -- beta1 0.5 (the reference settings), batch 64. Nets: the 28x28 DCGAN ones
 -- at half width (--ch 64 --hidden 1024 for the paper's):

@@ -14,7 +14,7 @@
 --   luagan run lsgan --a -1 --b 1 --c 0       # the Pearson chi^2 coding
 --   luagan run lsgan --steps 5000             # ~5 epochs, sharper samples
 --
--- Nets: the DCGAN / "InfoGAN architecture" of VARIANTS.md (lg.nets.dcgan_G,
+-- Nets: the DCGAN / "InfoGAN architecture" (Chen et al. 2016; lg.nets.dcgan_G,
 -- dcgan_D, batch norm in both), Adam(2e-4, 0.5, 0.999), batch 64, pixels in
 -- [-1, 1] (the paper's settings for its LSUN nets; Lucic et al. 2018 use the
 -- same for Fashion-MNIST).

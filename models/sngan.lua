@@ -17,7 +17,7 @@
 --   luagan run sngan --n-dis 5 --lr 1e-4 --beta2 0.9
 --   luagan run sngan --steps 5000
 --
--- Nets: the DCGAN / "InfoGAN architecture" of VARIANTS.md (lg.nets.dcgan_G,
+-- Nets: the DCGAN / "InfoGAN architecture" (Chen et al. 2016; lg.nets.dcgan_G,
 -- dcgan_D{norm = "none", spectral = true}).
 -- What to expect (measured, seed 1, 1000 steps, docs/recipes.md): D never
 -- wins outright: loss_d rises from 0.7 to about 1.6 within 400 steps and stays

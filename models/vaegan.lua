@@ -17,8 +17,8 @@
 --   Enc <- beta L_prior + L_llike;  Dec <- gamma L_llike + the non-saturating G loss on
 --   both fakes (E sp(-Dis(Dec(z_p))) + E sp(-Dis(Dec(Enc(x)))));  Dis <- L_GAN.
 -- The GAN gradient never reaches the encoder: each net's gradient is taken of
--- its own loss with lg.grad from one shared forward pass (VARIANTS.md,
--- "VAE-GAN"). Equilibrium gating as in the reference code: D is not updated
+-- its own loss with lg.grad from one shared forward pass (Larsen et al.
+-- 2016). Equilibrium gating as in the reference code: D is not updated
 -- while its real or fake BCE is below 0.68 - margin, the decoder not while
 -- either is above 0.68 + margin (both are, if both would be skipped).
 -- gamma: the reference code uses 1e-6..5e-5 with its own scaling of L_llike;

@@ -14,8 +14,8 @@
 --   luagan run wgan --clip 0.05               # looser clipping
 --
 -- One step = one generator update (n_critic critic updates before it, each on
--- a fresh real batch). Nets: the DCGAN / "InfoGAN architecture" of
--- VARIANTS.md (lg.nets), batch norm in the critic too, as in the reference
+-- a fresh real batch). Nets: the DCGAN / "InfoGAN architecture" (Chen et
+-- al. 2016; lg.nets), batch norm in the critic too, as in the reference
 -- DCGAN critic (clipping reaches the batch-norm weights as well).
 -- What to expect: WGAN with clipping learns slowly at the paper's learning
 -- rate. Measured (seed 1, defaults: 400 generator steps = 2000 critic steps,

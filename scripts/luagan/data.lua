@@ -283,7 +283,8 @@ function Loader:load_state_dict(s)
 end
 
 ---------------------------------------------------------------------------
--- 2D mixtures (VARIANTS.md, "Evaluation protocols"). Each returns
+-- 2D mixtures of the PacGAN (Lin et al. 2018) / VEEGAN (Srivastava et al.
+-- 2017) evaluation protocol (lg.eval2d). Each returns
 -- samples (n,2), centres (K,2) and the 1-based mode of every sample (n).
 
 -- Gaussian mixture with equal weights: centres is a (K,2) tensor.

@@ -1,6 +1,6 @@
 -- luagan.eval2d (lg.eval2d): mode counting on 2D Gaussian mixtures, the
 -- protocol of PacGAN (Lin et al. 2018, Table 1) and VEEGAN (Srivastava et al.
--- 2017), as written in shared VARIANTS.md ("Evaluation protocols"):
+-- 2017) (docs/reference/eval2d.md):
 --
 --   * each sample goes to its nearest mode (Euclidean distance; the modes
 --     share one isotropic sigma, so this is also the nearest in Mahalanobis

@@ -1,6 +1,6 @@
 -- luagan.nets (lg.nets): the network builders the bundled recipes share, so
--- a recipe says which net it uses in one line and the architectures of
--- VARIANTS.md ("Reference architectures") live in one place.
+-- a recipe says which net it uses in one line and the reference 28x28
+-- architectures (below; docs/reference/nets.md) live in one place.
 --
 --   local nets = lg.nets
 --   local G = nets.dcgan_G{nz = 100}                  -- (N,100) -> (N,1,28,28) in [-1,1]

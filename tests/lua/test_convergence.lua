@@ -1,6 +1,6 @@
 -- test_convergence.lua: lg.eval2d (the PacGAN mode-counting protocol) and,
 -- for every loss family of lg.losses, a small MLP GAN trained on the 2D ring
--- of 8 Gaussians (sigma 0.01, VARIANTS.md) that must reach a stated number of
+-- of 8 Gaussians (sigma 0.01, as in PacGAN, Lin et al. 2018) that must reach a stated number of
 -- modes and share of high-quality samples, scored on 2500 samples.
 --
 -- Nets: G z8 -> 64 -> 64 -> 2, D 2 -> 64 -> 64 -> 1 (LeakyReLU 0.2), batch
