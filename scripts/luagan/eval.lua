@@ -714,7 +714,7 @@ end
 -- -> tensor (n, ...) as the recipe's sample function returns it.
 function E.sample_checkpoint(path, n, o)
   local who = "eval.sample_checkpoint"
-  o = check_opts(who, o, {"chunk", "seed"})
+  o = check_opts(who, o, {"chunk", "seed", "recipe", "hint"})
   n = check_num(who, "n", n, {int = true, lo = 1})
   check_num(who, "chunk", o.chunk, {int = true, lo = 1, optional = true})
   local train = require "luagan.train"
