@@ -410,6 +410,26 @@ static char **complete(const char *text, int start, int end)
   return nmatch ? rl_completion_matches(text, next_match) : NULL;
 }
 
+/* List candidates by their last part (zeros, zeros_like rather than
+ * lg.zeros, lg.zeros_like), as the prefix is the same for all of them. */
+static void show_matches(char **list, int n, int longest)
+{
+  (void)longest;
+  char **shown = calloc((size_t)n + 2, sizeof *shown);
+  if (!shown) { rl_display_match_list(list, n, longest); rl_forced_update_display(); return; }
+  int width = 0;
+  for (int i = 0; i <= n; i++) {
+    const char *m = list[i], *cut = m;
+    for (const char *p = m; *p; p++) if (*p == '.' || *p == ':') cut = p + 1;
+    shown[i] = (char *)(i == 0 ? m : cut);
+    int w = (int)strlen(shown[i]);
+    if (i > 0 && w > width) width = w;
+  }
+  rl_display_match_list(shown, n, width);
+  free(shown);
+  rl_forced_update_display();
+}
+
 static void history_start(void)
 {
   const char *f = history_file();
@@ -441,6 +461,7 @@ static void readline_start(lua_State *L)
   rl_readline_name = "luagan";           /* for $if luagan in ~/.inputrc */
   rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(}[)],+-*/%^~#";
   rl_attempted_completion_function = complete;
+  rl_completion_display_matches_hook = show_matches;
   history_start();
 }
 

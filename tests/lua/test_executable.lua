@@ -153,7 +153,7 @@ T.test("the prompt on a terminal: Tab completion and history across sessions", f
     for _, k in ipairs(keys) do feed[#feed + 1] = "printf " .. q(k) .. "; sleep 0.3" end
     feed[#feed + 1] = "printf '\\004'"
     local out = sh("(" .. table.concat(feed, "; ") .. ") | env -u LUAGAN_HISTORY HOME=" .. q(home) ..
-                   " " .. (env or "") .. " timeout 30 script -qfec " .. q(exe) .. " /dev/null")
+                   " " .. (env or "") .. " timeout 30 script -qfec " .. q("stty cols 80 rows 24; " .. q(exe)) .. " /dev/null")
     return (out:gsub("\27%[[%d?;]*%a", ""):gsub("\r", ""))   -- terminal controls, CRs
   end
   -- LUAGAN_HISTORY empty: no history file
@@ -165,6 +165,10 @@ T.test("the prompt on a terminal: Tab completion and history across sessions", f
   T.ok(out:find("lg.zeros_like(lg.ones(4)):numel()", 1, true), out)       -- completed
   T.ok(out:find("\n4\n", 1, true), out)
   T.ok(out:find("> t:numel()\n5\n", 1, true), out)                        -- completed
+  -- Tab on an ambiguous name completes the common part; Tab twice more lists the
+  -- candidates by their last part
+  out = session{"lg.zer\t", "\t", "\t", "\21\n"}
+  T.ok(out:find("> lg.zero\n", 1, true) and out:find("\nzero_ +zeros +zeros_like"), out)
   local f = io.open(home .. "/.luagan_history")
   T.ok(f, "no ~/.luagan_history")
   local hist = f and f:read("a") or ""
