@@ -149,7 +149,7 @@ T.test("the prompt on a terminal: Tab completion and history across sessions", f
   require("luagan.core").mkdir_p(home)
   -- the keys arrive one batch at a time so readline sees each Tab on its own
   local function session(keys, env)
-    local feed = {}
+    local feed = {"sleep 0.5"}              -- let readline take the terminal first
     for _, k in ipairs(keys) do feed[#feed + 1] = "printf " .. q(k) .. "; sleep 0.3" end
     feed[#feed + 1] = "printf '\\004'"
     local out = sh("(" .. table.concat(feed, "; ") .. ") | env -u LUAGAN_HISTORY HOME=" .. q(home) ..
