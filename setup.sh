@@ -11,7 +11,7 @@ what=${1:-main}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # ---- packages ---------------------------------------------------------------
-pkgs=(cmake gcc make pkg-config liblua5.4-dev lua5.4 luarocks libopenblas-dev libopenblas0-openmp libstb-dev zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin)
+pkgs=(cmake gcc make pkg-config liblua5.4-dev lua5.4 luarocks libopenblas-dev libopenblas0-openmp libstb-dev zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin libreadline-dev)
 # the fuzzers of the test run (tests/fuzz/run.sh): clang with libFuzzer and OpenMP
 [ "$what" != test ] || pkgs+=(clang-14 libclang-rt-14-dev libomp-14-dev)
 missing=()

@@ -1,6 +1,7 @@
 /* lgl_autograd.c: the autograd surface: requires_grad_, backward, detach,
  * retain_grad, lg.grad, grad-mode scopes (no_grad/enable_grad) and custom
- * functions written in Lua (lg.Function{forward=, backward=}).
+ * functions written in Lua (lg.Function{forward=, backward=}), with one
+ * output or several.
  *
  * A custom function's node (lg_record_custom) keeps a ctx table and the Lua
  * backward in the registry. The engine calls back into Lua through the
@@ -24,9 +25,17 @@ typedef struct lgl_state {
   int *dead, ndead, cap;               /* registry refs to release */
 } lgl_state;
 
+/* A function with several outputs records one node on a flat tensor that
+ * concatenates them all; each output the caller sees is a reshaped slice of
+ * it, so the engine (one gradient per node) sums the outputs' gradients into
+ * that flat tensor and the backward splits it again (out_* below). */
 typedef struct lgl_fnctx {
   lgl_state *st;
   int ctxref, bwref;
+  int nout;                            /* outputs of forward; 1: no packing */
+  int64_t *out_off;                    /* nout: offset of output k in the flat tensor */
+  int *out_ndim;                       /* nout */
+  int64_t (*out_shape)[LG_MAXDIM];     /* nout */
   char name[64];
 } lgl_fnctx;
 
@@ -71,6 +80,7 @@ static void ctx_free(void *p)
     st->dead[st->ndead++] = c->bwref;
   }
   state_unref(st);
+  free(c->out_off); free(c->out_ndim); free(c->out_shape);
   free(c);
 }
 
@@ -224,6 +234,54 @@ static int a_set_grad_enabled(lua_State *L)
 /* ---- custom functions ------------------------------------------------------------------ */
 /* Engine callback, in C: calls the Lua backward under lua_pcall so no Lua
  * error can unwind through the engine. */
+/* Push the gradient of each output: g itself, or for a packed function the
+ * slices of the flat gradient g (1-D) reshaped to each output's shape. The
+ * slicing is recorded under create_graph, so double backward sees it. */
+static int push_output_grads(lua_State *L, lgl_fnctx *c, lg_tensor *g)
+{
+  if (c->nout == 1) return lgl_push(L, lg_retain(g));
+  for (int k = 0; k < c->nout; k++) {
+    int64_t len = 1;
+    for (int d = 0; d < c->out_ndim[k]; d++) len *= c->out_shape[k][d];
+    lg_tensor *part = lg_narrow(g, 0, c->out_off[k], len);
+    if (!part) return lgl_error(L);
+    lg_tensor *gk = lg_reshape(part, c->out_ndim[k], c->out_shape[k]);
+    lg_release(part);
+    lgl_push(L, gk);
+  }
+  return c->nout;
+}
+
+/* The gradients backward returned (on the stack from 1 to nres) -> gin.
+ * Every input that needs a gradient must get a value back: a backward that
+ * forgot its return statement is an error, not an unused input; an explicit
+ * nil for such an input means a zero gradient (as in PyTorch). */
+static int take_input_grads(lua_State *L, lg_node *n, int nres, lg_tensor **gin)
+{
+  if (nres > n->n_in)
+    return luaL_error(L, "returned %d gradients for %d inputs", nres, n->n_in);
+  for (int i = nres; i < n->n_in; i++)
+    if (n->needs[i]) {
+      if (nres == 0)
+        return luaL_error(L, "returned nothing; it must return one gradient per input "
+                             "(%d here; nil for an input that needs none)", n->n_in);
+      return luaL_error(L, "returned %d gradient%s for %d inputs, and input %d needs one "
+                           "(return nil for an input that needs none)",
+                        nres, nres == 1 ? "" : "s", n->n_in, i + 1);
+    }
+  for (int i = 0; i < nres; i++)        /* a wrong type is an error even where unused */
+    if (!lua_isnil(L, i + 1) && !lgl_test(L, i + 1))
+      return luaL_error(L, "gradient %d must be a tensor or nil, got %s", i + 1,
+                        lgl_what(L, i + 1));
+  for (int i = 0; i < nres; i++) {
+    if (!n->needs[i]) continue;
+    gin[i] = lua_isnil(L, i + 1) ? lg_zeros(n->in_ndim[i], n->in_shape[i])
+                                 : lg_retain(lgl_test(L, i + 1));
+    if (!gin[i]) return lgl_error(L);
+  }
+  return 0;
+}
+
 static int custom_bw_lua(lua_State *L)
 {
   lg_node *n = lua_touserdata(L, 1);
@@ -231,7 +289,7 @@ static int custom_bw_lua(lua_State *L)
   lg_tensor **gin = lua_touserdata(L, 3);
   lgl_fnctx *c = n->ctx;
   lua_settop(L, 0);
-  luaL_checkstack(L, n->n_in + 8, "too many inputs");
+  luaL_checkstack(L, n->n_in + c->nout + 8, "too many inputs");
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->bwref);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->ctxref);
   lua_createtable(L, n->n_in, 0);
@@ -240,19 +298,9 @@ static int custom_bw_lua(lua_State *L)
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "needs_input_grad");
-  lgl_push(L, lg_retain(g));
-  lua_call(L, 2, LUA_MULTRET);
-  int nres = lua_gettop(L);
-  if (nres > n->n_in)
-    return luaL_error(L, "returned %d gradients for %d inputs", nres, n->n_in);
-  for (int i = 0; i < nres; i++) {
-    if (lua_isnil(L, i + 1)) continue;
-    lg_tensor *t = lgl_test(L, i + 1);
-    if (!t) return luaL_error(L, "gradient %d must be a tensor or nil, got %s", i + 1,
-                              lgl_what(L, i + 1));
-    if (n->needs[i]) gin[i] = lg_retain(t);
-  }
-  return 0;
+  int ng = push_output_grads(L, c, g);
+  lua_call(L, 1 + ng, LUA_MULTRET);
+  return take_input_grads(L, n, lua_gettop(L), gin);
 }
 
 static int custom_bw(lg_node *n, lg_tensor *g, lg_tensor **gin)
@@ -293,6 +341,72 @@ static int ctx_save_for_backward(lua_State *L)
   return 0;
 }
 
+/* Record the shapes of the nout outputs at res0.. in c and return their
+ * concatenation, flattened (detached: an output may be an input itself). */
+static lg_tensor *pack_outputs(lua_State *L, lgl_fnctx *c, int res0, int nout)
+{
+  c->out_off = calloc(nout, sizeof *c->out_off);
+  c->out_ndim = calloc(nout, sizeof *c->out_ndim);
+  c->out_shape = calloc(nout, sizeof *c->out_shape);
+  lg_tensor **flat = calloc(nout, sizeof *flat);
+  lg_tensor *packed = NULL;
+  if (!c->out_off || !c->out_ndim || !c->out_shape || !flat) {
+    lg_error("%s: out of memory", c->name);
+    goto done;
+  }
+  int64_t off = 0;
+  for (int k = 0; k < nout; k++) {
+    lg_tensor *t = lgl_test(L, res0 + k);
+    int64_t len = lg_numel(t);
+    c->out_off[k] = off;
+    c->out_ndim[k] = t->ndim;
+    memcpy(c->out_shape[k], t->shape, sizeof(int64_t) * t->ndim);
+    off += len;
+    lg_tensor *d = lg_detach(t);
+    if (!d) goto done;
+    flat[k] = lg_reshape(d, 1, &len);
+    lg_release(d);
+    if (!flat[k]) goto done;
+  }
+  c->nout = nout;
+  packed = lg_cat(nout, flat, 0);
+done:
+  for (int k = 0; flat && k < nout; k++) lg_release(flat[k]);
+  free(flat);
+  return packed;
+}
+
+/* Push the outputs the caller sees: slices of the recorded flat tensor o,
+ * reshaped (recorded ops, so gradients flow back into o's node). Steals o. */
+static int unpack_outputs(lua_State *L, lgl_fnctx *c, lg_tensor *o)
+{
+  int nout = c->nout;
+  lg_tensor **outs = calloc(nout, sizeof *outs);
+  int ok = outs != NULL;
+  if (!ok) lg_error("%s: out of memory", c->name);
+  for (int k = 0; ok && k < nout; k++) {
+    int64_t len = 1;
+    for (int d = 0; d < c->out_ndim[k]; d++) len *= c->out_shape[k][d];
+    lg_tensor *part = lg_narrow(o, 0, c->out_off[k], len);
+    outs[k] = part ? lg_reshape(part, c->out_ndim[k], c->out_shape[k]) : NULL;
+    lg_release(part);
+    ok = outs[k] != NULL;
+  }
+  lg_release(o);                         /* the slices' nodes keep o's node alive */
+  if (!ok) {
+    for (int k = 0; outs && k < nout; k++) lg_release(outs[k]);
+    free(outs);
+    return lgl_error(L);
+  }
+  for (int k = 0; k < nout; k++) {       /* hand each to the GC before pushing the next */
+    lg_tensor *t = outs[k];
+    outs[k] = NULL;
+    lgl_push(L, t);
+  }
+  free(outs);
+  return nout;
+}
+
 /* F(...): forward under no_grad, then a node whose backward is the Lua one. */
 static int fn_call(lua_State *L)
 {
@@ -313,36 +427,45 @@ static int fn_call(lua_State *L)
   lua_pushvalue(L, ctxidx);
   for (int i = 0; i < nargs; i++) lua_pushvalue(L, 2 + i);
   int prev = lg_set_grad_enabled(0);
-  int rc = lua_pcall(L, nargs + 1, 1, 0);
+  int rc = lua_pcall(L, nargs + 1, LUA_MULTRET, 0);
   lg_set_grad_enabled(prev);
   if (rc != LUA_OK) return lua_error(L);
-  int residx = lua_gettop(L);
-  lg_tensor *out = lgl_test(L, residx);
-  if (!out)
-    return luaL_error(L, "%s: forward must return a tensor, got %s", nm, lgl_what(L, residx));
+  int res0 = ctxidx + 1, nout = lua_gettop(L) - ctxidx;   /* outputs: res0 .. res0+nout-1 */
+  if (nout == 0) return luaL_error(L, "%s: forward must return a tensor, got nothing", nm);
+  for (int k = 0; k < nout; k++) {
+    if (lgl_test(L, res0 + k)) continue;
+    if (nout == 1)
+      return luaL_error(L, "%s: forward must return a tensor, got %s", nm, lgl_what(L, res0));
+    return luaL_error(L, "%s: forward must return tensors, output %d of %d is %s", nm, k + 1,
+                      nout, lgl_what(L, res0 + k));
+  }
   lg_tensor **in = lua_newuserdatauv(L, sizeof *in * (nargs ? nargs : 1), 0); /* stays on the stack */
   for (int i = 0; i < nargs; i++) in[i] = lgl_test(L, 2 + i);
   if (!lg_should_record(nargs, in)) {
-    lua_pushvalue(L, residx);
-    return 1;
+    luaL_checkstack(L, nout, "too many outputs");
+    for (int k = 0; k < nout; k++) lua_pushvalue(L, res0 + k);
+    return nout;
   }
+  luaL_checkstack(L, nout + 4, "too many outputs");
   lgl_state *st = get_state(L);
   lgl_fnctx *c = calloc(1, sizeof *c);
   if (!c) return luaL_error(L, "%s: out of memory", nm);
   memcpy(c->name, nm, sizeof nm);
   c->st = st;
+  c->nout = 1;
   st->refcount++;
   lua_getfield(L, 1, "backward");
   c->bwref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, ctxidx);
   c->ctxref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lg_tensor *o = lg_detach(out);         /* a fresh tensor: out may be an input itself */
+  /* a fresh tensor either way: an output may be an input itself */
+  lg_tensor *o = nout == 1 ? lg_detach(lgl_test(L, res0)) : pack_outputs(L, c, res0, nout);
   if (!o) { ctx_free(c); return lgl_error(L); }
   if (lg_record_custom(c->name, o, nargs, in, custom_bw, c, ctx_free)) {  /* frees c */
     lg_release(o);
     return lgl_error(L);
   }
-  return lgl_push(L, o);
+  return nout == 1 ? lgl_push(L, o) : unpack_outputs(L, c, o);
 }
 
 static int fn_tostring(lua_State *L)

@@ -8,6 +8,10 @@
  *   luagan -v                 version
  *   luagan                    interactive prompt (stdin as a script when not a terminal)
  *   luagan run NAME ...       a command: handed to require("luagan.cli").main{"run", NAME, ...}
+ *   luagan --help, -h         the same as `luagan help`
+ *
+ * The prompt has lg = require "luagan" loaded and, built with readline,
+ * line editing, history in ~/.luagan_history and Tab completion.
  *
  * A first argument that is a word (lower-case letters, digits, - and _) is
  * always a command, even when a file of that name exists here: a script is
@@ -32,6 +36,10 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include "lgl.h"
+#ifdef LUAGAN_READLINE
+#include <readline/readline.h>
+#include <readline/history.h>
+#endif
 
 #ifndef LUAGAN_SOURCE_DIR
 #define LUAGAN_SOURCE_DIR "."
@@ -241,7 +249,234 @@ static int run_command(lua_State *L, char **argv, int argc, int first)
   return rc;
 }
 
-/* ---- interactive prompt ------------------------------------------------------ */
+/* ---- interactive prompt ------------------------------------------------------
+ * With GNU readline (LUAGAN_READLINE, found by CMake; Debian libreadline-dev,
+ * as the stock lua5.4 uses) a prompt on a terminal has line editing, history
+ * kept across sessions in ~/.luagan_history ($LUAGAN_HISTORY names another
+ * file; empty: none) and Tab completion of global names, keywords and the
+ * fields after `.` or the methods after `:` of what the prefix names
+ * (`lg.ze<Tab>`, `x:su<Tab>`). Without readline, or off a terminal, lines
+ * are read with fgets. */
+#define HISTORY_MAX 1000
+
+static lua_State *repl_L;                  /* the state Tab completion looks names up in */
+static int use_readline;                   /* readline: a terminal and the library */
+
+static const char *history_file(void)
+{
+  static char buf[4096];
+  const char *env = getenv("LUAGAN_HISTORY");
+  if (env) return *env ? env : NULL;
+  const char *home = getenv("HOME");
+  if (!home || !*home) return NULL;
+  if (snprintf(buf, sizeof buf, "%s/.luagan_history", home) >= (int)sizeof buf) return NULL;
+  return buf;
+}
+
+static const char *const lua_keywords[] = {
+  "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
+  "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while", NULL,
+};
+
+static int is_name(const char *s, size_t len)
+{
+  if (len == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_')) return 0;
+  for (size_t i = 1; i < len; i++)
+    if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) return 0;
+  return 1;
+}
+
+/* Add head .. key to the set at index `out` when key starts with part. */
+static void offer(lua_State *L, int out, const char *head, size_t headlen, const char *key,
+                  const char *part)
+{
+  if (strncmp(key, part, strlen(part)) != 0) return;
+  lua_pushlstring(L, head, headlen);
+  lua_pushstring(L, key);
+  lua_concat(L, 2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, out);
+}
+
+/* The value a dotted prefix names ("lg.nn" of "lg.nn.Li"), from the globals;
+ * nil when a part is not a name. Runs under lua_pcall (__index may raise). */
+static void lookup_prefix(lua_State *L, const char *text, const char *sep)
+{
+  lua_pushglobaltable(L);
+  for (const char *p = text; p < sep;) {
+    const char *q = p;
+    while (q < sep && *q != '.' && *q != ':') q++;
+    if (!is_name(p, (size_t)(q - p)) || lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+      return;
+    }
+    lua_pushlstring(L, p, (size_t)(q - p));
+    lua_gettable(L, -2);
+    lua_remove(L, -2);
+    p = q + 1;
+  }
+}
+
+/* collect(text) -> set of completions of text: keywords and global names, or
+ * after the last `.` / `:` the fields (for `:` only the functions) of the
+ * value the prefix names, with those inherited through metatables (__index
+ * tables: classes; a `methods` table: tensors). */
+static int collect(lua_State *L)
+{
+  const char *text = luaL_checkstring(L, 1);
+  const char *sep = NULL;
+  for (const char *p = text; *p; p++)
+    if (*p == '.' || *p == ':') sep = p;
+  const char *part = sep ? sep + 1 : text;
+  size_t headlen = (size_t)(part - text);
+  int methods = sep && *sep == ':';
+  lua_newtable(L);
+  int out = lua_gettop(L);
+  if (!sep) {
+    for (int i = 0; lua_keywords[i]; i++) offer(L, out, text, 0, lua_keywords[i], part);
+    lua_pushglobaltable(L);
+  } else {
+    lookup_prefix(L, text, sep);
+  }
+  for (int depth = 0; depth < 8 && !lua_isnil(L, -1); depth++) {
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushnil(L);
+      while (lua_next(L, -2)) {
+        size_t kl;
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kl) : NULL;
+        if (k && is_name(k, kl) && (!methods || lua_isfunction(L, -1)))
+          offer(L, out, text, headlen, k, part);
+        lua_pop(L, 1);
+      }
+    }
+    if (!lua_getmetatable(L, -1)) break;
+    lua_pushliteral(L, "__index");
+    lua_rawget(L, -2);
+    if (lua_type(L, -1) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_pushliteral(L, "methods");
+      lua_rawget(L, -2);
+    }
+    lua_remove(L, -2);                   /* the metatable */
+    lua_remove(L, -2);                   /* the value whose fields were offered */
+  }
+  lua_settop(L, out);
+  return 1;
+}
+
+#ifdef LUAGAN_READLINE
+static char **matches;                   /* completions not yet handed to readline */
+static int nmatch, imatch;
+
+static void drop_matches(void)
+{
+  for (int i = imatch; i < nmatch; i++) free(matches[i]);
+  free(matches);
+  matches = NULL;
+  nmatch = imatch = 0;
+}
+
+static char *next_match(const char *text, int state)
+{
+  (void)text; (void)state;
+  return imatch < nmatch ? matches[imatch++] : NULL;   /* readline frees it */
+}
+
+static char **complete(const char *text, int start, int end)
+{
+  (void)start; (void)end;
+  lua_State *L = repl_L;
+  rl_attempted_completion_over = 1;      /* never file names */
+  rl_completion_append_character = '\0';
+  drop_matches();
+  if (!L || !lua_checkstack(L, 8)) return NULL;
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, collect);
+  lua_pushstring(L, text);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) { n++; lua_pop(L, 1); }
+    matches = n ? calloc((size_t)n, sizeof *matches) : NULL;
+    lua_pushnil(L);
+    while (matches && lua_next(L, -2)) {
+      char *m = strdup(lua_tostring(L, -2));
+      if (m) matches[nmatch++] = m;
+      lua_pop(L, 1);
+    }
+  }
+  lua_settop(L, top);
+  return nmatch ? rl_completion_matches(text, next_match) : NULL;
+}
+
+/* List candidates by their last part (zeros, zeros_like rather than
+ * lg.zeros, lg.zeros_like), as the prefix is the same for all of them. */
+static void show_matches(char **list, int n, int longest)
+{
+  (void)longest;
+  char **shown = calloc((size_t)n + 2, sizeof *shown);
+  if (!shown) { rl_display_match_list(list, n, longest); rl_forced_update_display(); return; }
+  int width = 0;
+  for (int i = 0; i <= n; i++) {
+    const char *m = list[i], *cut = m;
+    for (const char *p = m; *p; p++) if (*p == '.' || *p == ':') cut = p + 1;
+    shown[i] = (char *)(i == 0 ? m : cut);
+    int w = (int)strlen(shown[i]);
+    if (i > 0 && w > width) width = w;
+  }
+  rl_display_match_list(shown, n, width);
+  free(shown);
+  rl_forced_update_display();
+}
+
+static void history_start(void)
+{
+  const char *f = history_file();
+  stifle_history(HISTORY_MAX);
+  if (f) read_history(f);                /* a missing file is a first session */
+}
+
+/* Keep a line: in memory for the arrow keys and appended to the file at once,
+ * so a session that is killed still leaves its lines. */
+static void remember(const char *line)
+{
+  const char *f = history_file();
+  add_history(line);
+  if (!f) return;
+  if (append_history(1, f) != 0) write_history(f);   /* no file yet: create it */
+}
+
+static void history_finish(void)
+{
+  const char *f = history_file();
+  if (f) history_truncate_file(f, HISTORY_MAX);
+}
+
+static void readline_start(lua_State *L)
+{
+  use_readline = isatty(0) && isatty(1);
+  if (!use_readline) return;
+  repl_L = L;
+  rl_readline_name = "luagan";           /* for $if luagan in ~/.inputrc */
+  rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(}[)],+-*/%^~#";
+  rl_attempted_completion_function = complete;
+  rl_completion_display_matches_hook = show_matches;
+  history_start();
+}
+
+static void readline_finish(void)
+{
+  if (!use_readline) return;
+  history_finish();
+  drop_matches();
+  repl_L = NULL;
+}
+#else
+static void readline_start(lua_State *L) { (void)L; use_readline = 0; }
+static void readline_finish(void) {}
+#endif
+
 static int incomplete(lua_State *L, int status)
 {
   if (status == LUA_ERRSYNTAX) {
@@ -255,16 +490,32 @@ static int incomplete(lua_State *L, int status)
   return 0;
 }
 
+static void push_line(lua_State *L, const char *buf, size_t l, int first)
+{
+  if (first && buf[0] == '=') lua_pushfstring(L, "return %s", buf + 1);  /* Lua 5.1 habit */
+  else lua_pushlstring(L, buf, l);
+}
+
 static int read_line(lua_State *L, int first)
 {
+  const char *prompt = first ? "> " : ">> ";
+#ifdef LUAGAN_READLINE
+  if (use_readline) {
+    char *line = readline(prompt);
+    if (!line) return 0;
+    if (line[0]) remember(line);
+    push_line(L, line, strlen(line), first);
+    free(line);
+    return 1;
+  }
+#endif
   char buf[MAXINPUT];
-  fputs(first ? "> " : ">> ", stdout);
+  fputs(prompt, stdout);
   fflush(stdout);
   if (!fgets(buf, sizeof buf, stdin)) return 0;
   size_t l = strlen(buf);
   if (l > 0 && buf[l - 1] == '\n') buf[--l] = 0;
-  if (first && buf[0] == '=') lua_pushfstring(L, "return %s", buf + 1);  /* Lua 5.1 habit */
-  else lua_pushlstring(L, buf, l);
+  push_line(L, buf, l, first);
   return 1;
 }
 
@@ -312,11 +563,54 @@ static void print_results(lua_State *L)
     message(lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1)));
 }
 
+/* The global lg = require "luagan" for the prompt (unless the user's script
+ * set one); 0 with a message when it cannot be loaded. */
+static int preload_lg(lua_State *L)
+{
+  lua_getglobal(L, "lg");
+  int have = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (have) return 1;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luagan");
+  if (docall(L, 1, 1) != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "luagan: lg is not loaded: %s\n", msg ? msg : "(error object is not a string)");
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_setglobal(L, "lg");
+  return 1;
+}
+
+static void banner(int lg_loaded)
+{
+  const char *hist = use_readline ? history_file() : NULL;
+  printf("luagan %s (%s)\n", LUAGAN_VERSION, LUA_RELEASE);
+  if (lg_loaded)
+    printf("lg = require \"luagan\" is loaded (lg.nn, lg.optim, lg.losses, lg.data, ...); "
+           "expressions print their values.\n");
+  if (use_readline)
+    printf("Tab completes names (lg.<Tab>, x:<Tab>); history: %s. Ctrl-D quits.\n",
+           hist ? hist : "off ($LUAGAN_HISTORY is empty)");
+  else
+    printf("Ctrl-D quits.%s\n",
+#ifdef LUAGAN_READLINE
+           ""
+#else
+           " (Built without readline: no line editing, history or Tab completion.)"
+#endif
+           );
+  fflush(stdout);
+}
+
 static void repl(lua_State *L)
 {
   const char *oldprog = progname;
   progname = NULL;
   int status;
+  readline_start(L);
+  banner(preload_lg(L));
   while ((status = load_line(L)) != -1) {
     if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
     if (status == LUA_OK) print_results(L);
@@ -327,6 +621,7 @@ static void repl(lua_State *L)
     }
   }
   lua_settop(L, 0);
+  readline_finish();
   fputs("\n", stdout);
   progname = oldprog;
 }
@@ -341,10 +636,11 @@ static void usage(const char *badopt)
 {
   fprintf(stderr, "%s: unrecognized option '%s'\n"
           "usage: %s [options] [script [args]]\n"
-          "       %s run NAME [args]   (a command of luagan.cli)\n"
+          "       %s COMMAND [args]    (run, sample, eval, ...: `luagan help` describes them)\n"
           "  -e stat   execute string 'stat'\n"
           "  -i        enter interactive mode after running the script\n"
           "  -v        show version information (and tracebacks for usage errors)\n"
+          "  -h, --help  describe the commands and options (= luagan help)\n"
           "  --        stop handling options\n"
           "  -         execute stdin and stop handling options\n",
           progname, badopt, progname, progname);
@@ -367,7 +663,7 @@ static void passive_openmp(char **argv)
 
 int main(int argc, char **argv)
 {
-  int has_e = 0, has_i = 0, has_v = 0, script = 0, exit_code = 0, i;
+  int has_e = 0, has_i = 0, has_v = 0, help = 0, script = 0, exit_code = 0, i;
   passive_openmp(argv);
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -377,7 +673,8 @@ int main(int argc, char **argv)
     if (!strcmp(a, "-e")) {
       if (++i >= argc) { usage(a); return EXIT_FAILURE; }
       has_e = 1;
-    } else if (!strcmp(a, "-i")) has_i = has_v = 1;
+    } else if (!strcmp(a, "-i")) has_i = 1;   /* the prompt's banner names the version */
+    else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help = i; break; }
     else if (!strcmp(a, "-v")) has_v = verbose = 1;
     else { usage(a); return EXIT_FAILURE; }
   }
@@ -389,6 +686,13 @@ int main(int argc, char **argv)
   create_arg(L, argv, argc, script ? script : 0);
   int ok = 1;
 
+  if (help) {                            /* luagan --help == luagan help */
+    static char help_word[] = "help";
+    argv[help] = help_word;
+    int rc = run_command(L, argv, argc, help);
+    lua_close(L);
+    return rc;
+  }
   if (has_v) print_version();
   for (int k = 1; ok && k < (script ? script : argc); k++) {
     if (!strcmp(argv[k], "-e")) {
@@ -410,7 +714,7 @@ int main(int argc, char **argv)
   }
   if (ok && has_i) repl(L);
   else if (ok && !script && !has_e && !has_v) {
-    if (isatty(0)) { print_version(); repl(L); }
+    if (isatty(0)) repl(L);
     else ok = run_chunk(L, luaL_loadfile(L, NULL), argv, 0, 0) == LUA_OK;
   }
   lua_close(L);

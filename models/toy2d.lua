@@ -219,7 +219,8 @@ return recipe{
     local r = eval2d.evaluate(x, s.spec)
     local line = eval2d.format(r)
     if not s.opt.quiet then print("toy2d: " .. line) end
-    local report = {mixture = s.opt.mixture, modes = r.modes, n_modes = r.n_modes,
+    local report = {mixture = s.opt.mixture, modes_recovered = r.modes_recovered,
+                    modes_total = r.modes_total,
                     high_quality = r.high_quality,
                     -- NaN (no high-quality sample) is not JSON: left out
                     reverse_kl = r.reverse_kl == r.reverse_kl and r.reverse_kl or nil,

@@ -5,7 +5,9 @@
 -- arguments (a list of strings) returning an exit status (nil = 0), which
 -- becomes the process's. Errors raised with require("luagan.recipe").fail
 -- print without a traceback (the user's mistake, not a bug).
--- Add one with cli.commands.NAME = {help = "one line", fn = function(args) end}.
+-- Add one with cli.commands.NAME = {help = "one line", usage = "usage: luagan NAME ...",
+-- fn = function(args) end}; `luagan help` prints help and usage's first line, and
+-- `luagan help NAME` calls fn{"--help"}.
 local cli = {}
 
 cli.commands = {}
@@ -17,14 +19,48 @@ local function command_names()
   return names
 end
 
+-- What `luagan help` (and `luagan --help`) prints before the commands.
+local OVERVIEW = [[
+usage: luagan                        an interactive prompt with lg = require "luagan" loaded
+                                     (line editing, history in ~/.luagan_history, Tab completion)
+       luagan script.lua [args]      run a Lua script (arg[1..] = args); `luagan -` reads stdin
+       luagan -e 'code' [-i] [-v]    run code (-i: a prompt afterwards; -v: version, tracebacks)
+       luagan COMMAND [args]         a command (below); a script is named by a path, not a word]]
+
+-- The synopsis lines of a command's usage text (cmd.usage: "usage: luagan X
+-- ...", maybe more "luagan X ..." lines, then its options), for the overview.
+local function synopsis(cmd)
+  local out = {}
+  if type(cmd.usage) ~= "string" then return out end
+  for line in cmd.usage:gmatch("[^\n]+") do
+    local l = line:gsub("^usage:", ""):match("^%s*(luagan .*)$")
+    if not l then break end
+    out[#out + 1] = l
+  end
+  return out
+end
+
 cli.commands.help = {
-  help = "list the commands",
-  fn = function()
-    print("usage: luagan script.lua [args]   |   luagan COMMAND [args]")
+  help = "describe the commands (luagan help COMMAND: one command's options)",
+  usage = "usage: luagan help [COMMAND]",
+  fn = function(args)
+    local name = args and args[1]
+    if name then                 -- luagan help run == luagan run --help
+      local cmd = cli.find(name)
+      if not cmd then cli.unknown(name) end
+      if name == "help" then print(cmd.usage) return 0 end
+      return cmd.fn{"--help"}
+    end
+    print(OVERVIEW)
     print("commands:")
     for _, k in ipairs(command_names()) do
-      print(string.format("  %-8s %s", k, cli.commands[k].help or ""))
+      local cmd = cli.commands[k]
+      print(string.format("  %-8s %s", k, cmd.help or ""))
+      for _, u in ipairs(synopsis(cmd)) do print(string.format("  %-8s %s", "", u)) end
     end
+    print("`luagan help COMMAND` or `luagan COMMAND --help` describes a command's options;\n" ..
+          "`luagan run` lists the recipes. Documentation: docs/training.md, docs/eval.md.")
+    return 0
   end,
 }
 
@@ -61,15 +97,12 @@ local function recipe_names()
 end
 
 cli.commands.run = {
-  help = "train a recipe: luagan run NAME [--option value ...] (NAME --help lists its options)",
+  help = "train a recipe (no NAME: list the recipes; NAME --help: its options)",
+  usage = "usage: luagan run NAME [--option value ...]   (luagan run NAME --help)",
   fn = function(args)
     local recipe = require "luagan.recipe"
     local name = args[1]
-    if not name then
-      recipe.fail("run: which recipe? luagan run NAME [--option value ...] (recipes: " ..
-                  recipe_names() .. "; `luagan run --help` describes them)")
-    end
-    if name == "--help" or name == "-h" then
+    if not name or name == "--help" or name == "-h" then   -- a listing, not a mistake
       local lines = list_recipes()
       print("usage: luagan run NAME [--option value ...]   (luagan run NAME --help)\n" ..
             "recipes:\n" .. (#lines > 0 and table.concat(lines, "\n") or "  (none found)"))
@@ -104,7 +137,8 @@ cli.commands.run = {
 }
 
 -- A command may also live in its own module, scripts/luagan/commands/NAME.lua,
--- returning {help = "one line", fn = function(args) end}; it loads on first use.
+-- returning {help = "one line", usage = "...", fn = function(args) end}; it loads
+-- on first use.
 -- Command modules come from the luagan root and absolute package.path
 -- entries only: a word typed after `luagan` never loads code from the
 -- current directory.
@@ -141,19 +175,28 @@ local function load_all_commands()
   end
 end
 
+-- A command by name (loading its module on first use), or nil.
+function cli.find(name)
+  local cmd = find_command(name)
+  if not cmd then load_all_commands() end
+  return cli.commands[name]
+end
+
+-- The usage error for a word that is no command.
+function cli.unknown(name)
+  local hint = ""
+  if type(name) == "string" and require("luagan.core").isfile(name) then
+    hint = string.format("; to run the file %s, give its path: luagan ./%s", name, name)
+  end
+  require("luagan.recipe").fail(string.format("unknown command '%s' (commands: %s)%s",
+                                tostring(name), table.concat(command_names(), ", "), hint))
+end
+
 function cli.main(argv)
   local name = argv[1]
   if name == "help" then load_all_commands() end
-  local cmd = find_command(name)
-  if not cmd then load_all_commands() end
-  if not cmd then
-    local hint = ""
-    if type(name) == "string" and require("luagan.core").isfile(name) then
-      hint = string.format("; to run the file %s, give its path: luagan ./%s", name, name)
-    end
-    require("luagan.recipe").fail(string.format("unknown command '%s' (commands: %s)%s",
-                                  tostring(name), table.concat(command_names(), ", "), hint))
-  end
+  local cmd = cli.find(name)
+  if not cmd then cli.unknown(name) end
   return cmd.fn(table.move(argv, 2, #argv, 1, {}))
 end
 

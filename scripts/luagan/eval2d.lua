@@ -16,9 +16,10 @@
 --
 --   local ev = lg.eval2d
 --   local r = ev.evaluate(samples, "ring")        -- samples (N,2)
---   print(r.modes, r.high_quality, r.reverse_kl)  -- count, fraction, nats
+--   print(r.modes_recovered, r.modes_total)        -- e.g. 2, 8: 2 of 8 recovered
+--   print(r.high_quality, r.reverse_kl)            -- fraction, nats
 --   local s = ev.summarize({r1, r2, ...})          -- over seeds
---   print(ev.format(s))    -- "modes M +- se / 8, high quality P +- se %, reverse KL ..."
+--   print(ev.format(s))    -- "modes recovered M +- se of 8, high quality P +- se %, ..."
 --
 -- Specs of the standard mixtures (the same as lg.data.ring / lg.data.grid):
 --   ring: 8 modes at (cos 2 pi k/8, sin 2 pi k/8), sigma 0.01;
@@ -96,8 +97,8 @@ function M.nearest(samples, centres)
 end
 
 -- evaluate(samples, spec, {threshold = 3}) -> {
---   modes          number of recovered modes,
---   n_modes        K,
+--   modes_recovered  number of modes with a high-quality sample (0..K),
+--   modes_total      K, the number of modes of the mixture,
 --   high_quality   fraction of samples within threshold * sigma of their mode,
 --   reverse_kl     KL(histogram of high-quality samples || uniform), NaN if none,
 --   counts         {K numbers}: high-quality samples per mode,
@@ -135,7 +136,9 @@ function M.evaluate(samples, spec, o)
     end
   end
   if hq == 0 then kl = 0 / 0 end
-  return {modes = modes, n_modes = k, high_quality = hq / #dl, reverse_kl = kl,
+  -- two names that cannot be read one for the other ("modes"/"n_modes"
+  -- once led a user to print 8/8 for a run that recovered 2 of 8)
+  return {modes_recovered = modes, modes_total = k, high_quality = hq / #dl, reverse_kl = kl,
           counts = counts, n = #dl, spec = s.name}
 end
 
@@ -155,14 +158,14 @@ local function mean_se(xs)
 end
 M.mean_se = mean_se
 
--- summarize({result, ...}) -> {n_seeds, n_modes, modes = {mean, se},
+-- summarize({result, ...}) -> {n_seeds, modes_total, modes_recovered = {mean, se},
 -- high_quality = {mean, se}, reverse_kl = {mean, se}} (se nil for one seed).
 function M.summarize(results)
   if type(results) ~= "table" or #results == 0 then
     error("eval2d.summarize: expected a non-empty list of evaluate() results", 2)
   end
-  local out = {n_seeds = #results, n_modes = results[1].n_modes}
-  for _, key in ipairs{"modes", "high_quality", "reverse_kl"} do
+  local out = {n_seeds = #results, modes_total = results[1].modes_total}
+  for _, key in ipairs{"modes_recovered", "high_quality", "reverse_kl"} do
     local xs = {}
     for i, r in ipairs(results) do
       if type(r[key]) ~= "number" then
@@ -196,16 +199,16 @@ local function pm(e, fmt)
   return string.format(fmt .. " +- " .. fmt, e.mean, e.se)
 end
 
--- One line: "modes 7.90 +- 0.10 / 8, high quality 97.3 +- 0.4 %, reverse KL
--- 0.012 +- 0.003 (10 seeds)". Accepts a summary or a single result.
+-- One line: "modes recovered 7.90 +- 0.10 of 8, high quality 97.3 +- 0.4 %,
+-- reverse KL 0.012 +- 0.003 (10 seeds)". Accepts a summary or a single result.
 function M.format(s)
-  if type(s.modes) == "number" then
-    return string.format("modes %d / %d, high quality %.1f %%, reverse KL %.4f",
-                         s.modes, s.n_modes, 100 * s.high_quality, s.reverse_kl)
+  if type(s.modes_recovered) == "number" then
+    return string.format("modes recovered %d of %d, high quality %.1f %%, reverse KL %.4f",
+                         s.modes_recovered, s.modes_total, 100 * s.high_quality, s.reverse_kl)
   end
   local hq = {mean = 100 * s.high_quality.mean, se = s.high_quality.se and 100 * s.high_quality.se}
-  return string.format("modes %s / %d, high quality %s %%, reverse KL %s (%d seed%s)",
-                       pm(s.modes, "%.2f"), s.n_modes, pm(hq, "%.1f"), pm(s.reverse_kl, "%.4f"),
+  return string.format("modes recovered %s of %d, high quality %s %%, reverse KL %s (%d seed%s)",
+                       pm(s.modes_recovered, "%.2f"), s.modes_total, pm(hq, "%.1f"), pm(s.reverse_kl, "%.4f"),
                        s.n_seeds, s.n_seeds == 1 and "" or "s")
 end
 

@@ -235,6 +235,90 @@ T.test("lg.Function errors propagate with the Lua message", function()
   T.ok(lg.is_grad_enabled())
 end)
 
+-- Issue 14: a forward returning two outputs silently dropped the second, and a
+-- backward returning nothing was reported as "input 1 was not used".
+local ProdNorm = lg.Function{
+  name = "ProdNorm",                       -- (a * b, sum(a^2)): a vector and a scalar
+  forward = function(ctx, a, b)
+    ctx:save_for_backward(a, b)
+    return a * b, (a * a):sum()
+  end,
+  backward = function(ctx, gp, gs)
+    local a, b = ctx.saved[1], ctx.saved[2]
+    return gp * b + a * gs * 2, gp * a
+  end,
+}
+
+T.test("lg.Function with two outputs: both returned, gradients of both, gradcheck, double backward", function()
+  local a = lg.tensor({1, -2, 3}, {requires_grad = true})
+  local b = lg.tensor({0.5, 1, 2}, {requires_grad = true})
+  local p, s = ProdNorm(a, b)
+  T.close(p, {0.5, -2, 6})
+  T.shape(p, {3})
+  T.ok(s ~= nil, "second output dropped")
+  T.shape(s, {})
+  T.close(s, 14)
+  -- both outputs feed the loss: the backward gets both gradients
+  local ga, gb = table.unpack(lg.grad((p * 3):sum() + s * 5, {a, b}))
+  T.close(ga, {0.5 * 3 + 10, 1 * 3 - 20, 2 * 3 + 30})
+  T.close(gb, {3, -6, 9})
+  -- only one output used: the other's gradient is zeros
+  T.close(lg.grad(select(2, ProdNorm(a, b)), a)[1], {2, -4, 6})
+  T.close(lg.grad(ProdNorm(a, b):sum(), b)[1], {1, -2, 3})
+  -- no input needs grad: plain outputs, no node
+  local p0, s0 = ProdNorm(lg.tensor{2}, lg.tensor{3})
+  T.close(p0, {6}); T.close(s0, 4)
+  T.eq(p0.grad_fn, nil)
+  -- an input returned as an output is not aliased
+  local Twice = lg.Function{
+    forward = function(ctx, x) return x, x * 2 end,
+    backward = function(ctx, g1, g2) return g1 + g2 * 2 end,
+  }
+  local x = lg.tensor({1, 2}, {requires_grad = true})
+  local y1, y2 = Twice(x)
+  T.ok(y1 ~= x)
+  T.close(lg.grad((y1 + y2):sum(), x)[1], {3, 3})
+  -- gradcheck and gradgradcheck through both outputs
+  local fn = function(u, v) local q, r = ProdNorm(u, v) return {q, r} end
+  local u = lg.randn(4, {requires_grad = true})
+  local v = lg.randn(4, {requires_grad = true})
+  T.ok(lg.gradcheck(fn, {u, v}))
+  T.ok(lg.gradgradcheck(fn, {u, v}))
+  -- double backward: d/da of sum(d s/da) = d/da sum(2a) = 2
+  local g1 = lg.grad(select(2, ProdNorm(a, b)), a, {create_graph = true})[1]
+  T.close(lg.grad(g1:sum(), a)[1], {2, 2, 2})
+end)
+
+T.test("lg.Function: a backward that returns too few gradients says so", function()
+  local x = lg.ones(2, {requires_grad = true})
+  local y = lg.ones(2, {requires_grad = true})
+  local Silent = lg.Function{
+    name = "Silent",
+    forward = function(ctx, a) return a * 2 end,
+    backward = function(ctx, g) end,          -- forgot `return`
+  }
+  local err = T.errors(function() lg.grad(Silent(x):sum(), x) end, "returned nothing")
+  T.ok(err:find("Silent", 1, true) and not err:find("not used", 1, true), err)
+  T.errors(function() Silent(x):sum():backward() end, "returned nothing")
+  local Short = lg.Function{
+    forward = function(ctx, a, b) return a * b end,
+    backward = function(ctx, g) return g end,
+  }
+  T.errors(function() lg.grad(Short(x, y):sum(), {x, y}) end,
+           "returned 1 gradient for 2 inputs, and input 2 needs one")
+  -- an explicit nil for a needed input is a zero gradient
+  local NilGrad = lg.Function{
+    forward = function(ctx, a, b) return a + b end,
+    backward = function(ctx, g) return g, nil end,
+  }
+  local gx, gy = table.unpack(lg.grad(NilGrad(x, y):sum(), {x, y}))
+  T.close(gx, {1, 1}); T.close(gy, {0, 0})
+  local Nothing = lg.Function{forward = function(ctx, a) end, backward = function() end}
+  T.errors(function() Nothing(x) end, "forward must return a tensor, got nothing")
+  local Mixed = lg.Function{forward = function(ctx, a) return a, 3 end, backward = function() end}
+  T.errors(function() Mixed(x) end, "output 2 of 2 is number")
+end)
+
 T.test("graph memory is freed: 2000 training-like steps keep memory flat", function()
   local w = lg.randn(64, 64, {requires_grad = true})
   local x = lg.randn(16, 64)

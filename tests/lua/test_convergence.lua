@@ -30,7 +30,7 @@ T.test("eval2d: true samples of the ring and the grid", function()
   for _, mix in ipairs{"ring", "grid"} do
     local x = lg.data[mix]{n = 2500, seed = 5}
     local r = ev.evaluate(x, mix)
-    T.eq(r.modes, mix == "ring" and 8 or 25)
+    T.eq(r.modes_recovered, mix == "ring" and 8 or 25)
     T.eq(r.n, 2500)
     T.ok(math.abs(r.high_quality - p) < 4 * sd,
          string.format("%s: high quality %.4f, expected %.4f +- %.4f", mix, r.high_quality, p, 4 * sd))
@@ -56,11 +56,11 @@ T.test("eval2d: a hand-made example", function()
   }
   local r = ev.evaluate(x, "ring")
   T.eq(r.counts, {1, 0, 2, 0, 0, 0, 0, 0})
-  T.eq(r.modes, 2)
+  T.eq(r.modes_recovered, 2)
   T.near(r.high_quality, 3 / 5, 1e-12)
   T.near(r.reverse_kl, (1 / 3) * math.log(8 / 3) + (2 / 3) * math.log(16 / 3), 1e-9)
   -- a wider threshold takes in the 5-sigma sample
-  T.eq(ev.evaluate(x, "ring", {threshold = 6}).modes, 3)
+  T.eq(ev.evaluate(x, "ring", {threshold = 6}).modes_recovered, 3)
   -- a custom mixture by centres and sigma
   local r2 = ev.evaluate(lg.tensor{{0, 0}, {10, 0.5}}, ev.spec(lg.tensor{{0, 0}, {10, 0}}, 0.2))
   T.eq(r2.counts, {1, 1})
@@ -70,30 +70,30 @@ end)
 T.test("eval2d: collapse and divergence", function()
   local one = lg.tensor{{0, 1}}:expand(100, 2) + lg.randn(100, 2) * 0.001
   local r = ev.evaluate(one, "ring")
-  T.eq(r.modes, 1)
+  T.eq(r.modes_recovered, 1)
   T.near(r.high_quality, 1, 1e-12)
   T.near(r.reverse_kl, math.log(8), 1e-9)
   local far = lg.full({50, 2}, 10)
   local f = ev.evaluate(far, "grid")
-  T.eq({f.modes, f.high_quality}, {0, 0})
+  T.eq({f.modes_recovered, f.high_quality}, {0, 0})
   T.ok(f.reverse_kl ~= f.reverse_kl, "reverse KL is NaN without high-quality samples")
 end)
 
 T.test("eval2d: mean +- standard error over seeds", function()
-  local s = ev.summarize{{modes = 8, n_modes = 8, high_quality = 0.9, reverse_kl = 0.1},
-                         {modes = 6, n_modes = 8, high_quality = 0.7, reverse_kl = 0.3}}
-  T.near(s.modes.mean, 7, 1e-12)
-  T.near(s.modes.se, 1, 1e-12)                      -- sd sqrt(2), / sqrt(2)
+  local s = ev.summarize{{modes_recovered = 8, modes_total = 8, high_quality = 0.9, reverse_kl = 0.1},
+                         {modes_recovered = 6, modes_total = 8, high_quality = 0.7, reverse_kl = 0.3}}
+  T.near(s.modes_recovered.mean, 7, 1e-12)
+  T.near(s.modes_recovered.se, 1, 1e-12)                      -- sd sqrt(2), / sqrt(2)
   T.near(s.high_quality.mean, 0.8, 1e-12)
   T.near(s.high_quality.se, 0.1, 1e-12)
   T.eq(s.n_seeds, 2)
-  T.eq(ev.format(s), "modes 7.00 +- 1.00 / 8, high quality 80.0 +- 10.0 %, reverse KL 0.2000 +- 0.1000 (2 seeds)")
-  local one = ev.summarize{{modes = 8, n_modes = 8, high_quality = 1, reverse_kl = 0}}
-  T.ok(one.modes.se == nil, "no standard error from one seed")
-  T.eq(ev.format(one), "modes 8.00 / 8, high quality 100.0 %, reverse KL 0.0000 (1 seed)")
+  T.eq(ev.format(s), "modes recovered 7.00 +- 1.00 of 8, high quality 80.0 +- 10.0 %, reverse KL 0.2000 +- 0.1000 (2 seeds)")
+  local one = ev.summarize{{modes_recovered = 8, modes_total = 8, high_quality = 1, reverse_kl = 0}}
+  T.ok(one.modes_recovered.se == nil, "no standard error from one seed")
+  T.eq(ev.format(one), "modes recovered 8.00 of 8, high quality 100.0 %, reverse KL 0.0000 (1 seed)")
   local sum, list = ev.over_seeds(3, function(seed) return lg.data.ring{n = 400, seed = seed} end, "ring")
   T.eq(#list, 3)
-  T.eq(sum.modes.mean, 8)
+  T.eq(sum.modes_recovered.mean, 8)
   T.errors(function() ev.evaluate(lg.zeros(4, 3), "ring") end, "samples must be (N,2)")
   T.errors(function() ev.evaluate(lg.zeros(4, 2), "spiral") end, "expected \"ring\", \"grid\"")
   T.errors(function() ev.summarize{} end, "non-empty list")
@@ -207,7 +207,7 @@ for _, fam in ipairs(FAMILIES) do
       local t0 = os.clock()
       for seed = 1, sweep do
         list[seed] = with_one_thread(function() return train(cfg, seed) end)
-        line[seed] = string.format("%d/%.0f%%/%.2f", list[seed].modes, 100 * list[seed].high_quality,
+        line[seed] = string.format("%d/%.0f%%/%.2f", list[seed].modes_recovered, 100 * list[seed].high_quality,
                                    list[seed].reverse_kl)
       end
       print(string.format("  %s: %s; %.1f s cpu per run\n  per seed (modes/hq/rKL): %s", name,
@@ -217,6 +217,6 @@ for _, fam in ipairs(FAMILIES) do
     local r = with_one_thread(function() return train(cfg, 1) end)
     local msg = string.format("%s: %s (needs >= %d modes, >= %.1f %% high quality, reverse KL <= %.2f)",
                               name, ev.format(r), fam.modes, 100 * fam.hq, fam.rkl)
-    T.ok(r.modes >= fam.modes and r.high_quality >= fam.hq and r.reverse_kl <= fam.rkl, msg)
+    T.ok(r.modes_recovered >= fam.modes and r.high_quality >= fam.hq and r.reverse_kl <= fam.rkl, msg)
   end)
 end

@@ -94,9 +94,90 @@ T.test("commands dispatch to luagan.cli", function()
   out, code = sh(q(exe) .. " help")
   T.eq(code, 0, out)
   T.ok(out:find("run", 1, true), out)
-  out, code = sh(q(exe) .. " run")
+  out, code = sh(q(exe) .. " run")                 -- issue 14: a listing, not an error
+  T.eq(code, 0, out)
+  T.ok(out:find("recipes:\n", 1, true) and out:find("\n  dcgan ", 1, true), out)
+end)
+
+-- Issue 14: `luagan --help` and `luagan help` describe every command.
+T.test("--help, -h and help describe every command with its usage", function()
+  local help = sh(q(exe) .. " help")
+  for _, flag in ipairs{"--help", "-h"} do
+    local out, code = sh(q(exe) .. " " .. flag)
+    T.eq(code, 0, out)
+    T.eq(out, help)
+  end
+  T.ok(help:find("an interactive prompt", 1, true) and help:find("luagan script.lua", 1, true), help)
+  for _, c in ipairs{"eval", "help", "run", "sample"} do
+    T.ok(help:find("\n  " .. c .. " +%S"), "no line for " .. c .. ":\n" .. help)
+    T.ok(help:find("\n +luagan " .. c .. " "), "no usage for " .. c .. ":\n" .. help)
+  end
+  local out, code = sh(q(exe) .. " help run")
+  T.eq(code, 0, out)
+  T.ok(out:find("recipes:", 1, true), out)
+  out, code = sh(q(exe) .. " help eval")
+  T.eq(code, 0, out)
+  T.ok(out:find("--2d", 1, true), out)
+  out, code = sh(q(exe) .. " help nosuch")
   T.eq(code, 1)
-  T.ok(out:find("which recipe", 1, true), out)
+  T.ok(out:find("unknown command 'nosuch'", 1, true) and not out:find("traceback", 1, true), out)
+end)
+
+-- Issue 14: the prompt preloads lg and says so; piped input reads plain lines.
+T.test("the prompt: banner, lg preloaded, results printed", function()
+  local out = sh("printf 'x = lg.ones(2, 3)\\nx:numel()\\nlg.nn ~= nil\\n' | " .. q(exe) .. " -i")
+  T.ok(out:find("^luagan %d+%.%d+%.%d+ %(Lua 5%.4"), out)
+  T.ok(out:find('lg = require "luagan" is loaded', 1, true), out)
+  T.ok(out:find("> 6\n", 1, true), out)
+  T.ok(out:find("> true\n", 1, true), out)
+  -- a script's own lg is kept
+  local s = tmpfile("lg = 'mine'\n")
+  out = sh("printf 'lg\\n' | " .. q(exe) .. " -i " .. q(s))
+  os.remove(s)
+  T.ok(out:find("> mine\n", 1, true), out)
+end)
+
+-- On a terminal (util-linux `script` gives one): Tab completion of lg. names
+-- and of methods, and history kept across sessions in ~/.luagan_history.
+T.test("the prompt on a terminal: Tab completion and history across sessions", function()
+  if not sh("command -v script"):find("script", 1, true) then
+    print("  skipped: no `script` (util-linux) to give the prompt a terminal")
+    return
+  end
+  local home = os.tmpname()
+  os.remove(home)
+  require("luagan.core").mkdir_p(home)
+  -- the keys arrive one batch at a time so readline sees each Tab on its own
+  local function session(keys, env)
+    local feed = {"sleep 0.5"}              -- let readline take the terminal first
+    for _, k in ipairs(keys) do feed[#feed + 1] = "printf " .. q(k) .. "; sleep 0.3" end
+    feed[#feed + 1] = "printf '\\004'"
+    local out = sh("(" .. table.concat(feed, "; ") .. ") | env -u LUAGAN_HISTORY HOME=" .. q(home) ..
+                   " " .. (env or "") .. " timeout 30 script -qfec " .. q("stty cols 80 rows 24; " .. q(exe)) .. " /dev/null")
+    return (out:gsub("\27%[[%d?;]*%a", ""):gsub("\r", ""))   -- terminal controls, CRs
+  end
+  -- LUAGAN_HISTORY empty: no history file
+  local out = session({"1 + 2\n"}, "LUAGAN_HISTORY=")
+  T.ok(out:find("history: off", 1, true), out)
+  T.ok(not io.open(home .. "/.luagan_history"), "history written with LUAGAN_HISTORY empty")
+  out = session{"lg.zeros_l\t(lg.ones(4)):numel()\n", "t = lg.ones(5)\n", "t:num\t()\n"}
+  T.ok(out:find("Tab completes", 1, true), out)
+  T.ok(out:find("lg.zeros_like(lg.ones(4)):numel()", 1, true), out)       -- completed
+  T.ok(out:find("\n4\n", 1, true), out)
+  T.ok(out:find("> t:numel()\n5\n", 1, true), out)                        -- completed
+  -- Tab on an ambiguous name completes the common part; Tab twice more lists the
+  -- candidates by their last part
+  out = session{"lg.zer\t", "\t", "\t", "\21\n"}
+  T.ok(out:find("> lg.zero\n", 1, true) and out:find("\nzero_ +zeros +zeros_like"), out)
+  local f = io.open(home .. "/.luagan_history")
+  T.ok(f, "no ~/.luagan_history")
+  local hist = f and f:read("a") or ""
+  if f then f:close() end
+  T.ok(hist:find("lg.zeros_like(lg.ones(4)):numel()", 1, true), hist)
+  -- the next session recalls the last line with the up arrow
+  out = session{"\27[A\n"}                  -- recalled: t is not defined in this session
+  T.ok(out:find("> t:numel()\n", 1, true) and out:find("global 't'", 1, true), out)
+  os.execute("rm -rf " .. q(home))
 end)
 
 T.test("LUAGAN_ROOT chooses where scripts come from", function()

@@ -310,7 +310,8 @@ T.test("custom modules register fields, buffers, nested names", function()
     self.fc = nn.Linear(n, n)
     self.scale = lg.ones(n, {requires_grad = true})
     self:add_buffer("count", lg.zeros(1))
-    self.plain = lg.zeros(2)           -- no grad: an attribute, not a parameter
+    self.plain = lg.zeros(2)           -- no grad: a buffer (saved), not a parameter
+    self._scratch = lg.zeros(2)        -- "_" prefix: never registered
     self.size = n
   end
   function Affine:forward(x) return self.fc(x) * self.scale end
@@ -321,8 +322,8 @@ T.test("custom modules register fields, buffers, nested names", function()
   local names = {}
   for name in m:named_parameters() do names[#names + 1] = name end
   T.eq(names, {"1.fc.weight", "1.fc.bias", "1.scale", "2.fc.weight", "2.fc.bias", "2.scale"})
-  T.eq(m:state_keys(), {"1.fc.weight", "1.fc.bias", "1.scale", "1.count",
-                        "2.fc.weight", "2.fc.bias", "2.scale", "2.count"})
+  T.eq(m:state_keys(), {"1.fc.weight", "1.fc.bias", "1.scale", "1.count", "1.plain",
+                        "2.fc.weight", "2.fc.bias", "2.scale", "2.count", "2.plain"})
   local y = m(lg.randn(2, 3))
   T.shape(y, {2, 3})
   local mods = {}
@@ -331,6 +332,54 @@ T.test("custom modules register fields, buffers, nested names", function()
   -- reassigning a registered parameter keeps its place
   m[1].scale = lg.full({3}, 2, {requires_grad = true})
   T.ok(m:parameters()[3] == m[1].scale)
+end)
+
+-- Issue 14: `self.running = lg.zeros(2)` in init was a plain field, missing
+-- from state_dict, so a custom running-statistics layer lost it on save.
+T.test("a tensor field is a buffer: saved, loaded, copied; '_' and persistent=false opt out", function()
+  local Running = nn.Module:extend("Running")
+  function Running:init(n)
+    self.running = lg.zeros(n)                          -- a buffer by the rule
+    self._last = nil                                    -- scratch: never state
+    self:add_buffer("calls", lg.zeros(1), {persistent = false})
+  end
+  function Running:forward(x)
+    lg.no_grad(function()
+      self.running:mul_(0.9):add_(x:mean(1) * 0.1)
+      self.calls:add_(1)
+    end)
+    self._cache = x:detach()                             -- set in forward, "_": not state
+    return x - self.running
+  end
+  local m = nn.Sequential{nn.Linear(2, 2), Running(2)}
+  m(lg.ones(4, 2))
+  T.eq(m:state_keys(), {"1.weight", "1.bias", "2.running"})
+  local bufs = {}
+  for name in m:named_buffers() do bufs[#bufs + 1] = name end
+  T.eq(bufs, {"2.running", "2.calls"})                  -- listed (EMA, data parallel) but not saved
+  T.eq(#m:parameters(), 2)
+  -- saved and loaded through a file
+  local path = os.tmpname()
+  lg.save(path, m)
+  local fresh = nn.Sequential{nn.Linear(2, 2), Running(2)}
+  fresh:load_state_dict(lg.load(path))
+  os.remove(path)
+  T.close(fresh[2].running, m[2].running:totable())
+  T.ok(fresh[2].running:sum():item() ~= 0)
+  T.close(fresh[2].calls, {0})                           -- non-persistent: not in the file
+  -- a clone copies buffers (new storage)
+  local c = m:clone()
+  T.close(c[2].running, m[2].running:totable())
+  T.ok(c[2].running ~= m[2].running)
+  -- replacing a buffer's tensor keeps it registered
+  m[2].running = lg.full({2}, 5)
+  T.close(m:state_dict()["2.running"], {5, 5})
+  -- the explicit call checks its arguments
+  local r = Running(2)
+  T.errors(function() r:add_buffer("b", lg.zeros(1), {persistant = false}) end,
+           "unknown option 'persistant'")
+  T.errors(function() r:add_buffer("b", 3) end, "expected a tensor or nil, got number")
+  T.errors(function() r:add_buffer("b", nil, {persistent = 1}) end, "persistent must be a boolean")
 end)
 
 T.test("train/eval recurse; apply visits children first", function()

@@ -271,6 +271,7 @@ local function eval_2d(lg, ev, o)
 end
 
 return {
+  usage = USAGE,
   help = "score samples (IDX file, run dir or checkpoint): FD, KID, precision/recall, ... (--help)",
   fn = function(args)
     local o = parse(args)

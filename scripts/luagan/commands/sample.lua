@@ -48,7 +48,8 @@ local function parse(args)
 end
 
 return {
-  help = "write samples from a checkpoint: luagan sample CKPT [--n 64] [--out FILE.png]",
+  usage = USAGE,
+  help = "write a grid of samples (PNG) from a checkpoint",
   fn = function(args)
     local o = parse(args)
     if not o then print(USAGE) return 0 end

@@ -3,9 +3,13 @@
 -- A module is a table whose metatable is its class. Parameters, buffers and
 -- child modules are plain fields (self.weight, self.fc, seq[2]) listed in
 -- registration order in self._order, so parameters() and state_dict() walk
--- them in a deterministic order. Assigning a module, or a tensor that
--- requires grad, to a new field registers it (as PyTorch's __setattr__ does);
--- add_param / add_buffer / add_module register explicitly.
+-- them in a deterministic order. Assigning to a new field registers what it
+-- holds (as PyTorch's __setattr__ does for modules and parameters): a module
+-- as a child, a tensor that requires grad as a parameter, any other tensor as
+-- a persistent buffer, so a layer's running statistics are saved without
+-- ceremony. A field whose name starts with "_" is never registered (scratch,
+-- caches); add_buffer(name, t, {persistent = false}) keeps a buffer out of
+-- state_dict. add_param / add_buffer / add_module register explicitly.
 local lg = require "luagan.nn.lg"
 local util = require "luagan.util"
 
@@ -123,6 +127,8 @@ function Module.__newindex(self, k, v)
       return self:add_module(k, v)
     elseif is_tensor(v) and v.requires_grad then
       return self:add_param(k, v)
+    elseif is_tensor(v) then
+      return self:add_buffer(k, v)
     end
   end
   rawset(self, k, v)
@@ -179,10 +185,25 @@ function Module:add_param(name, t)
   return t
 end
 
--- Register a persistent buffer (saved in state_dict, never trained).
-function Module:add_buffer(name, t)
-  assert(t == nil or is_tensor(t), "add_buffer: expected a tensor")
+-- Register a buffer: state that is not trained (running statistics). It is
+-- listed by buffers() (EMA copies it, data-parallel training averages it) and,
+-- unless opts.persistent is false, saved and loaded by state_dict().
+function Module:add_buffer(name, t, opts)
+  opts = util.check_opts(self:_who() .. ":add_buffer", opts, {"persistent"}, 3)
+  if type(name) ~= "string" or name == "" then
+    error(string.format("%s:add_buffer: the name must be a non-empty string, got %s",
+                        self:_who(), util.what(name)), 2)
+  end
+  if t ~= nil and not is_tensor(t) then
+    error(string.format("%s:add_buffer('%s'): expected a tensor or nil, got %s",
+                        self:_who(), name, util.what(t)), 2)
+  end
+  if opts.persistent ~= nil and type(opts.persistent) ~= "boolean" then
+    error(string.format("%s:add_buffer('%s'): persistent must be a boolean, got %s",
+                        self:_who(), name, util.what(opts.persistent)), 2)
+  end
   register(self, "buffer", name, name, t)
+  rawget(self, "_entries")[name].persistent = opts.persistent ~= false
   return t
 end
 
@@ -243,7 +264,7 @@ local function walk(self, prefix, kinds, out, seen, seen_mod)
     if v ~= nil then
       if e.kind == "module" then
         if not seen_mod[v] then walk(v, prefix .. e.name .. ".", kinds, out, seen, seen_mod) end
-      elseif kinds[e.kind] and not seen[v] then
+      elseif kinds[e.kind] and not seen[v] and not (kinds.saved and e.persistent == false) then
         seen[v] = true
         out[#out + 1] = {prefix .. e.name, v}
       end
@@ -252,7 +273,9 @@ local function walk(self, prefix, kinds, out, seen, seen_mod)
   return out
 end
 
-local PARAMS, BUFFERS, BOTH = {param = true}, {buffer = true}, {param = true, buffer = true}
+-- STATE: what state_dict saves (parameters and persistent buffers).
+local PARAMS, BUFFERS = {param = true}, {buffer = true}
+local STATE = {param = true, buffer = true, saved = true}
 
 local function iter(list)
   local i = 0
@@ -346,14 +369,14 @@ end
 -- of the module's own storage (no copy), ready for a checkpoint writer.
 function Module:state_dict()
   local sd = {}
-  for _, e in ipairs(walk(self, "", BOTH, {}, {}, {})) do sd[e[1]] = e[2]:detach() end
+  for _, e in ipairs(walk(self, "", STATE, {}, {}, {})) do sd[e[1]] = e[2]:detach() end
   return sd
 end
 
 -- The names of state_dict() in the module's order.
 function Module:state_keys()
   local out = {}
-  for i, e in ipairs(walk(self, "", BOTH, {}, {}, {})) do out[i] = e[1] end
+  for i, e in ipairs(walk(self, "", STATE, {}, {}, {})) do out[i] = e[1] end
   return out
 end
 
@@ -374,7 +397,7 @@ function Module:load_state_dict(sd, opts)
   if type(sd) ~= "table" or is_tensor(sd) then
     error(where .. ": expected a table of tensors, got " .. util.what(sd), 2)
   end
-  local own = walk(self, "", BOTH, {}, {}, {})
+  local own = walk(self, "", STATE, {}, {}, {})
   local known, missing, unexpected, bad = {}, {}, {}, {}
   for _, e in ipairs(own) do
     local name, t = e[1], e[2]
