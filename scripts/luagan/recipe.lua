@@ -391,6 +391,22 @@ local core = require "luagan.core"
 local function is_path(s) return s:find("/", 1, true) or s:match("%.lua$") end
 recipe.is_path = is_path
 
+-- The luagan root (its scripts/ and models/): what the executable says in
+-- luagan.config, else what the install wrote in site.lua beside this file
+-- (read by its own path, never looked up on package.path), else nil.
+function recipe.root()
+  local config = package.loaded["luagan.config"]
+  if type(config) == "table" and type(config.root) == "string" and config.root ~= "" then
+    return config.root
+  end
+  local here = debug.getinfo(1, "S").source:match("^@(.*/)recipe%.lua$")
+  local chunk = here and loadfile(here .. "site.lua", "t", {})
+  local ok, site = pcall(chunk or error)
+  if ok and type(site) == "table" and type(site.root) == "string" and site.root ~= "" then
+    return site.root
+  end
+end
+
 -- Trusted directories: root_sub under the luagan root (the executable's
 -- luagan.config), and what from_template(d) makes of the directory d of every
 -- absolute "d?.lua" template on package.path (an installed rock), nil to
@@ -401,10 +417,8 @@ function recipe.trusted_dirs(root_sub, from_template)
   local function add(d)
     if d and not seen[d] then seen[d] = true; dirs[#dirs + 1] = d end
   end
-  local config = package.loaded["luagan.config"]
-  if type(config) == "table" and type(config.root) == "string" and config.root ~= "" then
-    add(config.root .. "/" .. root_sub)
-  end
+  local root = recipe.root()
+  if root then add(root .. "/" .. root_sub) end
   for t in package.path:gmatch("[^;]+") do
     local d = t:match("^(/.*/)%?%.lua$")
     if d then add(from_template(d)) end

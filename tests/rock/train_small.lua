@@ -62,4 +62,23 @@ for step = 1, 50 do
 end
 print(string.format("wgan-gp: 50 steps, last gradient penalty %.4f", gp:item()))
 assert(gp:item() == gp:item() and gp:item() < math.huge, "the gradient penalty is not finite")
+
+-- 3. the bundled recipes and the clock, as the executable has them (issue 14):
+-- train.run("toy2d") finds the installed models/, and its metrics log a
+-- real rate, not the 1e10 steps/s of a clock that never moves
+local recipe = require "luagan.recipe"
+local dcgan = recipe.find("dcgan")
+assert(dcgan and dcgan:sub(1, #tree + 1) == tree .. "/", "dcgan recipe not found in the tree: " .. tostring(dcgan))
+print("recipe dcgan " .. dcgan)
+local out = os.tmpname()
+os.remove(out)
+local _, info = lg.train.run("toy2d", {"--steps", "20", "--out", out, "--quiet", "--sample-every", "0",
+                                       "--threads", "1"})
+assert(info.step == 20, "toy2d ran " .. tostring(info.step) .. " steps")
+local last
+for line in io.lines(out .. "/metrics.jsonl") do last = line end
+local rate = tonumber(last:match('"steps_per_s":([%d%.e%+%-]+)'))
+assert(rate and rate > 0 and rate < 1e6, "steps_per_s from the clock: " .. tostring(rate))
+print(string.format("toy2d from the rock: 20 steps, %.0f steps/s logged", rate))
+os.execute("rm -rf '" .. out .. "'")
 print("ok")
