@@ -7,8 +7,10 @@
  * contiguous buckets). MPI's errors are returned, not fatal, and raised as
  * Lua errors naming the call. Ranks are 0-based, the MPI convention. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <mpi.h>
 #include "lgl.h"
 
@@ -35,6 +37,44 @@ static int mpi_fail(lua_State *L, const char *call, int code)
 static void need_ready(lua_State *L)
 {
   if (!mpi_ready()) luaL_error(L, "dist: MPI is not initialised (call lg.dist.init() first)");
+}
+
+/* The watchdog: how long a rank waits for the others to join the check
+ * that opens every collective (LUAGAN_DIST_TIMEOUT seconds, default 600;
+ * 0 waits forever). */
+static double watchdog_limit(void)
+{
+  const char *v = getenv("LUAGAN_DIST_TIMEOUT");
+  if (!v || !*v) return 600.0;
+  char *end;
+  double s = strtod(v, &end);
+  return (*end == '\0' && s >= 0) ? s : 600.0;
+}
+
+/* Complete req, or end every rank when the others have not joined within
+ * the limit: a rank that branched on a rank-local value (or stopped calling
+ * collectives) would otherwise leave the rest waiting forever. The request
+ * cannot be cancelled, so this is MPI_Abort, after a message naming what
+ * waited. Polling (not MPI_Wait) also keeps MPI progressing. */
+static void wait_watched(MPI_Request *req, const char *what)
+{
+  double limit = watchdog_limit(), t0 = MPI_Wtime();
+  struct timespec nap = {0, 100000};          /* 0.1 ms between polls after a short spin */
+  for (long polls = 0;; polls++) {
+    int done = 0;
+    MPI_Test(req, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    if (limit > 0 && MPI_Wtime() - t0 > limit) {
+      int rank = -1;
+      MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+      fprintf(stderr, "luagan: dist: rank %d waited %.0f s in %s for the other ranks, which never "
+              "joined (a branch on a rank-local value, or a rank that stopped): ending every rank "
+              "(LUAGAN_DIST_TIMEOUT sets the limit)\n", rank, limit, what);
+      fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    if (polls > 1000) nanosleep(&nap, NULL);
+  }
 }
 
 /* The tensor at idx, which the collective reads and writes in place. */
@@ -117,8 +157,10 @@ static int l_local(lua_State *L)
 
 static int l_barrier(lua_State *L)
 {
+  MPI_Request req;
   need_ready(L);
-  MPI_CHECK(L, "MPI_Barrier", MPI_Barrier(MPI_COMM_WORLD));
+  MPI_CHECK(L, "MPI_Ibarrier", MPI_Ibarrier(MPI_COMM_WORLD, &req));
+  wait_watched(&req, "barrier");
   return 0;
 }
 
@@ -211,7 +253,10 @@ static int l_allreduce_number(lua_State *L)
   double x = luaL_checknumber(L, 1);
   MPI_Op op = check_op(L, 2);
   need_ready(L);
-  MPI_CHECK(L, "MPI_Allreduce", MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, op, MPI_COMM_WORLD));
+  MPI_Request req;
+  MPI_CHECK(L, "MPI_Iallreduce",
+            MPI_Iallreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, op, MPI_COMM_WORLD, &req));
+  wait_watched(&req, "allreduce_number");
   lua_pushnumber(L, x);
   return 1;
 }
@@ -232,8 +277,10 @@ static int l_same(lua_State *L)
   const char *s = luaL_checklstring(L, 1, &n);
   need_ready(L);
   uint64_t h = fingerprint(s, n), v[2] = {h, ~h};
-  MPI_CHECK(L, "MPI_Allreduce",
-            MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD));
+  MPI_Request req;
+  MPI_CHECK(L, "MPI_Iallreduce",
+            MPI_Iallreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD, &req));
+  wait_watched(&req, s);
   lua_pushboolean(L, v[0] == h && v[1] == ~h);
   return 1;
 }

@@ -16,6 +16,8 @@ local function input(r, n)
   return lg.randn(n)
 end
 
+check(dist.exact() == (os.getenv("LUAGAN_DIST_EXACT") == "1"), "exact mode follows LUAGAN_DIST_EXACT")
+
 local n = 1000
 local mine = input(rank, n)
 

@@ -85,10 +85,11 @@ local MPI_ENV = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " ..
 
 -- Run a script under mpirun: its output and whether it exited 0.
 local function mpirun(np, script, args, env)
+  local export = (env or ""):gsub("([%w_]+)=%S*", "-x %1")    -- mpirun -x NAME: to every rank
   local cmd = string.format(MPI_ENV ..
-    "OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1 %s timeout 60 mpirun " ..
+    "OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1 %s timeout 60 mpirun %s " ..
     "--oversubscribe --bind-to none -np %d '%s' tests/dist/%s %s 2>&1",
-    env or "", np, exe, script, args or "")
+    env or "", export, np, exe, script, args or "")
   local p = io.popen(cmd)
   local out = p:read("a")
   local ok, _, code = p:close()
@@ -160,6 +161,14 @@ mpi_test("a branch on a rank-local value fails with an error naming it, not a ha
   T.ok(not ok, "non-zero exit")
   T.ok(out:find("dist.allreduce: the ranks disagree", 1, true), out)
   T.ok(not out:find("unreachable", 1, true), out)
+end)
+
+mpi_test("a rank that stops calling collectives: the watchdog ends every rank, naming the wait", function()
+  local t0 = os.time()
+  local out, ok = mpirun(2, "stall.lua", "", "LUAGAN_DIST_TIMEOUT=2")
+  T.ok(not ok, "non-zero exit")
+  T.ok(out:find("rank 1 waited 2 s in barrier for the other ranks", 1, true), out)
+  T.ok(os.time() - t0 < 50, "ended by the watchdog, not by the test's timeout")
 end)
 
 mpi_test("mpirun -np 2 luagan run dcgan: one valid checkpoint, resumable on another rank count", function()
