@@ -47,7 +47,6 @@
 #ifndef LUAGAN_INSTALL_DIR
 #define LUAGAN_INSTALL_DIR "/usr/local/share/luagan"
 #endif
-#define LUAGAN_VERSION "0.1.0"
 #define MAXINPUT 4096
 
 static const char *progname = "luagan";

@@ -174,8 +174,6 @@ lg_tensor *lg_isfinite(const lg_tensor *a);
 lg_tensor *lg_matmul(lg_tensor *a, lg_tensor *b);
 
 /* ---- neural-network ops (lg_nn.h) ------------------------------------------ */
-#if __has_include("lg_nn.h")
 #include "lg_nn.h"
-#endif
 
 #endif

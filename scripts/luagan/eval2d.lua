@@ -24,7 +24,7 @@
 -- Specs of the standard mixtures (the same as lg.data.ring / lg.data.grid):
 --   ring: 8 modes at (cos 2 pi k/8, sin 2 pi k/8), sigma 0.01;
 --   grid: 25 modes at {-4,-2,0,2,4}^2, sigma 0.05.
-local lg = require "luagan.nn.lg"
+local lg = require "luagan"
 local util = require "luagan.util"
 local is_tensor, shape_str = util.is_tensor, util.shape_str
 local check_opts, check_num = util.check_opts, util.check_num

@@ -3,7 +3,7 @@
 -- and returns it. Fans follow PyTorch: fan_in = size(2) * receptive field,
 -- fan_out = size(1) * receptive field (for ConvTranspose2d weights, stored
 -- (in, out, k, k), that makes "fan_in" the output channels, as in PyTorch).
-local lg = require "luagan.nn.lg"
+local lg = require "luagan"
 local check_opts = require("luagan.util").check_opts
 
 local init = {}

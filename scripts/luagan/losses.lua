@@ -18,7 +18,7 @@
 -- lg.losses.make(name, opts) builds one by name (for --loss flags), and
 -- lg.losses.names lists the names. The regularisers are in lg.penalties, the
 -- training tricks in lg.tricks; docs/losses.md has the formulas and examples.
-local lg = require "luagan.nn.lg"
+local lg = require "luagan"
 local util = require "luagan.util"
 local check_opts, is_tensor, shape_str = util.check_opts, util.is_tensor, util.shape_str
 

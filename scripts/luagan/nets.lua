@@ -20,7 +20,7 @@
 -- layer norm or none for gradient penalties, which need per-sample gradients).
 -- Weights start N(0, 0.02) (the DCGAN init; batch-norm gamma N(1, 0.02)).
 -- models/dcgan.lua keeps its own copy of the plain nets, so it reads on its own.
-local lg = require "luagan.nn.lg"
+local lg = require "luagan"
 local nn = require "luagan.nn"
 
 local nets = {}

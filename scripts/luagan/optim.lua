@@ -6,7 +6,7 @@
 -- Parameter groups: optim.Adam({{params = a, lr = 1e-3}, {params = b}}, {lr = 2e-4})
 -- (a group's own options override the constructor's). The update of each
 -- parameter runs in C (runtime/lg_optim.c); Lua only walks the list.
-local lg = require "luagan.nn.lg"
+local lg = require "luagan"
 local util = require "luagan.util"
 
 local check_opts, check_num, num_problem = util.check_opts, util.check_num, util.num_problem

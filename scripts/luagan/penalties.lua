@@ -18,7 +18,7 @@
 -- Per-sample gradient norms are sqrt(sum g^2 + 1e-12): the 1e-12 keeps the
 -- derivative of the norm finite where a gradient vanishes (it moves the norm
 -- by at most 1e-6).
-local lg = require "luagan.nn.lg"
+local lg = require "luagan"
 local optim = require "luagan.optim"
 local util = require "luagan.util"
 local check_opts, is_tensor, shape_str = util.check_opts, util.is_tensor, util.shape_str

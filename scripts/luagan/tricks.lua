@@ -13,7 +13,7 @@
 -- The layers of the same papers live in lg.nn: nn.MinibatchDiscrimination,
 -- nn.VirtualBatchNorm, nn.SpectralNorm. Learning-rate decay is lg.optim's
 -- (LinearDecay, StepLR, CosineAnnealing). docs/losses.md shows each in use.
-local lg = require "luagan.nn.lg"
+local lg = require "luagan"
 local optim = require "luagan.optim"
 local losses = require "luagan.losses"
 local util = require "luagan.util"

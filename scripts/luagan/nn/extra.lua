@@ -3,7 +3,7 @@
 -- differentiable ops, so their gradients (to any order) come from those ops.
 -- Constructors follow PyTorch's argument order and defaults; every options
 -- table rejects unknown keys.
-local lg = require "luagan.nn.lg"
+local lg = require "luagan"
 local base = require "luagan.nn.module"
 local init = require "luagan.init_weights"
 local util = require "luagan.util"

@@ -1,5 +1,5 @@
 -- luagan.nn.gan: GAN-specific layers: SpectralNorm, MinibatchDiscrimination.
-local lg = require "luagan.nn.lg"
+local lg = require "luagan"
 local base = require "luagan.nn.module"
 local init = require "luagan.init_weights"
 

@@ -1,5 +1,5 @@
 -- luagan.nn.layers: Linear, convolutions, pooling, shape and activation modules.
-local lg = require "luagan.nn.lg"
+local lg = require "luagan"
 local base = require "luagan.nn.module"
 local init = require "luagan.init_weights"
 

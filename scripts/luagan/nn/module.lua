@@ -10,7 +10,7 @@
 -- ceremony. A field whose name starts with "_" is never registered (scratch,
 -- caches); add_buffer(name, t, {persistent = false}) keeps a buffer out of
 -- state_dict. add_param / add_buffer / add_module register explicitly.
-local lg = require "luagan.nn.lg"
+local lg = require "luagan"
 local util = require "luagan.util"
 
 local M = {}

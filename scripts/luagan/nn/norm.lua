@@ -1,5 +1,5 @@
 -- luagan.nn.norm: batch, layer, instance and virtual batch normalisation.
-local lg = require "luagan.nn.lg"
+local lg = require "luagan"
 local base = require "luagan.nn.module"
 
 local util = require "luagan.util"
