@@ -37,7 +37,7 @@ end
 
 -- Shape of a tensor as text, "64x100" ("scalar" for 0-dim): x:shape() is a
 -- list of sizes that prints that way (bindings/lgl_tensor.c).
-function lg.shape_str(t) return tostring(t:shape()) end
+lg.shape_str = require("luagan.util").shape_str
 
 -- Tensor ops written in Lua with differentiable ops (docs/tensors.md "More
 -- ops"), so their backward and double backward come from those ops.

@@ -19,14 +19,7 @@ local function core()
   return core_cache
 end
 
-local function is_tensor(v)
-  if type(v) ~= "userdata" then return false end
-  local f = lg.is_tensor
-  if f then return f(v) end
-  return true
-end
-
-local function shape_str(t) return table.concat(t:shape(), "x") end
+local is_tensor, shape_str = util.is_tensor, util.shape_str
 
 local function same_shape(a, b)
   local sa, sb = a:shape(), b:shape()

@@ -23,7 +23,7 @@ local core = require "luagan.core"
 
 local clock = core.clock
 
-local function is_tensor(v) return lg.is_tensor(v) end
+local is_tensor = require("luagan.util").is_tensor
 
 local function checkpointable(v)
   return type(v) == "table" and type(v.state_dict) == "function"

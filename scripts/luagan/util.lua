@@ -28,11 +28,9 @@ function util.not_tensor(v)
   return "a " .. w .. ", not a tensor"
 end
 
--- "64x100", or "scalar" for a 0-dim tensor
-function util.shape_str(t)
-  local s = t:shape()
-  return #s == 0 and "scalar" or table.concat(s, "x")
-end
+-- "64x100", or "scalar" for a 0-dim tensor: how a shape prints (the one
+-- helper; lg.shape_str, nn.shape_str and every module use it)
+function util.shape_str(t) return tostring(t:shape()) end
 
 -- Levenshtein distance between two strings (for "did you mean").
 function util.distance(a, b)

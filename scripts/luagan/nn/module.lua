@@ -18,20 +18,8 @@ local M = {}
 -- Set false to see the original traceback of an error inside a module.
 M.wrap_errors = true
 
-local function is_tensor(v)
-  if type(v) ~= "userdata" then return false end
-  local f = lg.is_tensor
-  if f then return f(v) end
-  return true
-end
-M.is_tensor = is_tensor
-
-local function shape_str(t)
-  local s = t:shape()
-  if #s == 0 then return "scalar" end
-  return table.concat(s, "x")
-end
-M.shape_str = shape_str
+local is_tensor, shape_str = util.is_tensor, util.shape_str
+M.is_tensor, M.shape_str = is_tensor, shape_str
 
 local function count(t) return t:numel() end
 
