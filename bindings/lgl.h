@@ -94,6 +94,7 @@ void lgl_open_io(lua_State *L);        /* lgl_io.c: datasets, checkpoints, image
 void lgl_open_linalg(lua_State *L);    /* lgl_linalg.c: evaluation kernels (the table linalg) */
 void lgl_open_fs(lua_State *L);        /* lgl_fs.c: listdir, isdir, mkdir_p, ... (no shell) */
 void lgl_open_sys(lua_State *L);       /* lgl_sys.c: SIGINT/SIGTERM flag, isatty, getpid */
+void lgl_open_bytes(lua_State *L);     /* lgl_bytes.c: data sets kept as bytes, converted per batch */
 
 int luaopen_luagan_core(lua_State *L);
 

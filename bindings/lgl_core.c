@@ -276,6 +276,7 @@ int luaopen_luagan_core(lua_State *L)
   lgl_open_linalg(L);
   lgl_open_fs(L);
   lgl_open_sys(L);
+  lgl_open_bytes(L);
   lgl_setfuncs(L, core_fns, 0);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
