@@ -125,8 +125,24 @@ end
 -- bytes: a core byte set (N, H, W) (core.load_idx_bytes); shape: the
 -- tensor shape it stands for, (N, C, H, W).
 local function byte_images(bytes, shape, scale, who)
+  -- every field present (false when unused): a missing one would reach __index
   return setmetatable({bytes = bytes, dims = shape, lut = scale_table(scale, who),
-                       scale = scale}, ByteImages)
+                       scale = scale, rows = false, post = false}, ByteImages)
+end
+
+-- The rows `rows` (a 1-based index tensor) of the byte set src, each drawn
+-- batch then passed through post(x) (a transform of whole images, which
+-- treats every image on its own, so a batch gets what the whole set would).
+local function byte_subset(src, rows, post)
+  local dims = table.move(src.dims, 1, #src.dims, 1, {})
+  dims[1] = rows:shape()[1]
+  if src.rows then rows = src.rows:index_select(1, rows) end
+  if src.post and post then
+    local inner, outer = src.post, post
+    post = function(x) return outer(inner(x)) end
+  end
+  return setmetatable({bytes = src.bytes, dims = dims, lut = src.lut, scale = src.scale,
+                       rows = rows, post = post or src.post or false}, ByteImages)
 end
 
 local function with_rows(self, t, n)
@@ -160,17 +176,35 @@ local function check_dim1(dim, op)
                          tostring(dim) .. " (convert it with :float() first)", 3) end
 end
 
+-- The drawn rows x (n, C, H, W) through the set's per-image transform, if any.
+local function finish(self, x)
+  if self.post then return self.post(x) end
+  return x
+end
+
 -- Rows start..start+len-1 as floats (N', C, H, W).
 function byte_methods.narrow(self, dim, start, len)
   check_dim1(dim, "narrow")
-  return with_rows(self, self.bytes:range(start, len, self.lut), len)
+  if self.rows then
+    if math.type(start) ~= "integer" or math.type(len) ~= "integer" or start < 1 or len < 0 or
+       start + len - 1 > self.dims[1] then
+      error(string.format("narrow: rows %s..%s are outside 1..%d", tostring(start),
+                          tostring(start and len and start + len - 1), self.dims[1]), 2)
+    end
+    return finish(self, with_rows(self, self.bytes:gather(self.rows:narrow(1, start, len), self.lut), len))
+  end
+  return finish(self, with_rows(self, self.bytes:range(start, len, self.lut), len))
 end
 
 -- The rows idx (a tensor or a list of 1-based row numbers) as floats.
 function byte_methods.index_select(self, dim, idx)
   check_dim1(dim, "index_select")
   local n = core.is_tensor(idx) and idx:shape()[1] or #idx
-  return with_rows(self, self.bytes:gather(idx, self.lut), n)
+  if self.rows then
+    if not core.is_tensor(idx) then idx = lg.tensor(idx) end
+    idx = self.rows:index_select(1, idx)
+  end
+  return finish(self, with_rows(self, self.bytes:gather(idx, self.lut), n))
 end
 
 -- The whole set as one float tensor (N, C, H, W).
@@ -534,7 +568,8 @@ end
 -- truth through `transform` (T(a) is the true translation of any a) and
 -- `truth` (for each row of a / b, the index of its source image).
 -- Returns {a=, a_labels=, b=, b_labels=, transform = fn(x), truth = {a_index=, b_index=},
---          classes=, scale=}.
+--          classes=, scale=}. With a byte data set (the default), a and b are
+-- byte image sets too: rows drawn from b are transformed as they are drawn.
 function data.unpaired(o)
   o = check_opts("data.unpaired", o, {"transform", "split", "path", "scale", "limit", "seed", "dataset"})
   local name = o.transform or "invert"
@@ -551,9 +586,16 @@ function data.unpaired(o)
   local half = n // 2
   local ia, ib = perm:narrow(1, 1, half), perm:narrow(1, half + 1, half)
   local function transform(x) return T(x, scale) end
+  local a, b
+  if is_byte_images(ds.images) then
+    -- kept as bytes: the halves are row lists into them, B transformed per batch
+    a, b = byte_subset(ds.images, ia), byte_subset(ds.images, ib, transform)
+  else
+    a, b = ds.images:index_select(1, ia), transform(ds.images:index_select(1, ib))
+  end
   return {
-    a = ds.images:index_select(1, ia), a_labels = ds.labels:index_select(1, ia),
-    b = transform(ds.images:index_select(1, ib)), b_labels = ds.labels:index_select(1, ib),
+    a = a, a_labels = ds.labels:index_select(1, ia),
+    b = b, b_labels = ds.labels:index_select(1, ib),
     transform = transform, transform_name = name,
     truth = {a_index = ia, b_index = ib},
     classes = ds.classes, scale = scale,
