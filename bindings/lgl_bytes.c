@@ -9,6 +9,7 @@
  *
  * luagan.data wraps this in its ByteImages (the scaling table, the tensor-like
  * methods); nothing else should need it. */
+#include <math.h>
 #include <string.h>
 #include "lgl.h"
 #include "lg_bytes.h"
@@ -37,7 +38,9 @@ static const char *const load_opts[] = {"limit", NULL};
 /* load_idx_bytes(path, {limit = n}) */
 static int bytes_load(lua_State *L)
 {
-  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  if (strlen(path) != len) return luaL_argerror(L, 1, "the file name contains a NUL byte");
   lgl_checkopts(L, 2, load_opts);
   lua_Integer limit = -1;
   if (lua_type(L, 2) == LUA_TTABLE) {
@@ -85,10 +88,14 @@ static const float *check_lut(lua_State *L, int idx)
 }
 
 /* A 1-based row number from a Lua number -> 0-based, or an error naming it. */
-static int64_t row_of(lua_State *L, double v, int64_t i)
+static int64_t row_of(lua_State *L, double v, int64_t i, int64_t nrows)
 {
-  if (v != v || v != (double)(int64_t)v)
-    luaL_error(L, "bytes:gather: row %f at position %d is not an integer", v, (int)(i + 1));
+  if (v != v || v != floor(v))
+    luaL_error(L, "bytes: gather: row %f at position %I is not an integer", v, (lua_Integer)(i + 1));
+  if (v < 1 || v > (double)nrows)   /* before the cast: a huge value must not overflow it */
+    luaL_error(L, "bytes: gather: row %I at position %I is outside 1..%I",
+               (lua_Integer)(v < -9e18 ? -9e18 : v > 9e18 ? 9e18 : v), (lua_Integer)(i + 1),
+               (lua_Integer)nrows);
   return (int64_t)v - 1;
 }
 
@@ -124,7 +131,7 @@ static int bytes_gather(lua_State *L)
         v = lua_tonumber(L, -1);
         lua_pop(L, 1);
       }
-      rows[k] = row_of(L, v, i0 + k);
+      rows[k] = row_of(L, v, i0 + k, b->shape[0]);
     }
     if (lg_bytes_gather(b, rows, m, lut, dst + i0 * b->row_bytes) != 0) return lgl_error(L);
   }

@@ -102,11 +102,13 @@ local byte_methods = {}
 local function is_byte_images(v) return getmetatable(v) == ByteImages end
 data.is_byte_images = is_byte_images
 
+local tensor_probe = lg.zeros(1)   -- which names are tensor methods
+
 ByteImages.__index = function(self, k)
   local m = byte_methods[k]
   if m then return m end
   if math.type(k) == "integer" then return byte_methods.narrow(self, 1, k, 1)[1] end
-  if type(k) == "string" then
+  if type(k) == "string" and type(tensor_probe[k]) == "function" then
     -- a tensor method not listed: run it on the converted set (a full copy)
     return function(s, ...)
       local t = byte_methods.float(s)
