@@ -32,7 +32,7 @@ local li = {}
 for _, net in ipairs{"G", "D"} do
   for k, v in pairs(s[net]:state_dict()) do li["init." .. net .. "." .. k] = v:clone() end
 end
-li.pixels = lg.data.fashion_mnist{limit = 256}.images
+li.pixels = lg.data.fashion_mnist{limit = 256}.images:float()   -- kept as bytes: the floats
 lgio.save_safetensors(out .. "/luagan_init.safetensors", li)
 
 -- the twin's weights

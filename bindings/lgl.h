@@ -95,6 +95,7 @@ void lgl_open_linalg(lua_State *L);    /* lgl_linalg.c: evaluation kernels (the 
 void lgl_open_fs(lua_State *L);        /* lgl_fs.c: listdir, isdir, mkdir_p, ... (no shell) */
 void lgl_open_sys(lua_State *L);       /* lgl_sys.c: SIGINT/SIGTERM flag, isatty, getpid */
 void lgl_open_index(lua_State *L);     /* lgl_index.c: gather, scatter_add, sort, topk, cumsum, erf, ... */
+void lgl_open_bytes(lua_State *L);     /* lgl_bytes.c: data sets kept as bytes, converted per batch */
 
 int luaopen_luagan_core(lua_State *L);
 

@@ -277,6 +277,7 @@ int luaopen_luagan_core(lua_State *L)
   lgl_open_fs(L);
   lgl_open_sys(L);
   lgl_open_index(L);
+  lgl_open_bytes(L);
   lgl_setfuncs(L, core_fns, 0);
   lua_pushliteral(L, LUAGAN_VERSION);   /* project(VERSION) in CMakeLists.txt */
   lua_setfield(L, -2, "version");

@@ -121,33 +121,48 @@ static void lg_idx_convert(int code, const unsigned char *src, float *dst, size_
 /* deflate's largest expansion (zlib's technical notes: 1032:1) */
 #define LG_DEFLATE_MAX_RATIO 1032
 
-lg_tensor *lg_idx_read(const char *path)
+/* An opened IDX file whose header has been read and checked. */
+typedef struct {
+  lg_idx_src s;
+  int code, ndim, es, is_gz;
+  int64_t shape[LG_MAXDIM], numel, need;
+  char sbuf[160];
+  const char *kind;   /* " (after gunzip)" for gzip files, for the messages */
+} lg_idx_head;
+
+/* Open path and read its header into h. 0, or -1 with the error set and
+ * everything closed. */
+static int lg_idx_open(const char *path, lg_idx_head *h)
 {
-  lg_idx_src s = {.path = path};
   unsigned char magic[4];
   struct stat st;
+  memset(h, 0, sizeof *h);
+  h->s.path = path;
+  lg_idx_src *s = &h->s;
 
   FILE *f = fopen(path, "rb");
-  if (!f) return lg_error("idx: %s: cannot open: %s", path, strerror(errno));
+  if (!f) { lg_error("idx: %s: cannot open: %s", path, strerror(errno)); return -1; }
   if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
     fclose(f);
-    return lg_error("idx: %s: not a regular file", path);
+    lg_error("idx: %s: not a regular file", path);
+    return -1;
   }
   size_t k = fread(magic, 1, 2, f);
   int is_gz = k == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
   if (is_gz) {
     fclose(f);
-    s.gz = gzopen(path, "rb");
-    if (!s.gz) return lg_error("idx: %s: cannot open gzip stream: %s", path, strerror(errno));
-    gzbuffer(s.gz, 1 << 17);
+    s->gz = gzopen(path, "rb");
+    if (!s->gz) { lg_error("idx: %s: cannot open gzip stream: %s", path, strerror(errno)); return -1; }
+    gzbuffer(s->gz, 1 << 17);
   } else {
     rewind(f);
-    s.f = f;
+    s->f = f;
   }
-  const char *kind = is_gz ? " (after gunzip)" : "";
+  h->is_gz = is_gz;
+  const char *kind = h->kind = is_gz ? " (after gunzip)" : "";
 
   /* magic: 0x00 0x00 type ndim */
-  int64_t got = lg_idx_get(&s, magic, 4);
+  int64_t got = lg_idx_get(s, magic, 4);
   if (got < 0) goto fail;
   if (got < 4) {
     lg_error("idx: %s: truncated: file has %lld bytes%s, the magic number needs 4", path,
@@ -159,7 +174,7 @@ lg_tensor *lg_idx_read(const char *path)
              "code and a dim count): not an IDX file", path, magic[0], magic[1], magic[2], magic[3]);
     goto fail;
   }
-  int code = magic[2], ndim = magic[3];
+  int code = h->code = magic[2], ndim = h->ndim = magic[3];
   if (!lg_idx_type_name(code)) {
     lg_error("idx: %s: unknown data type 0x%02x in the magic number (expected 0x08 ubyte, "
              "0x09 sbyte, 0x0B int16, 0x0C int32, 0x0D float32 or 0x0E float64)", path, code);
@@ -171,28 +186,27 @@ lg_tensor *lg_idx_read(const char *path)
   }
 
   unsigned char dims[4 * LG_MAXDIM];
-  got = lg_idx_get(&s, dims, 4 * (size_t)ndim);
+  got = lg_idx_get(s, dims, 4 * (size_t)ndim);
   if (got < 0) goto fail;
   if (got < 4 * ndim) {
     lg_error("idx: %s: truncated: header says %d dims (%d bytes of sizes), file has %lld%s",
              path, ndim, 4 * ndim, (long long)got, kind);
     goto fail;
   }
-  int64_t shape[LG_MAXDIM], numel;
-  for (int d = 0; d < ndim; d++) shape[d] = lg_be32(dims + 4 * d);
-  char sbuf[160], op[512];
-  lg_shape_str_raw(ndim, shape, sbuf, sizeof sbuf);
+  for (int d = 0; d < ndim; d++) h->shape[d] = lg_be32(dims + 4 * d);
+  char op[512];
+  lg_shape_str_raw(ndim, h->shape, h->sbuf, sizeof h->sbuf);
   /* zero sizes too: 0 x 2^32-1 x 2^32-1 holds no data but no tensor either */
   snprintf(op, sizeof op, "idx: %s", path);
-  if (lg_shape_check(op, ndim, shape, &numel)) goto fail;
-  int es = lg_idx_elsize(code);
-  int64_t header = 4 + 4 * (int64_t)ndim, need = numel * es;
+  if (lg_shape_check(op, ndim, h->shape, &h->numel)) goto fail;
+  h->es = lg_idx_elsize(code);
+  int64_t header = 4 + 4 * (int64_t)ndim, need = h->need = h->numel * h->es;
 
   if (!is_gz) {   /* plain file: check the length before allocating anything */
     int64_t have = (int64_t)st.st_size - header;
     if (have != need) {
       lg_error("idx: %s: %s: header says %s %s = %lld bytes, file has %lld after the %lld-byte "
-               "header", path, have < need ? "truncated" : "trailing data", sbuf,
+               "header", path, have < need ? "truncated" : "trailing data", h->sbuf,
                lg_idx_type_name(code), (long long)need, (long long)have, (long long)header);
       goto fail;
     }
@@ -203,12 +217,47 @@ lg_tensor *lg_idx_read(const char *path)
      * 1032:1, so a header claiming more than that could ever hold is refused
      * before the allocation (a 26-byte file must not allocate 16 GB) */
     lg_error("idx: %s: truncated: header says %s %s = %lld bytes, more than the %lld-byte gzip "
-             "file can hold", path, sbuf, lg_idx_type_name(code), (long long)need,
+             "file can hold", path, h->sbuf, lg_idx_type_name(code), (long long)need,
              (long long)st.st_size);
     goto fail;
   }
+  return 0;
 
-  lg_tensor *t = lg_empty(ndim, shape);
+fail:
+  lg_idx_close(s);
+  return -1;
+}
+
+/* The error for a payload that ended after `have` bytes. */
+static void lg_idx_short(const lg_idx_head *h, int64_t have)
+{
+  lg_error("idx: %s: truncated: header says %s %s = %lld bytes, file has %lld%s", h->s.path,
+           h->sbuf, lg_idx_type_name(h->code), (long long)h->need, (long long)have, h->kind);
+}
+
+/* A gzip stream must end right after the payload. 0, or -1 with error. */
+static int lg_idx_check_end(lg_idx_head *h)
+{
+  if (!h->is_gz) return 0;
+  unsigned char extra[256];
+  int64_t got = lg_idx_get(&h->s, extra, sizeof extra);
+  if (got < 0) return -1;
+  if (got == 0) return 0;
+  int64_t more = got;
+  while ((got = lg_idx_get(&h->s, extra, sizeof extra)) > 0) more += got;
+  lg_error("idx: %s: trailing data: header says %s %s = %lld bytes, file has %lld%s", h->s.path,
+           h->sbuf, lg_idx_type_name(h->code), (long long)h->need, (long long)(h->need + more),
+           h->kind);
+  return -1;
+}
+
+lg_tensor *lg_idx_read(const char *path)
+{
+  lg_idx_head h;
+  if (lg_idx_open(path, &h) != 0) return NULL;
+  int es = h.es;
+  int64_t numel = h.numel, got;
+  lg_tensor *t = lg_empty(h.ndim, h.shape);
   if (!t) goto fail;
   unsigned char *raw = malloc((size_t)LG_IDX_CHUNK * es);
   if (!raw) { lg_release(t); lg_error("idx: %s: out of memory", path); goto fail; }
@@ -216,37 +265,60 @@ lg_tensor *lg_idx_read(const char *path)
   int64_t done = 0;
   while (done < numel) {
     int64_t n = numel - done < LG_IDX_CHUNK ? numel - done : LG_IDX_CHUNK;
-    got = lg_idx_get(&s, raw, (size_t)n * es);
+    got = lg_idx_get(&h.s, raw, (size_t)n * es);
     if (got < 0) { free(raw); lg_release(t); goto fail; }
     if (got < n * es) {
-      lg_error("idx: %s: truncated: header says %s %s = %lld bytes, file has %lld%s", path,
-               sbuf, lg_idx_type_name(code), (long long)need,
-               (long long)(done * es + got), kind);
+      lg_idx_short(&h, done * es + got);
       free(raw); lg_release(t); goto fail;
     }
-    lg_idx_convert(code, raw, dst + done, (size_t)n);
+    lg_idx_convert(h.code, raw, dst + done, (size_t)n);
     done += n;
   }
   free(raw);
-  if (is_gz) {   /* the stream must end exactly here */
-    unsigned char extra[256];
-    got = lg_idx_get(&s, extra, sizeof extra);
-    if (got < 0) { lg_release(t); goto fail; }
-    if (got > 0) {
-      int64_t more = got;
-      while ((got = lg_idx_get(&s, extra, sizeof extra)) > 0) more += got;
-      lg_error("idx: %s: trailing data: header says %s %s = %lld bytes, file has %lld%s", path,
-               sbuf, lg_idx_type_name(code), (long long)need, (long long)(need + more), kind);
-      lg_release(t);
-      goto fail;
-    }
-  }
-  lg_idx_close(&s);
+  if (lg_idx_check_end(&h) != 0) { lg_release(t); goto fail; }
+  lg_idx_close(&h.s);
   return t;
 
 fail:
-  lg_idx_close(&s);
+  lg_idx_close(&h.s);
   return NULL;
+}
+
+int lg_idx_read_bytes(const char *path, int64_t limit, int *ndim, int64_t shape[LG_MAXDIM],
+                      int64_t *rows_in_file, unsigned char **out)
+{
+  lg_idx_head h;
+  *out = NULL;
+  if (lg_idx_open(path, &h) != 0) return -1;
+  if (h.code != LG_IDX_UBYTE) {
+    lg_error("idx: %s: data type %s, expected ubyte (0x08) to keep as bytes; load it with "
+             "load_idx", path, lg_idx_type_name(h.code));
+    lg_idx_close(&h.s);
+    return -1;
+  }
+  int64_t rows = h.shape[0], row_bytes = rows ? h.numel / rows : 0;
+  int partial = limit >= 0 && limit < rows;
+  if (partial) rows = limit;
+  int64_t nbytes = rows * row_bytes;
+  unsigned char *buf = malloc(nbytes ? (size_t)nbytes : 1);
+  if (!buf) { lg_error("idx: %s: out of memory (%lld bytes)", path, (long long)nbytes); goto fail; }
+  int64_t got = lg_idx_get(&h.s, buf, (size_t)nbytes);
+  if (got < 0) goto fail;
+  if (got < nbytes) { lg_idx_short(&h, got); goto fail; }
+  /* a partial read stops here: the rest of the gzip stream is never inflated */
+  if (!partial && lg_idx_check_end(&h) != 0) goto fail;
+  lg_idx_close(&h.s);
+  *ndim = h.ndim;
+  *rows_in_file = h.shape[0];
+  memcpy(shape, h.shape, sizeof(int64_t) * (size_t)h.ndim);
+  shape[0] = rows;
+  *out = buf;
+  return 0;
+
+fail:
+  free(buf);
+  lg_idx_close(&h.s);
+  return -1;
 }
 
 /* ---- writing ----------------------------------------------------------- */

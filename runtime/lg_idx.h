@@ -23,6 +23,16 @@
 /* -> tensor with the file's dims (1..LG_MAXDIM), or NULL with error. */
 lg_tensor *lg_idx_read(const char *path);
 
+/* The raw payload of a ubyte IDX file, kept as bytes: the first `limit`
+ * rows along dim 1 (limit < 0: all), read without converting anything and,
+ * for gzip, without inflating the rows after them. The header is checked as
+ * lg_idx_read checks it (a plain file's length must match the header even
+ * when fewer rows are read). *out is malloc'd (free it), shape[0] is the
+ * number of rows read, *rows_in_file the header's. 0, or -1 with error (other data types are refused:
+ * they are read as floats by lg_idx_read). */
+int lg_idx_read_bytes(const char *path, int64_t limit, int *ndim, int64_t shape[LG_MAXDIM],
+                      int64_t *rows_in_file, unsigned char **out);
+
 /* Write t (any shape with 1..LG_MAXDIM dims, any strides) as IDX of type
  * LG_IDX_F32 or LG_IDX_UBYTE (values must round to integers 0..255; an
  * out-of-range value is an error, not silently clamped). A path ending in

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <strings.h>
 #include <assert.h>
 #include <omp.h>
@@ -42,10 +43,19 @@ void lg_error_prefix(const char *ctx)
  * Freed blocks go to a free list keyed by their exact rounded size, so a
  * training step that allocates the same shapes every iteration reuses them
  * and makes no system allocation in steady state. The cache is capped; the
- * oldest-size buckets are not tracked, we simply free when over the cap. */
+ * oldest-size buckets are not tracked, we simply free when over the cap.
+ *
+ * The cap follows the live set: the cache never holds more than the bytes
+ * in use (or LG_CACHE_FLOOR, whichever is larger), so RSS stays within
+ * about twice the live peak. A steady loop is unaffected (its temporaries are
+ * freed while its own live set, which they are part of, is at least as
+ * large), while one-off phases (loading a data set or a checkpoint, sampling
+ * or featurising in chunks) no longer leave hundreds of MB of dead blocks of
+ * sizes that never recur. */
 #define LG_ALIGN 64
 #define LG_NBUCKETS 1024
-#define LG_CACHE_CAP ((size_t)2 << 30)   /* 2 GiB kept for reuse at most */
+#define LG_CACHE_CAP ((size_t)2 << 30)     /* 2 GiB kept for reuse at most */
+#define LG_CACHE_FLOOR ((size_t)64 << 20)  /* always cacheable: small runs never hit the cap */
 
 typedef struct lg_block { struct lg_block *next; } lg_block;
 typedef struct { size_t size; lg_block *head; } lg_bucket;
@@ -66,6 +76,28 @@ static void lg_lock(void)
 static void lg_unlock(void) { omp_unset_lock(&lg_alloc_lock); }
 
 static size_t lg_round(size_t n) { return (n + LG_ALIGN - 1) / LG_ALIGN * LG_ALIGN; }
+
+/* Blocks from this size up are mapped from the kernel directly and unmapped
+ * when the cache lets them go, so giving them back lowers RSS at once.
+ * Through malloc they would land in its heap once glibc's adaptive mmap
+ * threshold had grown past them (it follows the largest block freed, up to
+ * 32 MiB), and a freed heap block stays resident. */
+#define LG_MAP_MIN ((size_t)1 << 20)
+
+static void *lg_sys_alloc(size_t size)
+{
+  if (size < LG_MAP_MIN) return aligned_alloc(LG_ALIGN, size);
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;   /* page aligned, so LG_ALIGN aligned */
+}
+
+/* size: the rounded size p was allocated with */
+static void lg_sys_free(void *p, size_t size)
+{
+  if (!p) return;
+  if (size < LG_MAP_MIN) free(p);
+  else munmap(p, size);
+}
 
 static lg_bucket *lg_bucket_for(size_t size, int create)
 {
@@ -95,7 +127,7 @@ static void *lg_alloc(size_t n)
   }
   lg_unlock();
   if (!p) {
-    p = aligned_alloc(LG_ALIGN, size);
+    p = lg_sys_alloc(size);
     if (!p) return NULL;
     lg_lock();
     lg_sys_allocs++;
@@ -112,7 +144,9 @@ static void lg_dealloc(void *p, size_t n)
   size_t size = lg_round(n ? n : 1);
   lg_lock();
   lg_live_bytes -= size;
-  lg_bucket *b = lg_cached_bytes + size <= LG_CACHE_CAP ? lg_bucket_for(size, 1) : NULL;
+  size_t cap = lg_live_bytes > LG_CACHE_FLOOR ? lg_live_bytes : LG_CACHE_FLOOR;
+  if (cap > LG_CACHE_CAP) cap = LG_CACHE_CAP;
+  lg_bucket *b = lg_cached_bytes + size <= cap ? lg_bucket_for(size, 1) : NULL;
   if (b) {
     lg_block *blk = p;
     blk->next = b->head;
@@ -121,7 +155,7 @@ static void lg_dealloc(void *p, size_t n)
     p = NULL;
   }
   lg_unlock();
-  free(p);
+  lg_sys_free(p, size);
 }
 
 size_t lg_mem_live_bytes(void) { return lg_live_bytes; }
@@ -133,7 +167,7 @@ void lg_mem_trim(void)
   lg_lock();
   for (int i = 0; i < LG_NBUCKETS; i++) {
     lg_block *blk = lg_buckets[i].head;
-    while (blk) { lg_block *nx = blk->next; free(blk); blk = nx; }
+    while (blk) { lg_block *nx = blk->next; lg_sys_free(blk, lg_buckets[i].size); blk = nx; }
     lg_buckets[i].head = NULL;
     lg_buckets[i].size = 0;
   }

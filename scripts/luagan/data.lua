@@ -84,11 +84,152 @@ local function scale_pixels(x, scale, who)
   return (x * ((r[2] - r[1]) / 255) + r[1]):clamp(r[1], r[2])
 end
 
+---------------------------------------------------------------------------
+-- Byte images: an image data set kept as its uint8 pixels (1 byte a pixel
+-- instead of a float's 4) and converted when rows are drawn. Each byte value
+-- maps through a 256-entry table computed by scale_pixels itself, the same
+-- tensor ops the full-float path ran on the whole set, so the floats of a
+-- drawn batch are bit for bit those of the old scaled tensor's rows.
+--
+-- It answers the tensor methods a data set is read with (shape, size, dim,
+-- numel, narrow and index_select along dim 1, images[i]), each returning a
+-- new float tensor (a copy, never a view); float() converts the whole set;
+-- any other tensor method converts the whole set first and runs on that.
+
+local ByteImages = {}
+local byte_methods = {}
+
+local function is_byte_images(v) return getmetatable(v) == ByteImages end
+data.is_byte_images = is_byte_images
+
+local tensor_probe = lg.zeros(1)   -- which names are tensor methods
+
+ByteImages.__index = function(self, k)
+  local m = byte_methods[k]
+  if m then return m end
+  if math.type(k) == "integer" then return byte_methods.narrow(self, 1, k, 1)[1] end
+  if type(k) == "string" and type(tensor_probe[k]) == "function" then
+    -- a tensor method not listed: run it on the converted set (a full copy)
+    return function(s, ...)
+      local t = byte_methods.float(s)
+      return t[k](t, ...)
+    end
+  end
+end
+
+-- The (256) float of every byte value under scale.
+local function scale_table(scale, who)
+  local v = {}
+  for i = 0, 255 do v[i + 1] = i end
+  return scale_pixels(lg.tensor(v), scale, who)
+end
+
+-- bytes: a core byte set (N, H, W) (core.load_idx_bytes); shape: the
+-- tensor shape it stands for, (N, C, H, W).
+local function byte_images(bytes, shape, scale, who)
+  -- every field present (false when unused): a missing one would reach __index
+  return setmetatable({bytes = bytes, dims = shape, lut = scale_table(scale, who),
+                       scale = scale, rows = false, post = false}, ByteImages)
+end
+
+-- The rows `rows` (a 1-based index tensor) of the byte set src, each drawn
+-- batch then passed through post(x) (a transform of whole images, which
+-- treats every image on its own, so a batch gets what the whole set would).
+local function byte_subset(src, rows, post)
+  local dims = table.move(src.dims, 1, #src.dims, 1, {})
+  dims[1] = rows:shape()[1]
+  if src.rows then rows = src.rows:index_select(1, rows) end
+  if src.post and post then
+    local inner, outer = src.post, post
+    post = function(x) return outer(inner(x)) end
+  end
+  return setmetatable({bytes = src.bytes, dims = dims, lut = src.lut, scale = src.scale,
+                       rows = rows, post = post or src.post or false}, ByteImages)
+end
+
+local function with_rows(self, t, n)
+  local s = {n}
+  for d = 2, #self.dims do s[d] = self.dims[d] end
+  return t:reshape(s)
+end
+
+function byte_methods.shape(self)
+  return table.move(self.dims, 1, #self.dims, 1, {})
+end
+
+function byte_methods.size(self, d)
+  if d == nil then return byte_methods.shape(self) end
+  if d < 0 then d = #self.dims + 1 + d end
+  local v = self.dims[d]
+  if not v then error(string.format("size: dim %s out of range for %d dims", tostring(d), #self.dims), 2) end
+  return v
+end
+
+function byte_methods.dim(self) return #self.dims end
+
+function byte_methods.numel(self)
+  local n = 1
+  for _, v in ipairs(self.dims) do n = n * v end
+  return n
+end
+
+local function check_dim1(dim, op)
+  if dim ~= 1 then error(op .. ": a byte image set is drawn from along dim 1 only, got dim " ..
+                         tostring(dim) .. " (convert it with :float() first)", 3) end
+end
+
+-- The drawn rows x (n, C, H, W) through the set's per-image transform, if any.
+local function finish(self, x)
+  if self.post then return self.post(x) end
+  return x
+end
+
+-- Rows start..start+len-1 as floats (N', C, H, W).
+function byte_methods.narrow(self, dim, start, len)
+  check_dim1(dim, "narrow")
+  if self.rows then
+    if math.type(start) ~= "integer" or math.type(len) ~= "integer" or start < 1 or len < 0 or
+       start + len - 1 > self.dims[1] then
+      error(string.format("narrow: rows %s..%s are outside 1..%d", tostring(start),
+                          tostring(start and len and start + len - 1), self.dims[1]), 2)
+    end
+    return finish(self, with_rows(self, self.bytes:gather(self.rows:narrow(1, start, len), self.lut), len))
+  end
+  return finish(self, with_rows(self, self.bytes:range(start, len, self.lut), len))
+end
+
+-- The rows idx (a tensor or a list of 1-based row numbers) as floats.
+function byte_methods.index_select(self, dim, idx)
+  check_dim1(dim, "index_select")
+  local n = core.is_tensor(idx) and idx:shape()[1] or #idx
+  if self.rows then
+    if not core.is_tensor(idx) then idx = lg.tensor(idx) end
+    idx = self.rows:index_select(1, idx)
+  end
+  return finish(self, with_rows(self, self.bytes:gather(idx, self.lut), n))
+end
+
+-- The whole set as one float tensor (N, C, H, W).
+function byte_methods.float(self)
+  return byte_methods.narrow(self, 1, 1, self.dims[1])
+end
+
+function byte_methods.detach(self) return self end
+
+ByteImages.__tostring = function(self)
+  return string.format("ByteImages(%s, %s)", table.concat(self.dims, "x"), self.scale)
+end
+
 local function load_mnist_like(who, name, default_dirs, install_hint, classes, o)
   o = check_opts(who, o, {"split", "path", "scale", "limit"})
   local split = o.split or "train"
   local prefix = SPLIT_PREFIX[split]
   if not prefix then error(who .. ": split must be \"train\" or \"test\", got " .. tostring(split), 3) end
+  local scale = o.scale or "tanh"
+  if not SCALES[scale] then scale_pixels(nil, scale, who) end   -- the error, before any reading
+  if o.limit ~= nil and (math.type(o.limit) ~= "integer" or o.limit < 0) then
+    error(who .. ": limit must be an integer >= 0, got " .. tostring(o.limit), 3)
+  end
   local dirs, looked = {}, {}
   if o.path then
     dirs = {o.path}
@@ -109,19 +250,19 @@ local function load_mnist_like(who, name, default_dirs, install_hint, classes, o
     error(string.format("%s: the %s data set (%s split) was not found in %s: %s", who, name,
                         split, table.concat(looked, ", "), install_hint), 3)
   end
-  local images, labels = core.load_idx(img_path), core.load_idx(lbl_path)
-  local si, sl = images:shape(), labels:shape()
+  -- the pixels stay bytes; only the first `limit` rows are read at all
+  local bytes, rows_in_file = core.load_idx_bytes(img_path, {limit = o.limit})
+  local labels = core.load_idx(lbl_path)
+  local si, sl = bytes:shape(), labels:shape()
   if #si ~= 3 then
     error(string.format("%s: %s: expected images N x H x W, got %s", who, img_path,
                         table.concat(si, "x")), 3)
   end
-  if #sl ~= 1 or sl[1] ~= si[1] then
+  if #sl ~= 1 or sl[1] ~= rows_in_file then
     error(string.format("%s: %s has %s labels but %s has %d images", who, lbl_path,
-                        table.concat(sl, "x"), img_path, si[1]), 3)
+                        table.concat(sl, "x"), img_path, rows_in_file), 3)
   end
   local n = si[1]
-  if o.limit then n = math.min(n, o.limit) end
-  images = images:narrow(1, 1, n)
   labels = labels:narrow(1, 1, n)
   local lv = labels:totable()
   for i = 1, n do
@@ -133,16 +274,19 @@ local function load_mnist_like(who, name, default_dirs, install_hint, classes, o
     end
   end
   return {
-    images = scale_pixels(images:reshape(n, 1, si[2], si[3]), o.scale or "tanh", who),
+    images = byte_images(bytes, {n, 1, si[2], si[3]}, scale, who),
     labels = labels + 1,            -- 1-based classes, like every index in luagan
     classes = classes,
-    scale = o.scale or "tanh",
+    scale = scale,
     name = name, split = split, files = {images = img_path, labels = lbl_path},
   }
 end
 
 -- fashion_mnist{split = "train"|"test", path = dir, scale = "tanh"|"unit"|"raw", limit = n}
 -- -> {images = (N,1,28,28), labels = (N) classes 1..10, classes = {...names}}
+-- images are ByteImages (above): the pixels kept as bytes, converted to
+-- floats when rows are drawn (the DataLoader does it per batch); limit = n
+-- reads only the first n images of the file.
 -- Looks in path, else $LUAGAN_DATA/fashion-mnist and $LUAGAN_DATA, else the
 -- Debian package's /usr/share/datasets/fashion-mnist.
 function data.fashion_mnist(o)
@@ -168,15 +312,17 @@ end
 local Loader = {}
 Loader.__index = Loader
 
+local function is_rows(v) return core.is_tensor(v) or is_byte_images(v) end
+
 local function as_tensor_list(who, ds)
-  if core.is_tensor(ds) then return {ds} end
+  if is_rows(ds) then return {ds} end
   if type(ds) ~= "table" then error(who .. ": expected a tensor or a list of tensors, got " .. util.what(ds), 3) end
   if ds[1] == nil and ds.images then      -- a data set table: {images=, labels=}
     return ds.labels and {ds.images, ds.labels} or {ds.images}
   end
   if #ds == 0 then error(who .. ": empty list of tensors", 3) end
   for i, t in ipairs(ds) do
-    if not core.is_tensor(t) then error(string.format("%s: entry %d is %s", who, i, util.not_tensor(t)), 3) end
+    if not is_rows(t) then error(string.format("%s: entry %d is %s", who, i, util.not_tensor(t)), 3) end
     if t:dim() == 0 then error(string.format("%s: entry %d is a 0-dim tensor", who, i), 3) end
     if t:shape()[1] ~= ds[1]:shape()[1] then
       error(string.format("%s: tensor %d has %d samples, tensor 1 has %d (dim 1 must match)",
@@ -187,7 +333,9 @@ local function as_tensor_list(who, ds)
 end
 
 -- DataLoader(tensors, {batch_size = 64, shuffle = false, drop_last = false, seed = nil})
--- tensors: one tensor, a list of tensors sharing dim 1, or {images=, labels=}.
+-- tensors: one tensor, a list of tensors sharing dim 1, or {images=, labels=};
+-- ByteImages (fashion_mnist's images) count as tensors: their batches are
+-- converted from the bytes as they are drawn.
 -- Shuffling uses the loader's own generator (seeded by `seed`, or by a draw
 -- from the global generator when no seed is given), so its order depends
 -- only on the seed and the epoch, and state_dict()/load_state_dict() resume
@@ -249,7 +397,10 @@ function Loader:epoch()
       local idx = perm:narrow(1, start, len)
       for i, t in ipairs(self.tensors) do out[i] = t:index_select(1, idx) end
     else
-      for i, t in ipairs(self.tensors) do out[i] = t:narrow(1, start, len):clone() end
+      for i, t in ipairs(self.tensors) do
+        -- a byte set's narrow is already a fresh float copy
+        out[i] = is_byte_images(t) and t:narrow(1, start, len) or t:narrow(1, start, len):clone()
+      end
     end
     return table.unpack(out, 1, #self.tensors)
   end
@@ -420,7 +571,8 @@ end
 -- truth through `transform` (T(a) is the true translation of any a) and
 -- `truth` (for each row of a / b, the index of its source image).
 -- Returns {a=, a_labels=, b=, b_labels=, transform = fn(x), truth = {a_index=, b_index=},
---          classes=, scale=}.
+--          classes=, scale=}. With a byte data set (the default), a and b are
+-- byte image sets too: rows drawn from b are transformed as they are drawn.
 function data.unpaired(o)
   o = check_opts("data.unpaired", o, {"transform", "split", "path", "scale", "limit", "seed", "dataset"})
   local name = o.transform or "invert"
@@ -437,9 +589,16 @@ function data.unpaired(o)
   local half = n // 2
   local ia, ib = perm:narrow(1, 1, half), perm:narrow(1, half + 1, half)
   local function transform(x) return T(x, scale) end
+  local a, b
+  if is_byte_images(ds.images) then
+    -- kept as bytes: the halves are row lists into them, B transformed per batch
+    a, b = byte_subset(ds.images, ia), byte_subset(ds.images, ib, transform)
+  else
+    a, b = ds.images:index_select(1, ia), transform(ds.images:index_select(1, ib))
+  end
   return {
-    a = ds.images:index_select(1, ia), a_labels = ds.labels:index_select(1, ia),
-    b = transform(ds.images:index_select(1, ib)), b_labels = ds.labels:index_select(1, ib),
+    a = a, a_labels = ds.labels:index_select(1, ia),
+    b = b, b_labels = ds.labels:index_select(1, ib),
     transform = transform, transform_name = name,
     truth = {a_index = ia, b_index = ib},
     classes = ds.classes, scale = scale,

@@ -35,6 +35,14 @@ E.KID_SUBSET_SIZE = 1000
 E.PR_K = 3
 E.MEMO_SAMPLES = 1000
 E.COVERAGE_MIN_SHARE = 0.5
+-- samples drawn from a checkpoint per call of its sample function (chunk i
+-- under seed seed*100003 + i): part of the protocol, since it fixes which
+-- samples are drawn (it was 1000 before the memory work of issue 16)
+E.SAMPLE_CHUNK = 250
+-- images featurised per classifier call: its conv activations for 500
+-- images peaked at 250 MB. The features do not depend on it (bit for bit);
+-- the logits of the 10-way head move by ~1e-6 (the GEMM's blocking)
+E.FEATURE_BATCH = 100
 
 local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
 local util = require "luagan.util"
@@ -194,7 +202,7 @@ function E.features(x, o)
   x = E.as_images(x, "eval.features")
   local C = require "classifier"
   local net = o.net or E.classifier()
-  return C.forward(net, x)
+  return C.forward(net, x, {batch_size = E.FEATURE_BATCH})
 end
 
 -- Predicted classes (N) 1..10 and probabilities (N,10).
@@ -331,11 +339,31 @@ local function sorted_list(t)
   return l
 end
 
+-- Training rows scored against at a time when the training set is kept as
+-- bytes: a multiple of the knn kernel's 2048-row block (lg_linalg.c), so the
+-- chunks are scored block for block as one call over the whole set would
+-- score them (the same distances, bit for bit), and only 25 MB of the set is
+-- ever float at once.
+local KNN_CHUNK = 4 * 2048
+
+-- Distance from each row of x (N,784) to its nearest row of rows (M,784),
+-- or of a byte image set (M,1,28,28) converted one chunk at a time.
+local function nearest(x, rows)
+  if lg.is_tensor(rows) then return (lg.linalg.knn(x, rows, 1)) end
+  local m, best = rows:shape()[1], nil
+  for s = 1, m, KNN_CHUNK do
+    local len = math.min(KNN_CHUNK, m - s + 1)
+    local d = lg.linalg.knn(x, rows:narrow(1, s, len):reshape(len, 784), 1)
+    best = best and lg.minimum(best, d) or d
+  end
+  return best
+end
+
 -- Pixel-space ratios d_train / d_test of the rows of x (N,784) against the
 -- training images and the test images (nearest neighbour of each);
 -- skip_test_self: x are the first N test images themselves.
 local function nn_ratios(x, train, test, skip_test_self)
-  local dtr, itr = lg.linalg.knn(x, train, 1)
+  local dtr = nearest(x, train)
   local dte
   if skip_test_self then
     -- the query set is a prefix of test: use the whole test set and skip i == i
@@ -351,10 +379,12 @@ local function nn_ratios(x, train, test, skip_test_self)
   else
     dte = lg.linalg.knn(x, test, 1)
   end
-  return dtr / (dte + 1e-8), dtr, dte, itr
+  return dtr / (dte + 1e-8), dtr, dte
 end
 
 -- memorisation(samples, {train = (M,784) in [-1,1], test = (T,784), n = 1000})
+-- (train may also be a byte image set, data.fashion_mnist's images: it is
+-- then scored a chunk at a time; the default is the training set so kept)
 -- For each of n samples, the distance to the nearest training image and to
 -- the nearest test image; a generator that replays training images has
 -- ratios near 0, one that generalises looks like held-out real images. The
@@ -375,7 +405,7 @@ function E.memorisation(samples, o)
   local train, test = o.train, o.test
   if not train or not test then
     local ref = E.reference()
-    train, test = train or ref.train_pixels(), test or ref.test_pixels
+    train, test = train or ref.train_images(), test or ref.test_pixels
   end
   local ntest = test:shape()[1]
   if ntest < 2 then fail("eval.memorisation: need at least 2 test images") end
@@ -413,17 +443,23 @@ function E.clear_cache() ref_cache = nil end
 --  train_labels()}; loaded on first use. o.test_limit = n: only the first n
 -- test images (for quick tests; scores are then not the protocol's);
 -- o.reload: rebuild (also needed to change test_limit).
+-- test_images is a float tensor (the features and the memorisation check use
+-- it whole: 31 MB); train_images() is the training set kept as bytes
+-- (data.fashion_mnist's images: rows drawn from it are floats), and
+-- train_pixels() its full float copy (188 MB: only for callers that need
+-- one tensor; nothing here does).
 function E.reference(o)
   check_opts("eval.reference", o, {"test_limit", "reload"})
   if ref_cache and not (o and o.reload) then return ref_cache end
   local data = require "luagan.data"
   local test = data.fashion_mnist{split = "test", limit = o and o.test_limit}
-  local r = {test_images = test.images, test_labels = test.labels}
-  local _, f = E.features(test.images)
+  local test_images = test.images:float()
+  local r = {test_images = test_images, test_labels = test.labels}
+  local _, f = E.features(test_images)
   r.test_feats = f
   -- the RMS of the test features: the fixed scale of the KID kernel
   r.feature_rms = math.sqrt((f * f):mean():item())
-  r.test_pixels = test.images:reshape(test.images:shape()[1], 784)
+  r.test_pixels = test_images:reshape(test_images:shape()[1], 784)
   local train_ds
   local function train()
     train_ds = train_ds or data.fashion_mnist{split = "train"}
@@ -431,7 +467,10 @@ function E.reference(o)
   end
   function r.train_images() return train().images end
   function r.train_labels() return train().labels end
-  function r.train_pixels() return train().images:reshape(train().images:shape()[1], 784) end
+  function r.train_pixels()
+    local t = train().images:float()
+    return t:reshape(t:shape()[1], 784)
+  end
   local stats, radii
   function r.test_stats() stats = stats or E.stats(f) return stats end
   function r.test_radii(k)
@@ -709,9 +748,19 @@ end
 ---------------------------------------------------------------------------
 -- samples from a training checkpoint (recipes of scripts/luagan/train.lua)
 
--- n samples from the checkpoint at path, drawn in chunks (each chunk under
--- its own seed, since train.sample restores the generator state). o.recipe and
--- o.hint go to train.load (a run of a user's own recipe file).
+-- The tensor allocator keeps freed blocks for reuse (a training step then
+-- allocates nothing), but after a one-off phase (loading a checkpoint: its
+-- tensors are copied into the nets; sampling or featurising in chunks) the
+-- blocks it freed are dead weight for the rest of the run: drop them.
+local function trim()
+  collectgarbage()
+  lg.mem_trim()
+end
+
+-- n samples from the checkpoint at path, drawn in chunks of 250 (each chunk
+-- under its own seed, since train.sample restores the generator state): a
+-- chunk's activations, not n samples', are what sampling holds at once.
+-- o.recipe and o.hint go to train.load (a run of a user's own recipe file).
 -- -> tensor (n, ...) as the recipe's sample function returns it.
 function E.sample_checkpoint(path, n, o)
   local who = "eval.sample_checkpoint"
@@ -721,7 +770,8 @@ function E.sample_checkpoint(path, n, o)
   local train = require "luagan.train"
   local state, r = train.load(path, {recipe = o.recipe, hint = o.hint, where = "eval"})
   if not r.sample then fail("eval: recipe '%s' has no sample function", r.name) end
-  local chunk = o.chunk or 1000
+  trim()
+  local chunk = o.chunk or E.SAMPLE_CHUNK
   local tmp = os.tmpname()
   local parts, got = {}, 0
   local seed = o.seed or 1
@@ -739,8 +789,13 @@ function E.sample_checkpoint(path, n, o)
     got = got + x:shape()[1]
   end
   os.remove(tmp); os.remove(tmp .. ".png")
+  state = nil   -- the nets (and optimizer states) go before the parts are joined
+  trim()
   local x = #parts == 1 and parts[1] or lg.cat(parts, 1)
-  return x:narrow(1, 1, n), r
+  parts = nil
+  x = x:narrow(1, 1, n)
+  trim()
+  return x, r
 end
 
 return E

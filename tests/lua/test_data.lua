@@ -125,6 +125,35 @@ io.write(table.concat(ds.images:shape(), "x"), " ", ds.files.images)]])
   T.eq(out, "3x1x28x28 " .. d .. "/train-images-idx3-ubyte")
 end)
 
+-- ---- images kept as bytes ------------------------------------------------------------------
+-- The loader before issue 16: every image as a float, scaled by whole-tensor
+-- ops. The byte path must give the same floats, bit for bit.
+local function old_float_images(img_path, scale, n)
+  local x = lg.core.load_idx(img_path)
+  local s = x:shape()
+  n = n or s[1]
+  x = x:narrow(1, 1, n):reshape(n, 1, s[2], s[3])
+  local r = data.SCALES[scale]
+  if scale == "raw" then return x end
+  return (x * ((r[2] - r[1]) / 255) + r[1]):clamp(r[1], r[2])
+end
+
+-- Every batch of two loaders over the same rows, compared exactly.
+local function same_batches(a, b, opts, max)
+  local la, lb = data.DataLoader(a, opts), data.DataLoader(b, opts)
+  local ea, eb = la:epoch(), lb:epoch()
+  local count = 0
+  while true do
+    local xa, xb = ea(), eb()
+    if xa == nil or xb == nil then T.eq(xa == nil, xb == nil, "same number of batches") break end
+    T.ok(lg.is_tensor(xa), "a batch of a byte set is a float tensor")
+    T.close(xa, xb, 0)
+    count = count + 1
+    if max and count >= max then break end
+  end
+  return count
+end
+
 local debian = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 local f = io.open(debian, "rb")
 if f then
@@ -144,7 +173,78 @@ if f then
     T.shape(te.labels, {10000})
     T.eq(te.labels[1], 10)        -- the first test image is an ankle boot (class 9, 0-based)
   end)
+
+  T.test("Debian Fashion-MNIST as bytes: its first batches are the full-float path's", function()
+    local tr = data.fashion_mnist{split = "train"}
+    local old = old_float_images(tr.files.images, "tanh")
+    T.eq(same_batches({tr.images, tr.labels}, {old, tr.labels},
+                      {batch_size = 64, shuffle = true, seed = 1, drop_last = true}, 5), 5)
+    T.eq(same_batches(tr.images, old, {batch_size = 64}, 3), 3)
+    T.close(tr.images:narrow(1, 59937, 64), old:narrow(1, 59937, 64), 0)
+    old = nil
+    local part = data.fashion_mnist{split = "train", limit = 20000}
+    T.shape(part.images, {20000, 1, 28, 28})
+    T.shape(part.labels, {20000})
+    T.close(part.images:narrow(1, 19901, 100), tr.images:narrow(1, 19901, 100), 0)
+  end)
 end
+
+T.test("images kept as bytes: the floats of the full-float path, bit for bit", function()
+  local d = fake_fashion("fmb", 12)
+  for _, scale in ipairs{"tanh", "unit", "raw"} do
+    local ds = data.fashion_mnist{path = d, scale = scale}
+    T.ok(data.is_byte_images(ds.images), "images are kept as bytes")
+    local old = old_float_images(ds.files.images, scale)
+    T.close(ds.images:float(), old, 0)
+    T.close(ds.images:narrow(1, 3, 4), old:narrow(1, 3, 4), 0)
+    T.close(ds.images:index_select(1, lg.tensor{12, 1, 5, 5}), old:index_select(1, lg.tensor{12, 1, 5, 5}), 0)
+    T.close(ds.images:index_select(1, {2, 3}), old:index_select(1, lg.tensor{2, 3}), 0)
+    T.close(ds.images[7], old[7], 0)
+    T.eq(ds.images:size(1), 12)
+    T.eq(ds.images:dim(), 4)
+    T.eq(ds.images:numel(), 12 * 784)
+    T.near(ds.images:mean():item(), old:mean():item(), 0)  -- other methods run on the floats
+    -- the DataLoader draws the same batches (in order, shuffled, a short last one)
+    T.eq(same_batches(ds.images, old, {batch_size = 5}), 3)
+    T.eq(same_batches({ds.images, ds.labels}, {old, ds.labels},
+                      {batch_size = 5, shuffle = true, seed = 4, drop_last = true}), 2)
+  end
+end)
+
+T.test("byte images: misuse is a one-line error", function()
+  local ds = data.fashion_mnist{path = fake_fashion("fmb", 12)}
+  T.errors(function() ds.images:narrow(2, 1, 1) end, "along dim 1 only, got dim 2")
+  T.errors(function() ds.images:index_select(1, lg.tensor{13}) end, "row 13 at position 1 is outside 1..12")
+  T.errors(function() ds.images:index_select(1, {1, 1.5}) end, "not an integer")
+  T.errors(function() ds.images:narrow(1, 10, 5) end, "rows 10..14 are outside 1..12")
+  T.errors(function() data.fashion_mnist{path = fake_fashion("fmb", 12), limit = -1} end, "limit")
+end)
+
+T.test("limit reads only the first images: a gzip stream cut after them still loads", function()
+  -- 400 images of noise (incompressible), gzip, the file cut to a third:
+  -- the first 20 images decompress, the rest of the stream is never read
+  local n = 400
+  local x = lg.randint(0, 256, {n, 28, 28})
+  local sub = path("cut")
+  os.execute("mkdir -p '" .. sub .. "'")
+  data.save_idx(sub .. "/full.gz", x, {dtype = "ubyte"})
+  local f = assert(io.open(sub .. "/full.gz", "rb"))
+  local gz = f:read("a")
+  f:close()
+  put("cut/train-images-idx3-ubyte.gz", gz:sub(1, #gz // 3))
+  local lbl = {}
+  for i = 1, n do lbl[i] = i % 10 end
+  put("cut/train-labels-idx1-ubyte", idx_u8({n}, lbl))
+  local ds = data.fashion_mnist{path = sub, limit = 20, scale = "raw"}
+  T.shape(ds.images, {20, 1, 28, 28})
+  T.shape(ds.labels, {20})
+  T.close(ds.images:float(), x:narrow(1, 1, 20):reshape(20, 1, 28, 28), 0)
+  T.errors(function() data.fashion_mnist{path = sub} end, "train-images-idx3-ubyte.gz")
+  -- labels and images must still agree in count over the whole files
+  lbl[n] = nil
+  put("cut/train-labels-idx1-ubyte", idx_u8({n - 1}, lbl))
+  T.errors(function() data.fashion_mnist{path = sub, limit = 20} end, "399 labels but")
+end)
 
 -- ---- DataLoader ---------------------------------------------------------------------------
 local function column(n)    -- x = 1..n as (n,1), y = 2x as (n)
@@ -341,8 +441,22 @@ T.test("unpaired domains: disjoint halves, known transforms", function()
     local seen = {}
     for _, i in ipairs(u.truth.a_index:totable()) do seen[i] = "a" end
     for _, i in ipairs(u.truth.b_index:totable()) do T.ok(seen[i] == nil, "b image also in a"); seen[i] = "b" end
-    T.close(u.a, ds.images:index_select(1, u.truth.a_index), 0)
-    T.close(u.b, u.transform(ds.images:index_select(1, u.truth.b_index)), 1e-6)
+    -- a and b stay bytes (row lists into ds.images); b is transformed as drawn,
+    -- which gives what transforming the whole half did, bit for bit
+    T.ok(data.is_byte_images(u.a) and data.is_byte_images(u.b))
+    local old_a = ds.images:index_select(1, u.truth.a_index)
+    local old_b = u.transform(ds.images:index_select(1, u.truth.b_index))
+    T.close(u.a:float(), old_a, 0)
+    T.close(u.b:float(), old_b, 0)
+    T.close(u.b:narrow(1, 2, 3), old_b:narrow(1, 2, 3), 0)
+    T.close(u.b:index_select(1, lg.tensor{6, 1}), old_b:index_select(1, lg.tensor{6, 1}), 0)
+    T.eq(same_batches(u.b, old_b, {batch_size = 4, shuffle = true, seed = 2}), 2)
+    T.errors(function() u.a:narrow(1, 5, 3) end, "rows 5..7 are outside 1..6")
+    -- a data set of float tensors gives float halves
+    local f = data.unpaired{transform = name, dataset = {images = ds.images:float(), labels = ds.labels},
+                            seed = 4}
+    T.ok(lg.is_tensor(f.a) and lg.is_tensor(f.b))
+    T.close(f.b, old_b, 0)
     T.close(u.b_labels, ds.labels:index_select(1, u.truth.b_index), 0)
   end
   local img = lg.tensor{{{{-1, 1, 0.5}, {0, -0.5, 1}, {1, 1, -1}}}}   -- 1x1x3x3 in [-1,1]

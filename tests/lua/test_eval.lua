@@ -219,6 +219,18 @@ T.test("a generator that replays training images is flagged", function()
   T.ok(m2.flagged, string.format("noisy replay: %.1f %% near copies", 100 * m2.copy_fraction))
 end)
 
+T.test("memorisation against the training set kept as bytes equals it as floats", function()
+  -- the bytes are scored 8192 rows at a time (and converted per chunk); the
+  -- float pixels in one knn call: every distance, so every figure, is equal
+  local q = real:narrow(1, 1, 40)
+  local pixels = train.images:float():reshape(60000, 784)
+  local a = ev.memorisation(q, {n = 40, n_ref = 40, train = train.images, test = ref.test_pixels})
+  local b = ev.memorisation(q, {n = 40, n_ref = 40, train = pixels, test = ref.test_pixels})
+  pixels = nil
+  for k, v in pairs(b) do T.eq(a[k], v, k) end
+  T.ok(data.is_byte_images(ref.train_images()), "the reference keeps the training set as bytes")
+end)
+
 T.test("classifier score, label accuracy and code matching on real images", function()
   -- one class only: classifier score near 1
   local yl = real_labels:totable()

@@ -188,6 +188,7 @@ local NO_OPTIONS = {
   ["data.transforms.invert"] = "x, scale", ["data.transforms.edges"] = "x, scale",
   ["data.transforms.rotate"] = "x", ["data.FASHION_MNIST_CLASSES"] = "a list",
   ["data.MNIST_CLASSES"] = "a list", ["data.SCALES"] = "a table",
+  ["data.is_byte_images"] = "v: a predicate",
   -- image
   ["image.resize"] = "t, h, w", ["image.PALETTE"] = "a list",
   -- eval
