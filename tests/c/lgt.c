@@ -69,3 +69,38 @@ double lgt_maxdiff(const lg_tensor *a, const lg_tensor *b)
   free(y);
   return m;
 }
+
+/* ---- scratch files ------------------------------------------------------- */
+char lgt_tmpdir[256];
+
+int lgt_tmpdir_make(const char *name)
+{
+  snprintf(lgt_tmpdir, sizeof lgt_tmpdir, "/tmp/lg_%s.XXXXXX", name);
+  if (!mkdtemp(lgt_tmpdir)) { perror("mkdtemp"); return -1; }
+  return 0;
+}
+
+const char *lgt_tmp(const char *name)
+{
+  static char buf[4][512];
+  static int k;
+  k = (k + 1) % 4;
+  snprintf(buf[k], sizeof buf[k], "%s/%s", lgt_tmpdir, name);
+  return buf[k];
+}
+
+void lgt_put_file(const char *path, const void *data, size_t n)
+{
+  FILE *f = fopen(path, "wb");
+  CHECK(f != NULL);
+  if (!f) return;
+  CHECK(fwrite(data, 1, n, f) == n);
+  fclose(f);
+}
+
+void lgt_tmpdir_remove(void)
+{
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", lgt_tmpdir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", lgt_tmpdir);
+}

@@ -37,4 +37,14 @@ double lgt_maxdiff(const lg_tensor *a, const lg_tensor *b);
   if (!(d_ <= (tol))) { lgt_failed_checks++; fprintf(stderr, \
   "%s:%d: %s vs %s differ by %g (tol %g)\n", __FILE__, __LINE__, #a, #b, d_, (double)(tol)); } } while (0)
 
+/* A scratch directory per test program: lgt_tmpdir_make("name") at the start
+ * of main (0 on success), lgt_tmp("file") a path inside it (four rotating
+ * buffers, so a call can take two or three), lgt_put_file writes bytes there,
+ * lgt_tmpdir_remove() at the end. lgt_tmpdir is the directory itself. */
+extern char lgt_tmpdir[256];
+int lgt_tmpdir_make(const char *name);
+const char *lgt_tmp(const char *name);
+void lgt_put_file(const char *path, const void *data, size_t n);
+void lgt_tmpdir_remove(void);
+
 #endif

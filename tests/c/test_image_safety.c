@@ -19,26 +19,6 @@
 #include "lgt.h"
 #include "lg_image.h"
 
-static char dir[256];
-
-static const char *tmp(const char *name)
-{
-  static char buf[4][512];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-  return buf[k];
-}
-
-static void put_file(const char *path, const void *data, size_t n)
-{
-  FILE *f = fopen(path, "wb");
-  CHECK(f != NULL);
-  if (!f) return;
-  CHECK(fwrite(data, 1, n, f) == n);
-  fclose(f);
-}
-
 static unsigned char *get_file(const char *path, size_t *n)
 {
   FILE *f = fopen(path, "rb");
@@ -66,12 +46,12 @@ static void test_png_matches_stb(void)
 {
   for (int c = 1; c <= 4; c++) {
     unsigned char *px = pattern(5, 3, c);
-    CHECK(stbi_write_png(tmp("p.png"), 5, 3, c, px, 5 * c));
+    CHECK(stbi_write_png(lgt_tmp("p.png"), 5, 3, c, px, 5 * c));
     free(px);
     for (int want = 0; want <= 4; want++) {
       int w, h, n;
-      unsigned char *ref = stbi_load(tmp("p.png"), &w, &h, &n, want);
-      lg_tensor *t = OK(lg_image_read(tmp("p.png"), want));
+      unsigned char *ref = stbi_load(lgt_tmp("p.png"), &w, &h, &n, want);
+      lg_tensor *t = OK(lg_image_read(lgt_tmp("p.png"), want));
       if (!ref || !t) { stbi_image_free(ref); lg_release(t); continue; }
       int C = want ? want : n;
       CHECK(t->shape[0] == C && t->shape[1] == 3 && t->shape[2] == 5);
@@ -92,11 +72,11 @@ static void test_jpeg_close_to_stb(void)
   for (int c = 1; c <= 3; c += 2) {
     unsigned char *px = malloc(16 * 16 * c);
     for (int i = 0; i < 16 * 16 * c; i++) px[i] = (unsigned char)(40 + (i % (16 * c)) * 3);
-    CHECK(stbi_write_jpg(tmp("s.jpg"), 16, 16, c, px, 95));
+    CHECK(stbi_write_jpg(lgt_tmp("s.jpg"), 16, 16, c, px, 95));
     free(px);
     int w, h, n;
-    unsigned char *ref = stbi_load(tmp("s.jpg"), &w, &h, &n, 0);
-    lg_tensor *t = OK(lg_image_read(tmp("s.jpg"), 0));
+    unsigned char *ref = stbi_load(lgt_tmp("s.jpg"), &w, &h, &n, 0);
+    lg_tensor *t = OK(lg_image_read(lgt_tmp("s.jpg"), 0));
     if (ref && t) {   /* stb_image_write stores gray as YCbCr too: compare with what stb sees */
       CHECK(t->shape[0] == n && t->shape[1] == 16 && t->shape[2] == 16);
       float worst = 0;
@@ -133,9 +113,9 @@ static void test_jpeg_gray(void)
   }
   jpeg_finish_compress(&c);
   jpeg_destroy_compress(&c);
-  put_file(tmp("gray.jpg"), out, size);
+  lgt_put_file(lgt_tmp("gray.jpg"), out, size);
   free(out);
-  lg_tensor *t = OK(lg_image_read(tmp("gray.jpg"), 0));
+  lg_tensor *t = OK(lg_image_read(lgt_tmp("gray.jpg"), 0));
   if (t) {
     CHECK(t->shape[0] == 1 && t->shape[1] == 8 && t->shape[2] == 8);
     float worst = 0;
@@ -143,7 +123,7 @@ static void test_jpeg_gray(void)
     CHECK(worst <= 2);
     lg_release(t);
   }
-  t = OK(lg_image_read(tmp("gray.jpg"), 3));   /* gray fills R, G and B */
+  t = OK(lg_image_read(lgt_tmp("gray.jpg"), 3));   /* gray fills R, G and B */
   if (t) {
     CHECK(t->shape[0] == 3 && lg_data(t)[5] == lg_data(t)[64 + 5] && lg_data(t)[5] == lg_data(t)[128 + 5]);
     lg_release(t);
@@ -168,8 +148,8 @@ static void test_jpeg_bad_huffman_counts(void)
   const unsigned char sos[] = {0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00,
                                0x12, 0x34, 0x56, 0xFF, 0xD9};
   memcpy(b + n, sos, sizeof sos); n += sizeof sos;
-  put_file(tmp("dht.jpg"), b, n);
-  FAILS(lg_image_read(tmp("dht.jpg"), 0), "dht.jpg: cannot decode JPEG: Bogus Huffman table");
+  lgt_put_file(lgt_tmp("dht.jpg"), b, n);
+  FAILS(lg_image_read(lgt_tmp("dht.jpg"), 0), "dht.jpg: cannot decode JPEG: Bogus Huffman table");
 }
 
 /* Find a marker (0xFF, m) in a JPEG; the offset of 0xFF or -1. */
@@ -183,24 +163,24 @@ static long find_marker(const unsigned char *b, size_t n, unsigned char m)
 static void test_jpeg_size_and_truncation(void)
 {
   unsigned char *px = pattern(16, 16, 3);
-  CHECK(stbi_write_jpg(tmp("ok.jpg"), 16, 16, 3, px, 90));
+  CHECK(stbi_write_jpg(lgt_tmp("ok.jpg"), 16, 16, 3, px, 90));
   free(px);
   size_t n;
-  unsigned char *b = get_file(tmp("ok.jpg"), &n);
+  unsigned char *b = get_file(lgt_tmp("ok.jpg"), &n);
   long sof = b ? find_marker(b, n, 0xC0) : -1;
   CHECK(sof > 0);
   if (sof > 0) {
     /* height and width 65000: 4.2e9 pixels announced by a 700-byte file */
     b[sof + 5] = b[sof + 7] = 0xFD;
     b[sof + 6] = b[sof + 8] = 0xE8;
-    put_file(tmp("huge.jpg"), b, n);
-    FAILS(lg_image_read(tmp("huge.jpg"), 0),
+    lgt_put_file(lgt_tmp("huge.jpg"), b, n);
+    FAILS(lg_image_read(lgt_tmp("huge.jpg"), 0),
           "huge.jpg: 65000x65000 pixels is over the limit of 67108864");
   }
   /* cut in the middle of the entropy-coded data: libjpeg would fill the rest
    * with gray and warn; that is an error here */
-  put_file(tmp("cut.jpg"), b, n * 3 / 4);
-  lg_tensor *t = lg_image_read(tmp("cut.jpg"), 0);
+  lgt_put_file(lgt_tmp("cut.jpg"), b, n * 3 / 4);
+  lg_tensor *t = lg_image_read(lgt_tmp("cut.jpg"), 0);
   CHECK(t == NULL);
   CHECK(strstr(lg_last_error(), "cut.jpg: cannot decode JPEG") != NULL);
   lg_release(t);
@@ -221,38 +201,38 @@ static void png_set_size(unsigned char *b, uint32_t w, uint32_t h)
 static void test_png_limits(void)
 {
   unsigned char *px = pattern(4, 4, 3);
-  CHECK(stbi_write_png(tmp("4x4.png"), 4, 4, 3, px, 12));
+  CHECK(stbi_write_png(lgt_tmp("4x4.png"), 4, 4, 3, px, 12));
   free(px);
   size_t n;
-  unsigned char *b = get_file(tmp("4x4.png"), &n);
+  unsigned char *b = get_file(lgt_tmp("4x4.png"), &n);
   CHECK(b && n > 40 && memcmp(b + 12, "IHDR", 4) == 0);
   if (!b) return;
   png_set_size(b, 100000, 100000);
-  put_file(tmp("huge.png"), b, n);
-  FAILS(lg_image_read(tmp("huge.png"), 0),
+  lgt_put_file(lgt_tmp("huge.png"), b, n);
+  FAILS(lg_image_read(lgt_tmp("huge.png"), 0),
         "huge.png: 100000x100000 pixels is over the limit of 67108864");
   free(b);
   /* the limit: an argument, then the environment */
-  FAILS(lg_image_read_max(tmp("4x4.png"), 0, 15), "4x4.png: 4x4 pixels is over the limit of 15");
-  lg_tensor *t = OK(lg_image_read_max(tmp("4x4.png"), 0, 16));
+  FAILS(lg_image_read_max(lgt_tmp("4x4.png"), 0, 15), "4x4.png: 4x4 pixels is over the limit of 15");
+  lg_tensor *t = OK(lg_image_read_max(lgt_tmp("4x4.png"), 0, 16));
   lg_release(t);
-  FAILS(lg_image_read_max(tmp("4x4.png"), 0, -5), "max_pixels = -5");
+  FAILS(lg_image_read_max(lgt_tmp("4x4.png"), 0, -5), "max_pixels = -5");
   setenv("LUAGAN_MAX_IMAGE_PIXELS", "15", 1);
   CHECK(lg_image_max_pixels() == 15);
-  FAILS(lg_image_read(tmp("4x4.png"), 0), "over the limit of 15");
-  t = OK(lg_image_read_max(tmp("4x4.png"), 0, 16));   /* the argument wins */
+  FAILS(lg_image_read(lgt_tmp("4x4.png"), 0), "over the limit of 15");
+  t = OK(lg_image_read_max(lgt_tmp("4x4.png"), 0, 16));   /* the argument wins */
   lg_release(t);
   setenv("LUAGAN_MAX_IMAGE_PIXELS", "lots", 1);
-  FAILS(lg_image_read(tmp("4x4.png"), 0), "LUAGAN_MAX_IMAGE_PIXELS = 'lots' is not an integer");
+  FAILS(lg_image_read(lgt_tmp("4x4.png"), 0), "LUAGAN_MAX_IMAGE_PIXELS = 'lots' is not an integer");
   unsetenv("LUAGAN_MAX_IMAGE_PIXELS");
   CHECK(lg_image_max_pixels() == LG_IMAGE_MAX_PIXELS);
   /* truncated and corrupted PNGs */
-  b = get_file(tmp("4x4.png"), &n);
-  put_file(tmp("cut.png"), b, n - 20);
-  FAILS(lg_image_read(tmp("cut.png"), 0), "cut.png: cannot decode PNG");
+  b = get_file(lgt_tmp("4x4.png"), &n);
+  lgt_put_file(lgt_tmp("cut.png"), b, n - 20);
+  FAILS(lg_image_read(lgt_tmp("cut.png"), 0), "cut.png: cannot decode PNG");
   b[n - 30] ^= 0x55;   /* inside IDAT: the CRC no longer matches */
-  put_file(tmp("crc.png"), b, n);
-  FAILS(lg_image_read(tmp("crc.png"), 0), "crc.png: cannot decode PNG");
+  lgt_put_file(lgt_tmp("crc.png"), b, n);
+  FAILS(lg_image_read(lgt_tmp("crc.png"), 0), "crc.png: cannot decode PNG");
   free(b);
 }
 
@@ -263,24 +243,24 @@ static void test_other_formats_refused(void)
   unsigned char tga[85] = {0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                            0x69, 0x73, 0x65, 0x20, 24, 0};   /* RLE true colour, 29545 x 8293 */
   for (int i = 18; i < 85; i++) tga[i] = 0xFF;
-  put_file(tmp("bomb.tga"), tga, sizeof tga);
-  FAILS(lg_image_read(tmp("bomb.tga"), 0), "bomb.tga: cannot decode: not a PNG or JPEG file");
+  lgt_put_file(lgt_tmp("bomb.tga"), tga, sizeof tga);
+  FAILS(lg_image_read(lgt_tmp("bomb.tga"), 0), "bomb.tga: cannot decode: not a PNG or JPEG file");
   unsigned char bmp[64] = {'B', 'M'};
-  put_file(tmp("x.bmp"), bmp, sizeof bmp);
-  FAILS(lg_image_read(tmp("x.bmp"), 0), "not a PNG or JPEG file");
-  put_file(tmp("empty.png"), "", 0);
-  FAILS(lg_image_read(tmp("empty.png"), 0), "not a PNG or JPEG file");
-  FAILS(lg_image_read(dir, 0), "not a regular file");
+  lgt_put_file(lgt_tmp("x.bmp"), bmp, sizeof bmp);
+  FAILS(lg_image_read(lgt_tmp("x.bmp"), 0), "not a PNG or JPEG file");
+  lgt_put_file(lgt_tmp("empty.png"), "", 0);
+  FAILS(lg_image_read(lgt_tmp("empty.png"), 0), "not a PNG or JPEG file");
+  FAILS(lg_image_read(lgt_tmpdir, 0), "not a regular file");
 }
 
 /* The stream entry point decodes bytes in memory (what a fuzz harness feeds). */
 static void test_stream(void)
 {
   unsigned char *px = pattern(3, 2, 4);
-  CHECK(stbi_write_png(tmp("m.png"), 3, 2, 4, px, 12));
+  CHECK(stbi_write_png(lgt_tmp("m.png"), 3, 2, 4, px, 12));
   free(px);
   size_t n;
-  unsigned char *b = get_file(tmp("m.png"), &n);
+  unsigned char *b = get_file(lgt_tmp("m.png"), &n);
   FILE *f = b ? fmemopen(b, n, "rb") : NULL;
   CHECK(f != NULL);
   if (f) {
@@ -300,7 +280,7 @@ static void test_stream(void)
 static void sweep(const char *name)
 {
   size_t n;
-  unsigned char *b = get_file(tmp(name), &n);
+  unsigned char *b = get_file(lgt_tmp(name), &n);
   CHECK(b != NULL && n > 16);
   if (!b) return;
   int decoded = 0, failed = 0;
@@ -330,8 +310,8 @@ static void sweep(const char *name)
 static void test_corruption_sweep(void)
 {
   unsigned char *px = pattern(9, 7, 3);
-  CHECK(stbi_write_png(tmp("sw.png"), 9, 7, 3, px, 27));
-  CHECK(stbi_write_jpg(tmp("sw.jpg"), 9, 7, 3, px, 80));
+  CHECK(stbi_write_png(lgt_tmp("sw.png"), 9, 7, 3, px, 27));
+  CHECK(stbi_write_jpg(lgt_tmp("sw.jpg"), 9, 7, 3, px, 80));
   free(px);
   sweep("sw.png");
   sweep("sw.jpg");
@@ -339,8 +319,7 @@ static void test_corruption_sweep(void)
 
 int main(void)
 {
-  snprintf(dir, sizeof dir, "/tmp/lg_test_image_safety.XXXXXX");
-  if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+  if (lgt_tmpdir_make("test_image_safety") != 0) return 1;
   unsetenv("LUAGAN_MAX_IMAGE_PIXELS");
   LGT_RUN(test_png_matches_stb);
   LGT_RUN(test_jpeg_close_to_stb);
@@ -351,8 +330,6 @@ int main(void)
   LGT_RUN(test_other_formats_refused);
   LGT_RUN(test_stream);
   LGT_RUN(test_corruption_sweep);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  lgt_tmpdir_remove();
   return lgt_finish();
 }

@@ -22,26 +22,6 @@
 /* an int-returning call that must fail with a message containing substr */
 #define FAILS_RC(expr, substr) lgt_fails((expr) != 0, #expr, substr, __FILE__, __LINE__)
 
-static char dir[256];
-
-static const char *tmp(const char *name)
-{
-  static char buf[4][512];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-  return buf[k];
-}
-
-static void put_file(const char *path, const void *data, size_t n)
-{
-  FILE *f = fopen(path, "wb");
-  CHECK(f != NULL);
-  if (!f) return;
-  CHECK(fwrite(data, 1, n, f) == n);
-  fclose(f);
-}
-
 static void put_gz(const char *path, const void *data, size_t n)
 {
   gzFile g = gzopen(path, "wb");
@@ -111,16 +91,16 @@ static void test_idx_read_plain_and_gz(void)
 {
   unsigned char b[128];
   size_t n = make_idx_u8(b);
-  put_file(tmp("a.idx"), b, n);
-  put_gz(tmp("a.idx.gz"), b, n);
-  put_gz(tmp("a-gz-without-suffix"), b, n);   /* detected by magic, not by name */
-  lg_tensor *t = OK(lg_idx_read(tmp("a.idx")));
+  lgt_put_file(lgt_tmp("a.idx"), b, n);
+  put_gz(lgt_tmp("a.idx.gz"), b, n);
+  put_gz(lgt_tmp("a-gz-without-suffix"), b, n);   /* detected by magic, not by name */
+  lg_tensor *t = OK(lg_idx_read(lgt_tmp("a.idx")));
   check_idx_u8(t);
   lg_release(t);
-  t = OK(lg_idx_read(tmp("a.idx.gz")));
+  t = OK(lg_idx_read(lgt_tmp("a.idx.gz")));
   check_idx_u8(t);
   lg_release(t);
-  t = OK(lg_idx_read(tmp("a-gz-without-suffix")));
+  t = OK(lg_idx_read(lgt_tmp("a-gz-without-suffix")));
   check_idx_u8(t);
   lg_release(t);
 }
@@ -131,29 +111,29 @@ static void test_idx_other_types(void)
   unsigned char b[64];
   b[0] = b[1] = 0; b[2] = 0x0B; b[3] = 1; be32(b + 4, 2);
   b[8] = 0xFF; b[9] = 0xFE; b[10] = 0x01; b[11] = 0x2C;
-  put_file(tmp("i16.idx"), b, 12);
-  lg_tensor *t = OK(lg_idx_read(tmp("i16.idx")));
+  lgt_put_file(lgt_tmp("i16.idx"), b, 12);
+  lg_tensor *t = OK(lg_idx_read(lgt_tmp("i16.idx")));
   CHECK(lg_data(t)[0] == -2 && lg_data(t)[1] == 300);
   lg_release(t);
 
   b[2] = 0x0D; be32(b + 4, 2);
   b[8] = 0x3F; b[9] = 0xC0; b[10] = 0; b[11] = 0;        /* 1.5f */
   b[12] = 0xBE; b[13] = 0x80; b[14] = 0; b[15] = 0;      /* -0.25f */
-  put_file(tmp("f32.idx"), b, 16);
-  t = OK(lg_idx_read(tmp("f32.idx")));
+  lgt_put_file(lgt_tmp("f32.idx"), b, 16);
+  t = OK(lg_idx_read(lgt_tmp("f32.idx")));
   CHECK(lg_data(t)[0] == 1.5f && lg_data(t)[1] == -0.25f);
   lg_release(t);
 
   b[2] = 0x0E; be32(b + 4, 1);
   memset(b + 8, 0, 8); b[8] = 0x40; b[9] = 0x0A;          /* 3.25 */
-  put_file(tmp("f64.idx"), b, 16);
-  t = OK(lg_idx_read(tmp("f64.idx")));
+  lgt_put_file(lgt_tmp("f64.idx"), b, 16);
+  t = OK(lg_idx_read(lgt_tmp("f64.idx")));
   CHECK(lg_data(t)[0] == 3.25f);
   lg_release(t);
 
   b[2] = 0x09; be32(b + 4, 1); b[8] = 0xFF;
-  put_file(tmp("s8.idx"), b, 9);
-  t = OK(lg_idx_read(tmp("s8.idx")));
+  lgt_put_file(lgt_tmp("s8.idx"), b, 9);
+  t = OK(lg_idx_read(lgt_tmp("s8.idx")));
   CHECK(lg_data(t)[0] == -1);
   lg_release(t);
 }
@@ -164,62 +144,62 @@ static void test_idx_bad_files(void)
   size_t n = make_idx_u8(b);
   const char *p;
 
-  p = tmp("trunc.idx");
-  put_file(p, b, n - 10);
+  p = lgt_tmp("trunc.idx");
+  lgt_put_file(p, b, n - 10);
   FAILS(lg_idx_read(p), "truncated: header says 3x4x5 ubyte = 60 bytes, file has 50");
   check_names_file(p);
-  p = tmp("trunc.idx.gz");
+  p = lgt_tmp("trunc.idx.gz");
   put_gz(p, b, n - 10);
   FAILS(lg_idx_read(p), "truncated: header says 3x4x5 ubyte = 60 bytes, file has 50");
   check_names_file(p);
-  p = tmp("trunc-header.idx");
-  put_file(p, b, 10);
+  p = lgt_tmp("trunc-header.idx");
+  lgt_put_file(p, b, 10);
   FAILS(lg_idx_read(p), "truncated: header says 3 dims");
-  p = tmp("tiny.idx");
-  put_file(p, b, 3);
+  p = lgt_tmp("tiny.idx");
+  lgt_put_file(p, b, 3);
   FAILS(lg_idx_read(p), "truncated");
 
   unsigned char big[200];
   memcpy(big, b, n);
   memset(big + n, 0, sizeof big - n);
-  p = tmp("trailing.idx");
-  put_file(p, big, n + 5);
+  p = lgt_tmp("trailing.idx");
+  lgt_put_file(p, big, n + 5);
   FAILS(lg_idx_read(p), "trailing data");
-  p = tmp("trailing.idx.gz");
+  p = lgt_tmp("trailing.idx.gz");
   put_gz(p, big, n + 5);
   FAILS(lg_idx_read(p), "trailing data");
 
   unsigned char c[128];
   memcpy(c, b, n);
   c[0] = 0x12;
-  p = tmp("magic.idx");
-  put_file(p, c, n);
+  p = lgt_tmp("magic.idx");
+  lgt_put_file(p, c, n);
   FAILS(lg_idx_read(p), "bad magic number");
   check_names_file(p);
   memcpy(c, b, n);
   c[2] = 0x07;
-  put_file(p, c, n);
+  lgt_put_file(p, c, n);
   FAILS(lg_idx_read(p), "unknown data type 0x07");
   memcpy(c, b, n);
   c[3] = 0;
-  put_file(p, c, n);
+  lgt_put_file(p, c, n);
   FAILS(lg_idx_read(p), "dim count 0");
   c[3] = 9;
-  put_file(p, c, n);
+  lgt_put_file(p, c, n);
   FAILS(lg_idx_read(p), "dim count 9");
 
   /* a gzip magic followed by garbage */
   unsigned char g[64] = {0x1f, 0x8b, 0x08, 0x00};
   for (int i = 4; i < 64; i++) g[i] = (unsigned char)(i * 37);
-  p = tmp("corrupt.gz");
-  put_file(p, g, sizeof g);
+  p = lgt_tmp("corrupt.gz");
+  lgt_put_file(p, g, sizeof g);
   CHECK(lg_idx_read(p) == NULL);
   check_names_file(p);
 
-  p = tmp("does-not-exist.idx");
+  p = lgt_tmp("does-not-exist.idx");
   FAILS(lg_idx_read(p), "cannot open");
   check_names_file(p);
-  FAILS(lg_idx_read(dir), "not a regular file");
+  FAILS(lg_idx_read(lgt_tmpdir), "not a regular file");
 }
 
 static void test_idx_write(void)
@@ -229,16 +209,16 @@ static void test_idx_write(void)
   int64_t s[3] = {4, 3, 5};
   lg_tensor *x = lgt_randn(&g, 3, s);
   lg_tensor *xt = OK(lg_transpose(x, 0, 2));     /* non-contiguous view (5,3,4) */
-  CHECK(lg_idx_write(tmp("w.idx"), xt, LG_IDX_F32) == 0);
-  lg_tensor *y = OK(lg_idx_read(tmp("w.idx")));
+  CHECK(lg_idx_write(lgt_tmp("w.idx"), xt, LG_IDX_F32) == 0);
+  lg_tensor *y = OK(lg_idx_read(lgt_tmp("w.idx")));
   CHECK_CLOSE(y, xt, 0);
   lg_release(y);
-  CHECK(lg_idx_write(tmp("w.idx.gz"), xt, LG_IDX_F32) == 0);
+  CHECK(lg_idx_write(lgt_tmp("w.idx.gz"), xt, LG_IDX_F32) == 0);
   size_t n;
-  unsigned char *raw = get_file(tmp("w.idx.gz"), &n);
+  unsigned char *raw = get_file(lgt_tmp("w.idx.gz"), &n);
   CHECK(raw && n > 2 && raw[0] == 0x1f && raw[1] == 0x8b);   /* really compressed */
   free(raw);
-  y = OK(lg_idx_read(tmp("w.idx.gz")));
+  y = OK(lg_idx_read(lgt_tmp("w.idx.gz")));
   CHECK_CLOSE(y, xt, 0);
   lg_release(y);
 
@@ -248,21 +228,21 @@ static void test_idx_write(void)
   int64_t su[3] = {3, 4, 5};
   lg_tensor *u = OK(lg_empty(3, su));
   for (int i = 0; i < 60; i++) lg_data(u)[i] = (float)((i * 7 + 3) % 256) + (i % 3 - 1) * 0.2f;
-  CHECK(lg_idx_write(tmp("u.idx"), u, LG_IDX_UBYTE) == 0);
-  raw = get_file(tmp("u.idx"), &n);
+  CHECK(lg_idx_write(lgt_tmp("u.idx"), u, LG_IDX_UBYTE) == 0);
+  raw = get_file(lgt_tmp("u.idx"), &n);
   CHECK(raw && n == wn && memcmp(raw, want, wn) == 0);
   free(raw);
-  CHECK(access(tmp("u.idx.tmp"), F_OK) != 0);
+  CHECK(access(lgt_tmp("u.idx.tmp"), F_OK) != 0);
 
   lg_data(u)[7] = 256;
-  FAILS_RC(lg_idx_write(tmp("u2.idx"), u, LG_IDX_UBYTE), "outside 0..255");
-  CHECK(access(tmp("u2.idx"), F_OK) != 0);                  /* nothing left behind */
+  FAILS_RC(lg_idx_write(lgt_tmp("u2.idx"), u, LG_IDX_UBYTE), "outside 0..255");
+  CHECK(access(lgt_tmp("u2.idx"), F_OK) != 0);                  /* nothing left behind */
   lg_data(u)[7] = NAN;
-  FAILS_RC(lg_idx_write(tmp("u2.idx"), u, LG_IDX_UBYTE), "outside 0..255");
-  FAILS_RC(lg_idx_write(tmp("u2.idx"), u, 0x0C), "cannot write data type");
+  FAILS_RC(lg_idx_write(lgt_tmp("u2.idx"), u, LG_IDX_UBYTE), "outside 0..255");
+  FAILS_RC(lg_idx_write(lgt_tmp("u2.idx"), u, 0x0C), "cannot write data type");
   lg_tensor *sc = OK(lg_scalar(1));
-  FAILS_RC(lg_idx_write(tmp("u2.idx"), sc, LG_IDX_F32), "0-dim");
-  FAILS_RC(lg_idx_write(tmp("no/such/dir/u.idx"), x, LG_IDX_F32), "cannot create");
+  FAILS_RC(lg_idx_write(lgt_tmp("u2.idx"), sc, LG_IDX_F32), "0-dim");
+  FAILS_RC(lg_idx_write(lgt_tmp("no/such/dir/u.idx"), x, LG_IDX_F32), "cannot create");
   lg_release(sc);
   lg_release(u);
   lg_release(xt);
@@ -284,7 +264,7 @@ static void test_st_round_trip(void)
   lg_tensor *ts[4] = {at, b, c, e};
   const char *keys[3] = {"seed", "note", "ünï"};
   const char *vals[3] = {"42", "line1\nline2 \"quoted\" \\ tab\t\x01", "{\"json\": [1, 2]}"};
-  const char *p = tmp("rt.safetensors");
+  const char *p = lgt_tmp("rt.safetensors");
   CHECK(lg_st_write(p, 4, names, ts, 3, keys, vals) == 0);
   lg_st *st = lg_st_read(p);
   CHECK(st != NULL);
@@ -306,8 +286,8 @@ static void test_st_round_trip(void)
   lg_st_free(st);
 
   /* an empty file (no tensors, no metadata) is valid */
-  CHECK(lg_st_write(tmp("empty.safetensors"), 0, NULL, NULL, 0, NULL, NULL) == 0);
-  st = lg_st_read(tmp("empty.safetensors"));
+  CHECK(lg_st_write(lgt_tmp("empty.safetensors"), 0, NULL, NULL, 0, NULL, NULL) == 0);
+  st = lg_st_read(lgt_tmp("empty.safetensors"));
   CHECK(st && st->n == 0 && st->nmeta == 0);
   lg_st_free(st);
   lg_release(a); lg_release(at); lg_release(b); lg_release(c); lg_release(e);
@@ -322,7 +302,7 @@ static void test_st_exact_bytes(void)
   const char *names[2] = {"z", "a"};
   lg_tensor *ts[2] = {a, b};
   const char *k[1] = {"format"}, *v[1] = {"pt"};
-  CHECK(lg_st_write(tmp("x.safetensors"), 2, names, ts, 1, k, v) == 0);
+  CHECK(lg_st_write(lgt_tmp("x.safetensors"), 2, names, ts, 1, k, v) == 0);
   const char *json = "{\"__metadata__\":{\"format\":\"pt\"},"
                      "\"a\":{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[0,4]},"
                      "\"z\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
@@ -336,7 +316,7 @@ static void test_st_exact_bytes(void)
   unsigned char data[12] = {0, 0, 0, 0x3F, 0, 0, 0x80, 0x3F, 0, 0, 0, 0xC0};
   memcpy(want + 8 + hl, data, 12);
   size_t n;
-  unsigned char *got = get_file(tmp("x.safetensors"), &n);
+  unsigned char *got = get_file(lgt_tmp("x.safetensors"), &n);
   CHECK(got && n == 8 + hl + 12 && memcmp(got, want, n) == 0);
   if (got && memcmp(got, want, 8 + hl + 12 < n ? 8 + hl + 12 : n))
     fprintf(stderr, "got header: %.*s\n", (int)(n > 8 ? n - 8 : 0), got + 8);
@@ -350,7 +330,7 @@ static void test_st_atomic(void)
   float av[2] = {1, 2};
   int64_t s2[1] = {2};
   lg_tensor *a = OK(lg_from_data(1, s2, av));
-  const char *p = tmp("keep.safetensors");
+  const char *p = lgt_tmp("keep.safetensors");
   const char *n1[1] = {"w"};
   CHECK(lg_st_write(p, 1, n1, &a, 0, NULL, NULL) == 0);
   size_t n0, n2;
@@ -367,8 +347,8 @@ static void test_st_atomic(void)
   CHECK(n0 == n2 && before && after && memcmp(before, after, n0) == 0);
   free(before);
   free(after);
-  CHECK(count_prefix(dir, "keep.safetensors.tmp.") == 0);
-  FAILS_RC(lg_st_write(tmp("nodir/x.safetensors"), 1, n1, &a, 0, NULL, NULL), "cannot create");
+  CHECK(count_prefix(lgt_tmpdir, "keep.safetensors.tmp.") == 0);
+  FAILS_RC(lg_st_write(lgt_tmp("nodir/x.safetensors"), 1, n1, &a, 0, NULL, NULL), "cannot create");
   lg_release(a);
 }
 
@@ -387,10 +367,10 @@ static long dead_pid(void)
  * must not be followed: the file it points at stays as it was. */
 static void test_atomic_no_symlink(void)
 {
-  char victim[520], p[520];               /* tmp() reuses its buffers */
-  snprintf(victim, sizeof victim, "%s", tmp("victim.txt"));
-  snprintf(p, sizeof p, "%s", tmp("sym.safetensors"));
-  put_file(victim, "precious", 8);
+  char victim[520], p[520];               /* lgt_tmp() reuses its buffers */
+  snprintf(victim, sizeof victim, "%s", lgt_tmp("victim.txt"));
+  snprintf(p, sizeof p, "%s", lgt_tmp("sym.safetensors"));
+  lgt_put_file(victim, "precious", 8);
   char link[600];
   snprintf(link, sizeof link, "%s.tmp.%ld", p, (long)getpid());
   CHECK(symlink(victim, link) == 0);
@@ -399,15 +379,15 @@ static void test_atomic_no_symlink(void)
   lg_tensor *a = OK(lg_from_data(1, s2, av));
   const char *n1[1] = {"w"};
   CHECK(lg_st_write(p, 1, n1, &a, 0, NULL, NULL) == 0);
-  CHECK(lg_atomic_write_file(tmp("plain.txt"), "x", 1, "test") == 0);
-  snprintf(link, sizeof link, "%s.tmp.%ld", tmp("plain.txt"), (long)getpid());
+  CHECK(lg_atomic_write_file(lgt_tmp("plain.txt"), "x", 1, "test") == 0);
+  snprintf(link, sizeof link, "%s.tmp.%ld", lgt_tmp("plain.txt"), (long)getpid());
   CHECK(symlink(victim, link) == 0);
-  CHECK(lg_atomic_write_file(tmp("plain.txt"), "new\0bytes", 9, "test") == 0);
+  CHECK(lg_atomic_write_file(lgt_tmp("plain.txt"), "new\0bytes", 9, "test") == 0);
   size_t n;
   unsigned char *v = get_file(victim, &n);
   CHECK(v && n == 8 && memcmp(v, "precious", 8) == 0);
   free(v);
-  v = get_file(tmp("plain.txt"), &n);
+  v = get_file(lgt_tmp("plain.txt"), &n);
   CHECK(v && n == 9 && memcmp(v, "new\0bytes", 9) == 0);
   free(v);
   struct stat st;
@@ -417,11 +397,11 @@ static void test_atomic_no_symlink(void)
   lg_st_free(r);
   /* the new file has the mode of any new file: 0666 minus the umask */
   mode_t old = umask(022);
-  CHECK(lg_atomic_write_file(tmp("mode.txt"), "m", 1, "test") == 0);
-  CHECK(stat(tmp("mode.txt"), &st) == 0 && (st.st_mode & 0777) == 0644);
+  CHECK(lg_atomic_write_file(lgt_tmp("mode.txt"), "m", 1, "test") == 0);
+  CHECK(stat(lgt_tmp("mode.txt"), &st) == 0 && (st.st_mode & 0777) == 0644);
   umask(027);
-  CHECK(lg_atomic_write_file(tmp("mode.txt"), "m", 1, "test") == 0);
-  CHECK(stat(tmp("mode.txt"), &st) == 0 && (st.st_mode & 0777) == 0640);
+  CHECK(lg_atomic_write_file(lgt_tmp("mode.txt"), "m", 1, "test") == 0);
+  CHECK(stat(lgt_tmp("mode.txt"), &st) == 0 && (st.st_mode & 0777) == 0640);
   umask(old);
   lg_release(a);
 }
@@ -437,26 +417,26 @@ static void test_atomic_errors(void)
     CHECK(strstr(lg_last_error(), "No space left on device") != NULL);
   }
   /* a failed replace keeps the old file and leaves no temporary */
-  const char *p = tmp("errs.txt");
+  const char *p = lgt_tmp("errs.txt");
   CHECK(lg_atomic_write_file(p, "old", 3, "test") == 0);
-  CHECK(chmod(dir, 0500) == 0);
+  CHECK(chmod(lgt_tmpdir, 0500) == 0);
   if (geteuid() != 0) {     /* root writes anyway */
     FAILS_RC(lg_atomic_write_file(p, "new", 3, "test"), "cannot create a temporary");
     check_names_file(p);
   }
-  CHECK(chmod(dir, 0700) == 0);
+  CHECK(chmod(lgt_tmpdir, 0700) == 0);
   size_t n;
   unsigned char *b = get_file(p, &n);
   CHECK(b && n == 3 && memcmp(b, "old", 3) == 0);
   free(b);
-  FAILS_RC(lg_atomic_write_file(tmp("no/dir/x"), "x", 1, "test"), "No such file or directory");
-  CHECK(lg_append_file(tmp("log.txt"), "a\n", 2, "append") == 0);
-  CHECK(lg_append_file(tmp("log.txt"), "b\n", 2, "append") == 0);
-  b = get_file(tmp("log.txt"), &n);
+  FAILS_RC(lg_atomic_write_file(lgt_tmp("no/dir/x"), "x", 1, "test"), "No such file or directory");
+  CHECK(lg_append_file(lgt_tmp("log.txt"), "a\n", 2, "append") == 0);
+  CHECK(lg_append_file(lgt_tmp("log.txt"), "b\n", 2, "append") == 0);
+  b = get_file(lgt_tmp("log.txt"), &n);
   CHECK(b && n == 4 && memcmp(b, "a\nb\n", 4) == 0);
   free(b);
-  FAILS_RC(lg_append_file(tmp("no/dir/log"), "x", 1, "append"), "cannot open for appending");
-  CHECK(count_prefix(dir, "errs.txt.tmp.") == 0);
+  FAILS_RC(lg_append_file(lgt_tmp("no/dir/log"), "x", 1, "append"), "cannot open for appending");
+  CHECK(count_prefix(lgt_tmpdir, "errs.txt.tmp.") == 0);
 }
 
 /* lg_atomic_clean removes exactly the temporaries of the named files whose
@@ -465,7 +445,7 @@ static void test_atomic_errors(void)
 static void test_atomic_clean(void)
 {
   char sub[300], name[400];
-  snprintf(sub, sizeof sub, "%s/clean", dir);
+  snprintf(sub, sizeof sub, "%s/clean", lgt_tmpdir);
   CHECK(mkdir(sub, 0700) == 0);
   long dead = dead_pid(), live = (long)getppid();
   const char *gone[] = {"ck.safetensors.tmp.%ld.AbC123", "ck.safetensors.tmp.%ld",
@@ -476,24 +456,24 @@ static void test_atomic_clean(void)
   for (int i = 0; i < 3; i++) {
     snprintf(name, sizeof name, "%s/", sub);
     snprintf(name + strlen(name), 100, gone[i], dead);
-    put_file(name, "stale", 5);
+    lgt_put_file(name, "stale", 5);
   }
   for (int i = 0; i < 6; i++) {
     snprintf(name, sizeof name, "%s/", sub);
     snprintf(name + strlen(name), 100, kept_dead[i], dead);
-    put_file(name, "keep", 4);
+    lgt_put_file(name, "keep", 4);
   }
   snprintf(name, sizeof name, "%s/ck.safetensors.tmp.%ld.LiVe01", sub, live);
-  put_file(name, "live writer", 11);
+  lgt_put_file(name, "live writer", 11);
   snprintf(name, sizeof name, "%s/ck.safetensors.tmp.%ld.LoCk01", sub, dead);
-  put_file(name, "locked", 6);
+  lgt_put_file(name, "locked", 6);
   int lfd = open(name, O_RDONLY);               /* a writer elsewhere holding its lock */
   CHECK(lfd >= 0 && flock(lfd, LOCK_EX) == 0);
   snprintf(name, sizeof name, "%s/ck.safetensors.tmp.%ld.SyM123", sub, dead);
-  CHECK(symlink(tmp("victim2.txt"), name) == 0);
-  put_file(tmp("victim2.txt"), "v", 1);
+  CHECK(symlink(lgt_tmp("victim2.txt"), name) == 0);
+  lgt_put_file(lgt_tmp("victim2.txt"), "v", 1);
   snprintf(name, sizeof name, "%s/ck.safetensors", sub);
-  put_file(name, "the checkpoint", 14);
+  lgt_put_file(name, "the checkpoint", 14);
 
   const char *targets[] = {"ck.safetensors", "samples_*.png", "metrics.jsonl"};
   CHECK(lg_atomic_clean(sub, 3, targets, "clean") == 3);
@@ -504,10 +484,10 @@ static void test_atomic_clean(void)
   close(lfd);                                   /* the lock holder is gone too: now stale */
   CHECK(lg_atomic_clean(sub, 3, targets, "clean") == 1);
   size_t n;
-  unsigned char *v = get_file(tmp("victim2.txt"), &n);
+  unsigned char *v = get_file(lgt_tmp("victim2.txt"), &n);
   CHECK(v && n == 1 && v[0] == 'v');
   free(v);
-  FAILS_RC(lg_atomic_clean(tmp("no/such/dir"), 3, targets, "clean") < 0, "cannot list");
+  FAILS_RC(lg_atomic_clean(lgt_tmp("no/such/dir"), 3, targets, "clean") < 0, "cannot list");
 }
 
 /* Write a file with header text `json`, claimed header length hlen
@@ -519,7 +499,7 @@ static void put_st(const char *path, const char *json, uint64_t hlen, size_t nda
   unsigned char *b = calloc(1, 8 + jl + ndata);
   for (int i = 0; i < 8; i++) b[i] = (unsigned char)(hlen >> (8 * i));
   memcpy(b + 8, json, jl);
-  put_file(path, b, 8 + jl + ndata);
+  lgt_put_file(path, b, 8 + jl + ndata);
   free(b);
 }
 
@@ -527,7 +507,7 @@ static void put_st(const char *path, const char *json, uint64_t hlen, size_t nda
 
 static void test_st_malformed(void)
 {
-  const char *p = tmp("bad.safetensors");
+  const char *p = lgt_tmp("bad.safetensors");
   lg_st *st;
 
   /* the well-formed base case reads */
@@ -536,7 +516,7 @@ static void test_st_malformed(void)
   CHECK(st && st->n == 1 && st->tensors[0]->shape[0] == 2);
   lg_st_free(st);
 
-  put_file(p, "abc", 3);
+  lgt_put_file(p, "abc", 3);
   FAILS(lg_st_read(p), "truncated");
   check_names_file(p);
   put_st(p, T1("[2]", "[0,8]"), 1000, 8);
@@ -605,8 +585,8 @@ static void test_st_malformed(void)
   FAILS(lg_st_read(p), "UTF-8");
   put_st(p, "{\"w\":[1,2]}", 0, 0);
   FAILS(lg_st_read(p), "expected '{'");
-  FAILS(lg_st_read(tmp("missing.safetensors")), "cannot open");
-  check_names_file(tmp("missing.safetensors"));
+  FAILS(lg_st_read(lgt_tmp("missing.safetensors")), "cannot open");
+  check_names_file(lgt_tmp("missing.safetensors"));
   /* a \u escape decoding to a name */
   put_st(p, "{\"\\u0041\\u00e9\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]}}", 0, 4);
   st = lg_st_read(p);
@@ -621,9 +601,9 @@ static void test_png_round_trip(void)
   int64_t s[3] = {3, 5, 7};
   lg_tensor *t = OK(lg_empty(3, s));
   for (int i = 0; i < 105; i++) lg_data(t)[i] = (float)((i * 37 + 11) % 256) / 255.0f;
-  CHECK(lg_png_write(tmp("rgb.png"), t, 0, 1) == 0);
+  CHECK(lg_png_write(lgt_tmp("rgb.png"), t, 0, 1) == 0);
   int w, h, c;
-  unsigned char *px = stbi_load(tmp("rgb.png"), &w, &h, &c, 0);
+  unsigned char *px = stbi_load(lgt_tmp("rgb.png"), &w, &h, &c, 0);
   CHECK(px && w == 7 && h == 5 && c == 3);
   int bad = 0;
   for (int k = 0; px && k < 3; k++)
@@ -632,12 +612,12 @@ static void test_png_round_trip(void)
   stbi_image_free(px);
 
   /* lg_image_read gives (C,H,W) in [0,255] */
-  lg_tensor *r = OK(lg_image_read(tmp("rgb.png"), 0));
+  lg_tensor *r = OK(lg_image_read(lgt_tmp("rgb.png"), 0));
   lg_tensor *t255 = OK(lg_empty(3, s));
   for (int i = 0; i < 105; i++) lg_data(t255)[i] = (float)((i * 37 + 11) % 256);
   CHECK_CLOSE(r, t255, 1e-4);
   lg_release(r);
-  r = OK(lg_image_read(tmp("rgb.png"), 4));   /* alpha added */
+  r = OK(lg_image_read(lgt_tmp("rgb.png"), 4));   /* alpha added */
   CHECK(r->shape[0] == 4 && lg_data(r)[3 * 35] == 255);
   lg_release(r);
 
@@ -645,27 +625,27 @@ static void test_png_round_trip(void)
   int64_t s2[2] = {2, 3};
   float gv[6] = {-1, 0, 1, 2, -5, NAN};
   lg_tensor *gimg = OK(lg_from_data(2, s2, gv));
-  CHECK(lg_png_write(tmp("gray.png"), gimg, -1, 1) == 0);
-  px = stbi_load(tmp("gray.png"), &w, &h, &c, 0);
+  CHECK(lg_png_write(lgt_tmp("gray.png"), gimg, -1, 1) == 0);
+  px = stbi_load(lgt_tmp("gray.png"), &w, &h, &c, 0);
   unsigned char wantg[6] = {0, 128, 255, 255, 0, 0};   /* (v+1)/2*255 rounded, clamped */
   CHECK(px && w == 3 && h == 2 && c == 1 && memcmp(px, wantg, 6) == 0);
   stbi_image_free(px);
 
-  FAILS_RC(lg_png_write(tmp("bad.png"), t255, 1, 1), "range");
+  FAILS_RC(lg_png_write(lgt_tmp("bad.png"), t255, 1, 1), "range");
   int64_t s5[3] = {5, 2, 2};
   lg_tensor *five = OK(lg_zeros(3, s5));
-  FAILS_RC(lg_png_write(tmp("bad.png"), five, 0, 1), "5 channels");
-  CHECK(access(tmp("bad.png"), F_OK) != 0);
-  FAILS(lg_image_read(tmp("nope.png"), 0), "cannot open");
-  put_file(tmp("junk.png"), "not an image at all", 19);
-  FAILS(lg_image_read(tmp("junk.png"), 0), "cannot decode");
-  check_names_file(tmp("junk.png"));
+  FAILS_RC(lg_png_write(lgt_tmp("bad.png"), five, 0, 1), "5 channels");
+  CHECK(access(lgt_tmp("bad.png"), F_OK) != 0);
+  FAILS(lg_image_read(lgt_tmp("nope.png"), 0), "cannot open");
+  lgt_put_file(lgt_tmp("junk.png"), "not an image at all", 19);
+  FAILS(lg_image_read(lgt_tmp("junk.png"), 0), "cannot decode");
+  check_names_file(lgt_tmp("junk.png"));
 
   /* JPEG in: a flat colour survives compression within a few levels */
   unsigned char flat[8 * 8 * 3];
   for (int i = 0; i < 64; i++) { flat[3 * i] = 200; flat[3 * i + 1] = 100; flat[3 * i + 2] = 50; }
-  CHECK(stbi_write_jpg(tmp("flat.jpg"), 8, 8, 3, flat, 95));
-  r = OK(lg_image_read(tmp("flat.jpg"), 0));
+  CHECK(stbi_write_jpg(lgt_tmp("flat.jpg"), 8, 8, 3, flat, 95));
+  r = OK(lg_image_read(lgt_tmp("flat.jpg"), 0));
   CHECK(r->shape[0] == 3 && r->shape[1] == 8 && r->shape[2] == 8);
   CHECK(fabsf(lg_data(r)[0] - 200) <= 4 && fabsf(lg_data(r)[64] - 100) <= 4 &&
         fabsf(lg_data(r)[128] - 50) <= 4);
@@ -818,8 +798,7 @@ static void test_draw(void)
 
 int main(void)
 {
-  snprintf(dir, sizeof dir, "/tmp/lg_test_io.XXXXXX");
-  if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+  if (lgt_tmpdir_make("test_io") != 0) return 1;
   LGT_RUN(test_idx_read_plain_and_gz);
   LGT_RUN(test_idx_other_types);
   LGT_RUN(test_idx_bad_files);
@@ -835,8 +814,6 @@ int main(void)
   LGT_RUN(test_resize);
   LGT_RUN(test_grid);
   LGT_RUN(test_draw);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  lgt_tmpdir_remove();
   return lgt_finish();
 }

@@ -13,24 +13,6 @@
 #include "lg_idx.h"
 #include "lg_safetensors.h"
 
-static char dir[256];
-
-static const char *tmp(const char *name)
-{
-  static char buf[512];
-  snprintf(buf, sizeof buf, "%s/%s", dir, name);
-  return buf;
-}
-
-static void put_file(const char *path, const void *data, size_t n)
-{
-  FILE *f = fopen(path, "wb");
-  CHECK(f != NULL);
-  if (!f) return;
-  CHECK(fwrite(data, 1, n, f) == n);
-  fclose(f);
-}
-
 #define T40 (INT64_C(1) << 40)
 
 static void test_size_mul(void)
@@ -130,12 +112,12 @@ static void test_views(void)
 static void test_idx_header(void)
 {
   unsigned char b[16] = {0, 0, 0x0D, 3, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-  put_file(tmp("zero.idx"), b, sizeof b);
-  FAILS(lg_idx_read(tmp("zero.idx")), "zero.idx: shape 0x4294967295x4294967295 is too large");
+  lgt_put_file(lgt_tmp("zero.idx"), b, sizeof b);
+  FAILS(lg_idx_read(lgt_tmp("zero.idx")), "zero.idx: shape 0x4294967295x4294967295 is too large");
   /* the same with a small size still loads as an empty tensor */
   unsigned char c[16] = {0, 0, 0x0D, 3, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 4};
-  put_file(tmp("zero-ok.idx"), c, sizeof c);
-  lg_tensor *t = OK(lg_idx_read(tmp("zero-ok.idx")));
+  lgt_put_file(lgt_tmp("zero-ok.idx"), c, sizeof c);
+  lg_tensor *t = OK(lg_idx_read(lgt_tmp("zero-ok.idx")));
   if (t) { CHECK(lg_numel(t) == 0 && t->shape[2] == 4); lg_release(t); }
 }
 
@@ -154,29 +136,26 @@ static void put_st(const char *path, const char *json)
 
 static void test_safetensors_header(void)
 {
-  put_st(tmp("zero.st"), "{\"a\":{\"dtype\":\"F32\",\"shape\":[0,1099511627776,1099511627776],"
+  put_st(lgt_tmp("zero.st"), "{\"a\":{\"dtype\":\"F32\",\"shape\":[0,1099511627776,1099511627776],"
                          "\"data_offsets\":[0,0]}}");
-  lg_st *st = lg_st_read(tmp("zero.st"));
+  lg_st *st = lg_st_read(lgt_tmp("zero.st"));
   CHECK(st == NULL);
   CHECK(strstr(lg_last_error(), "tensor 'a': shape 0x1099511627776x1099511627776 is too large"));
   lg_st_free(st);
-  put_st(tmp("zero-ok.st"), "{\"a\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[0,0]}}");
-  st = lg_st_read(tmp("zero-ok.st"));
+  put_st(lgt_tmp("zero-ok.st"), "{\"a\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[0,0]}}");
+  st = lg_st_read(lgt_tmp("zero-ok.st"));
   CHECK(st && st->n == 1 && st->tensors[0]->shape[1] == 3);
   lg_st_free(st);
 }
 
 int main(void)
 {
-  snprintf(dir, sizeof dir, "/tmp/lg_test_sizes_XXXXXX");
-  if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
+  if (lgt_tmpdir_make("test_sizes") != 0) return 1;
   LGT_RUN(test_size_mul);
   LGT_RUN(test_creation);
   LGT_RUN(test_views);
   LGT_RUN(test_idx_header);
   LGT_RUN(test_safetensors_header);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  lgt_tmpdir_remove();
   return lgt_finish();
 }
