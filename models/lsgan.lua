@@ -12,17 +12,19 @@
 --
 --   luagan run lsgan                          # the defaults (see --help)
 --   luagan run lsgan --a -1 --b 1 --c 0       # the Pearson chi^2 coding
---   luagan run lsgan --steps 5000             # ~5 epochs, sharper samples
+--   luagan run lsgan --steps 3000             # sharper samples (FD about 46)
 --
 -- Nets: the DCGAN / "InfoGAN architecture" (Chen et al. 2016; lg.nets.dcgan_G,
 -- dcgan_D, batch norm in both), Adam(2e-4, 0.5, 0.999), batch 64, pixels in
 -- [-1, 1] (the paper's settings for its LSUN nets; Lucic et al. 2018 use the
 -- same for Fashion-MNIST).
--- What to expect (measured, seed 1, 1000 steps, docs/recipes.md): garment
--- silhouettes (shirts, trousers, shoes, bags) with speckle and blotchy
--- texture, rougher than DCGAN's at the same step. D leads: loss_d falls from
--- about 0.26 to 0.06 by step 600 (d_real 0.89, d_fake 0.11 with 0-1 coding),
--- then G catches up (loss_d 0.13, loss_g 0.29 at step 1000).
+-- Budget: 2000 steps, the shortest at which every measured seed reaches
+-- recognisable garments of all classes (docs/RESULTS.md, "Budget curves"):
+-- FD 84 / 69 / 88 for seeds 1 / 2 / 3 at step 2000, but 169 / 138 / 163 at
+-- 1500 and 696 / 335 at the old default of 1000. D leads early: loss_d falls
+-- from about 0.26 to 0.06 by step 600 (d_real 0.89, d_fake 0.11 with 0-1
+-- coding), then G catches up. About 5 CPU-minutes on one idle core (dcgan's
+-- rate, the same nets).
 local lg = require "luagan"
 local optim, data, image, nets = lg.optim, lg.data, lg.image, require "luagan.nets"
 
@@ -30,7 +32,7 @@ return require("luagan.recipe"){
   name = "lsgan",
   about = "Least Squares GAN at 28x28 on Fashion-MNIST (Mao et al. 2017), --a --b --c targets",
   options = {
-    {"steps", 1000, "generator updates (938 per epoch at batch 64)"},
+    {"steps", 2000, "generator updates (938 per epoch at batch 64)"},
     {"batch", 64, "batch size"},
     {"a", 0.0, "target of D for fakes"},
     {"b", 1.0, "target of D for real images"},
@@ -40,7 +42,7 @@ return require("luagan.recipe"){
     {"beta1", 0.5, "Adam beta1"},
     {"beta2", 0.999, "Adam beta2"},
     {"limit", 0, "train on the first N images only (0 = all 60000)"},
-    {"sample_every", 250, "write samples_STEP.png every N steps"},
+    {"sample_every", 500, "write samples_STEP.png every N steps"},
     {"ckpt_every", 500, "write the checkpoint every N steps"},
   },
   smoke = {steps = 3, batch = 8, limit = 64},

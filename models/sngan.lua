@@ -19,13 +19,13 @@
 --
 -- Nets: the DCGAN / "InfoGAN architecture" (Chen et al. 2016; lg.nets.dcgan_G,
 -- dcgan_D{norm = "none", spectral = true}).
--- What to expect (measured, seed 1, 1000 steps, docs/recipes.md): D never
--- wins outright: loss_d rises from 0.7 to about 1.6 within 400 steps and stays
--- there (the hinge loss is 2 when D outputs 0), with d_real (mean D(x)) near
--- 0.1-0.2 and d_fake near -0.25; sigma_max, the spectral-norm estimate of D's
--- last raw weight, creeps from 0.65 to 0.70. Samples at step 1000 are
--- recognisable shirts, trousers, shoes and bags with stripe artifacts; more
--- D steps (--n-dis 5 with setting "A") or longer runs sharpen them.
+-- Budget: 2500 steps (docs/RESULTS.md, "Budget curves"): FD 102 for seed 1
+-- at step 2500 (153 / 131 / 75 at 1500 / 2000 / 3000; seed 2: 154 / 127 / 88
+-- at 1500 / 2000 / 3000); the old default of 1000 stopped at 287. About 9
+-- CPU-minutes on one idle core (0.22 CPU s per step). D never wins outright: loss_d rises from 0.7
+-- to about 1.6 within 400 steps and stays there (the hinge loss is 2 when D
+-- outputs 0), with d_real (mean D(x)) near 0.1-0.2 and d_fake near -0.25.
+-- More D steps (--n-dis 5 with setting "A") or longer runs sharpen the samples.
 local lg = require "luagan"
 local optim, data, image, nets = lg.optim, lg.data, lg.image, require "luagan.nets"
 
@@ -33,7 +33,7 @@ return require("luagan.recipe"){
   name = "sngan",
   about = "Spectral-norm GAN with the hinge loss at 28x28 on Fashion-MNIST (Miyato et al. 2018)",
   options = {
-    {"steps", 1000, "generator updates (938 per epoch at batch 64)"},
+    {"steps", 2500, "generator updates (938 per epoch at batch 64)"},
     {"batch", 64, "batch size"},
     {"loss", "hinge", "adversarial loss", choices = {"hinge", "ns"}},
     {"n_dis", 1, "D updates per G update"},
@@ -42,7 +42,7 @@ return require("luagan.recipe"){
     {"beta2", 0.999, "Adam beta2"},
     {"nz", 100, "noise dimension"},
     {"limit", 0, "train on the first N images only (0 = all 60000)"},
-    {"sample_every", 250, "write samples_STEP.png every N steps"},
+    {"sample_every", 500, "write samples_STEP.png every N steps"},
     {"ckpt_every", 500, "write the checkpoint every N steps"},
   },
   smoke = {steps = 3, batch = 8, limit = 64},

@@ -15,7 +15,7 @@ import torch
 import common as C
 
 OPTIONS = [
-    ("steps", 1000, "generator updates (938 per epoch at batch 64)"),
+    ("steps", 2000, "generator updates (938 per epoch at batch 64)"),
     ("batch", 64, "batch size"),
     ("a", 0.0, "target of D for fakes"),
     ("b", 1.0, "target of D for real images"),

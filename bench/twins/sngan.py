@@ -16,7 +16,7 @@ import torch
 import common as C
 
 OPTIONS = [
-    ("steps", 1000, "generator updates (938 per epoch at batch 64)"),
+    ("steps", 2500, "generator updates (938 per epoch at batch 64)"),
     ("batch", 64, "batch size"),
     ("loss", "hinge", "adversarial loss", ["hinge", "ns"]),
     ("n_dis", 1, "D updates per G update"),
