@@ -9,9 +9,9 @@
 -- weights (a gradient of a gradient: lg.penalties.gradient_penalty). It needs
 -- per-sample gradients, so the critic has no batch norm: layer norm here
 -- (--critic-norm layer, as the authors' larger models), or none (their MNIST
--- critic). lambda = 10, n_critic = 5, Adam(1e-4, beta1 0.5, beta2 0.9): the
--- betas of the authors' MNIST code (gan_mnist.py); --beta1 0 gives the
--- paper's Algorithm 1 (beta1 = 0, beta2 = 0.9).
+-- critic). lambda = 10, Adam(1e-4, beta1 0.5, beta2 0.9): the betas of the
+-- authors' MNIST code (gan_mnist.py); --beta1 0 --n-critic 5 gives the
+-- paper's Algorithm 1 (beta1 = 0, beta2 = 0.9, five critic updates).
 --
 --   luagan run wgan_gp                        # the defaults (see --help)
 --   luagan run wgan_gp --critic-norm none --beta1 0
@@ -20,11 +20,17 @@
 -- One step = one generator update after n_critic critic updates. G: the
 -- DCGAN / "InfoGAN architecture" (batch norm); critic: the same D with layer
 -- norm in place of batch norm (lg.nets).
--- What to expect: a critic step costs about three plain ones (the double
--- backward), so the defaults run few generator updates; wdist (E f(x) -
--- E f(G(z))) falls steadily and grad_norm (the mean input-gradient norm at
--- x_hat) stays near 1. Samples are recognisable garment shapes after the
--- default run and keep improving for thousands of steps.
+-- Budget: one critic update per generator update (--n-critic 1) for 1500
+-- steps. The paper's n_critic = 5 spends five critic steps, each costing
+-- about three plain ones (the double backward), per generator step: its old
+-- default of 200 steps (about 4 CPU-minutes) stopped at FD 530, and 15
+-- CPU-minutes buy only about 700 such steps. With the gradient penalty
+-- keeping the critic's slope in check, one critic step is enough here:
+-- FD 156 / 113 / 56 at 750 / 1000 / 2000 steps for seed 1, and 162 / 119 /
+-- 85 / 82 at 750 / 1000 / 1250 / 1500 for seed 2 (docs/RESULTS.md, "Budget
+-- curves"); about 8-13 CPU-minutes on one core. --n-critic 5 --steps 2000
+-- is the paper's schedule. wdist (E f(x) - E f(G(z))) falls steadily and
+-- grad_norm (the mean input-gradient norm at x_hat) stays near 1.
 local lg = require "luagan"
 local optim, data, image, nets = lg.optim, lg.data, lg.image, require "luagan.nets"
 
@@ -32,9 +38,9 @@ return require("luagan.recipe"){
   name = "wgan_gp",
   about = "WGAN with gradient penalty at 28x28 on Fashion-MNIST (Gulrajani et al. 2017)",
   options = {
-    {"steps", 200, "generator updates (each after --n-critic critic updates)"},
+    {"steps", 1500, "generator updates (each after --n-critic critic updates)"},
     {"batch", 64, "batch size"},
-    {"n_critic", 5, "critic updates per generator update"},
+    {"n_critic", 1, "critic updates per generator update (5: the paper's Algorithm 1)"},
     {"lambda", 10.0, "gradient-penalty weight"},
     {"critic_norm", "layer", "normalisation in the critic (no batch norm with a gradient penalty)",
      choices = {"layer", "none"}},
@@ -43,8 +49,8 @@ return require("luagan.recipe"){
     {"beta2", 0.9, "Adam beta2"},
     {"nz", 100, "noise dimension"},
     {"limit", 0, "train on the first N images only (0 = all 60000)"},
-    {"sample_every", 100, "write samples_STEP.png every N steps"},
-    {"ckpt_every", 100, "write the checkpoint every N steps"},
+    {"sample_every", 500, "write samples_STEP.png every N steps"},
+    {"ckpt_every", 500, "write the checkpoint every N steps"},
   },
   smoke = {steps = 2, batch = 8, limit = 64, n_critic = 2},
 

@@ -17,9 +17,9 @@ import torch
 import common as C
 
 OPTIONS = [
-    ("steps", 200, "generator updates (each after --n-critic critic updates)"),
+    ("steps", 1500, "generator updates (each after --n-critic critic updates)"),
     ("batch", 64, "batch size"),
-    ("n_critic", 5, "critic updates per generator update"),
+    ("n_critic", 1, "critic updates per generator update (5: the paper's Algorithm 1)"),
     ("lambda", 10.0, "gradient-penalty weight"),
     ("critic_norm", "layer", "normalisation in the critic", ["layer", "none"]),
     ("lr", 1e-4, "Adam learning rate (both nets)"),
