@@ -19,9 +19,9 @@
 --
 -- Nets: the DCGAN / "InfoGAN architecture" (Chen et al. 2016; lg.nets.dcgan_G,
 -- dcgan_D{norm = "none", spectral = true}).
--- Budget: 2500 steps (docs/RESULTS.md, "Budget curves"): FD 102 for seed 1
--- at step 2500 (153 / 131 / 75 at 1500 / 2000 / 3000; seed 2: 154 / 127 / 88
--- at 1500 / 2000 / 3000); the old default of 1000 stopped at 287. About 9
+-- Budget: 2500 steps (docs/RESULTS.md, "Budget curves"): FD 102 / 99 for
+-- seeds 1 / 3 at step 2500 (at 2000: 131 / 127 / 130 for seeds 1 / 2 / 3, at
+-- 3000: 75 / 88 / 99); the old default of 1000 stopped at 268-287. About 9
 -- CPU-minutes on one idle core (0.22 CPU s per step). D never wins outright: loss_d rises from 0.7
 -- to about 1.6 within 400 steps and stays there (the hinge loss is 2 when D
 -- outputs 0), with d_real (mean D(x)) near 0.1-0.2 and d_fake near -0.25.
