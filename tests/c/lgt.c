@@ -98,6 +98,19 @@ void lgt_put_file(const char *path, const void *data, size_t n)
   fclose(f);
 }
 
+unsigned char *lgt_get_file(const char *path, size_t *n)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f) { *n = 0; return NULL; }
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  rewind(f);
+  unsigned char *b = malloc(len + 1);
+  *n = b ? fread(b, 1, len, f) : 0;
+  fclose(f);
+  return b;
+}
+
 void lgt_tmpdir_remove(void)
 {
   char cmd[300];

@@ -45,6 +45,8 @@ extern char lgt_tmpdir[256];
 int lgt_tmpdir_make(const char *name);
 const char *lgt_tmp(const char *name);
 void lgt_put_file(const char *path, const void *data, size_t n);
+/* The whole file (malloc'ed, the caller frees) and its size; NULL, 0 if absent. */
+unsigned char *lgt_get_file(const char *path, size_t *n);
 void lgt_tmpdir_remove(void);
 
 #endif

@@ -19,19 +19,6 @@
 #include "lgt.h"
 #include "lg_image.h"
 
-static unsigned char *get_file(const char *path, size_t *n)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f) { *n = 0; return NULL; }
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  rewind(f);
-  unsigned char *b = malloc(len + 1);
-  *n = fread(b, 1, len, f);
-  fclose(f);
-  return b;
-}
-
 /* A w x h image of c channels with varied values. */
 static unsigned char *pattern(int w, int h, int c)
 {
@@ -166,7 +153,7 @@ static void test_jpeg_size_and_truncation(void)
   CHECK(stbi_write_jpg(lgt_tmp("ok.jpg"), 16, 16, 3, px, 90));
   free(px);
   size_t n;
-  unsigned char *b = get_file(lgt_tmp("ok.jpg"), &n);
+  unsigned char *b = lgt_get_file(lgt_tmp("ok.jpg"), &n);
   long sof = b ? find_marker(b, n, 0xC0) : -1;
   CHECK(sof > 0);
   if (sof > 0) {
@@ -204,7 +191,7 @@ static void test_png_limits(void)
   CHECK(stbi_write_png(lgt_tmp("4x4.png"), 4, 4, 3, px, 12));
   free(px);
   size_t n;
-  unsigned char *b = get_file(lgt_tmp("4x4.png"), &n);
+  unsigned char *b = lgt_get_file(lgt_tmp("4x4.png"), &n);
   CHECK(b && n > 40 && memcmp(b + 12, "IHDR", 4) == 0);
   if (!b) return;
   png_set_size(b, 100000, 100000);
@@ -227,7 +214,7 @@ static void test_png_limits(void)
   unsetenv("LUAGAN_MAX_IMAGE_PIXELS");
   CHECK(lg_image_max_pixels() == LG_IMAGE_MAX_PIXELS);
   /* truncated and corrupted PNGs */
-  b = get_file(lgt_tmp("4x4.png"), &n);
+  b = lgt_get_file(lgt_tmp("4x4.png"), &n);
   lgt_put_file(lgt_tmp("cut.png"), b, n - 20);
   FAILS(lg_image_read(lgt_tmp("cut.png"), 0), "cut.png: cannot decode PNG");
   b[n - 30] ^= 0x55;   /* inside IDAT: the CRC no longer matches */
@@ -260,7 +247,7 @@ static void test_stream(void)
   CHECK(stbi_write_png(lgt_tmp("m.png"), 3, 2, 4, px, 12));
   free(px);
   size_t n;
-  unsigned char *b = get_file(lgt_tmp("m.png"), &n);
+  unsigned char *b = lgt_get_file(lgt_tmp("m.png"), &n);
   FILE *f = b ? fmemopen(b, n, "rb") : NULL;
   CHECK(f != NULL);
   if (f) {
@@ -280,7 +267,7 @@ static void test_stream(void)
 static void sweep(const char *name)
 {
   size_t n;
-  unsigned char *b = get_file(lgt_tmp(name), &n);
+  unsigned char *b = lgt_get_file(lgt_tmp(name), &n);
   CHECK(b != NULL && n > 16);
   if (!b) return;
   int decoded = 0, failed = 0;

@@ -30,19 +30,6 @@ static void put_gz(const char *path, const void *data, size_t n)
   gzclose(g);
 }
 
-static unsigned char *get_file(const char *path, size_t *n)
-{
-  FILE *f = fopen(path, "rb");
-  if (!f) { *n = 0; return NULL; }
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  rewind(f);
-  unsigned char *b = malloc(len + 1);
-  *n = fread(b, 1, len, f);
-  fclose(f);
-  return b;
-}
-
 /* "the error mentions the file" */
 static void check_names_file(const char *path)
 {
@@ -215,7 +202,7 @@ static void test_idx_write(void)
   lg_release(y);
   CHECK(lg_idx_write(lgt_tmp("w.idx.gz"), xt, LG_IDX_F32) == 0);
   size_t n;
-  unsigned char *raw = get_file(lgt_tmp("w.idx.gz"), &n);
+  unsigned char *raw = lgt_get_file(lgt_tmp("w.idx.gz"), &n);
   CHECK(raw && n > 2 && raw[0] == 0x1f && raw[1] == 0x8b);   /* really compressed */
   free(raw);
   y = OK(lg_idx_read(lgt_tmp("w.idx.gz")));
@@ -229,7 +216,7 @@ static void test_idx_write(void)
   lg_tensor *u = OK(lg_empty(3, su));
   for (int i = 0; i < 60; i++) lg_data(u)[i] = (float)((i * 7 + 3) % 256) + (i % 3 - 1) * 0.2f;
   CHECK(lg_idx_write(lgt_tmp("u.idx"), u, LG_IDX_UBYTE) == 0);
-  raw = get_file(lgt_tmp("u.idx"), &n);
+  raw = lgt_get_file(lgt_tmp("u.idx"), &n);
   CHECK(raw && n == wn && memcmp(raw, want, wn) == 0);
   free(raw);
   CHECK(access(lgt_tmp("u.idx.tmp"), F_OK) != 0);
@@ -316,7 +303,7 @@ static void test_st_exact_bytes(void)
   unsigned char data[12] = {0, 0, 0, 0x3F, 0, 0, 0x80, 0x3F, 0, 0, 0, 0xC0};
   memcpy(want + 8 + hl, data, 12);
   size_t n;
-  unsigned char *got = get_file(lgt_tmp("x.safetensors"), &n);
+  unsigned char *got = lgt_get_file(lgt_tmp("x.safetensors"), &n);
   CHECK(got && n == 8 + hl + 12 && memcmp(got, want, n) == 0);
   if (got && memcmp(got, want, 8 + hl + 12 < n ? 8 + hl + 12 : n))
     fprintf(stderr, "got header: %.*s\n", (int)(n > 8 ? n - 8 : 0), got + 8);
@@ -334,7 +321,7 @@ static void test_st_atomic(void)
   const char *n1[1] = {"w"};
   CHECK(lg_st_write(p, 1, n1, &a, 0, NULL, NULL) == 0);
   size_t n0, n2;
-  unsigned char *before = get_file(p, &n0);
+  unsigned char *before = lgt_get_file(p, &n0);
   /* a failing write (duplicate names) keeps the old file and leaves no temp */
   const char *dup[2] = {"w", "w"};
   lg_tensor *ts[2] = {a, a};
@@ -343,7 +330,7 @@ static void test_st_atomic(void)
   FAILS_RC(lg_st_write(p, 1, res, &a, 0, NULL, NULL), "reserved");
   const char *badutf[1] = {"\xff\xfe"};
   FAILS_RC(lg_st_write(p, 1, badutf, &a, 0, NULL, NULL), "UTF-8");
-  unsigned char *after = get_file(p, &n2);
+  unsigned char *after = lgt_get_file(p, &n2);
   CHECK(n0 == n2 && before && after && memcmp(before, after, n0) == 0);
   free(before);
   free(after);
@@ -384,10 +371,10 @@ static void test_atomic_no_symlink(void)
   CHECK(symlink(victim, link) == 0);
   CHECK(lg_atomic_write_file(lgt_tmp("plain.txt"), "new\0bytes", 9, "test") == 0);
   size_t n;
-  unsigned char *v = get_file(victim, &n);
+  unsigned char *v = lgt_get_file(victim, &n);
   CHECK(v && n == 8 && memcmp(v, "precious", 8) == 0);
   free(v);
-  v = get_file(lgt_tmp("plain.txt"), &n);
+  v = lgt_get_file(lgt_tmp("plain.txt"), &n);
   CHECK(v && n == 9 && memcmp(v, "new\0bytes", 9) == 0);
   free(v);
   struct stat st;
@@ -426,13 +413,13 @@ static void test_atomic_errors(void)
   }
   CHECK(chmod(lgt_tmpdir, 0700) == 0);
   size_t n;
-  unsigned char *b = get_file(p, &n);
+  unsigned char *b = lgt_get_file(p, &n);
   CHECK(b && n == 3 && memcmp(b, "old", 3) == 0);
   free(b);
   FAILS_RC(lg_atomic_write_file(lgt_tmp("no/dir/x"), "x", 1, "test"), "No such file or directory");
   CHECK(lg_append_file(lgt_tmp("log.txt"), "a\n", 2, "append") == 0);
   CHECK(lg_append_file(lgt_tmp("log.txt"), "b\n", 2, "append") == 0);
-  b = get_file(lgt_tmp("log.txt"), &n);
+  b = lgt_get_file(lgt_tmp("log.txt"), &n);
   CHECK(b && n == 4 && memcmp(b, "a\nb\n", 4) == 0);
   free(b);
   FAILS_RC(lg_append_file(lgt_tmp("no/dir/log"), "x", 1, "append"), "cannot open for appending");
@@ -484,7 +471,7 @@ static void test_atomic_clean(void)
   close(lfd);                                   /* the lock holder is gone too: now stale */
   CHECK(lg_atomic_clean(sub, 3, targets, "clean") == 1);
   size_t n;
-  unsigned char *v = get_file(lgt_tmp("victim2.txt"), &n);
+  unsigned char *v = lgt_get_file(lgt_tmp("victim2.txt"), &n);
   CHECK(v && n == 1 && v[0] == 'v');
   free(v);
   FAILS_RC(lg_atomic_clean(lgt_tmp("no/such/dir"), 3, targets, "clean") < 0, "cannot list");
