@@ -85,6 +85,13 @@ function JointD:forward(x, z)
   return self.joint(lg.cat({self.x_path(x), self.z_path(z)}, 2))
 end
 
+-- n latent codes (n, nz) from the prior: N(0, I), or U(-1, 1) per dimension
+-- as in the BiGAN paper.
+local function draw_z(opt, n)
+  if opt.prior == "uniform" then return lg.rand(n, opt.nz) * 2 - 1 end
+  return lg.randn(n, opt.nz)
+end
+
 local function set_grads(params, grads)
   for i, p in ipairs(params) do p.grad = grads[i] end
 end
@@ -106,7 +113,9 @@ return require("luagan.recipe"){
   options = {
     {"steps", 2000, "training steps (937 per epoch at batch 64)"},
     {"batch", 64, "batch size"},
-    {"nz", 50, "latent dimension (z ~ N(0, I))"},
+    {"nz", 50, "latent dimension"},
+    {"prior", "normal", "distribution of z: N(0, I), or U(-1, 1) (the BiGAN paper)",
+     choices = {"normal", "uniform"}},
     {"dropout", 0.2, "dropout in D's joint layers"},
     {"ch", 32, "base channels (64 = the reference DCGAN widths)"},
     {"hidden", 0, "width of an extra FC layer in G and E (0 = none)"},
@@ -137,7 +146,7 @@ return require("luagan.recipe"){
       optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
       data = lg.train.stream(data.DataLoader(ds.images,
         {batch_size = opt.batch, shuffle = true, drop_last = true, seed = opt.seed})),
-      fixed_z = lg.randn(40, opt.nz),
+      fixed_z = draw_z(opt, 40),
       fixed_x = test.images:index_select(1, lg.tensor(idx)),
       sets = {train = ds, test = test},       -- not checkpointed (no state_dict)
     }
@@ -146,7 +155,7 @@ return require("luagan.recipe"){
   step = function(s)
     local B = s.opt.batch
     local x = s.data:next()
-    local z = lg.randn(B, s.opt.nz)
+    local z = draw_z(s.opt, B)
     local l_enc = s.D(x, s.E(x))
     local l_gen = s.D(s.G(z), z)
     local ld = lg.softplus(-l_enc):mean() + lg.softplus(l_gen):mean()
@@ -167,7 +176,7 @@ return require("luagan.recipe"){
   sample = function(s, path, o)
     s.G:eval()
     if o.n then
-      local x = s.G(lg.randn(o.n, s.opt.nz))
+      local x = s.G(draw_z(s.opt, o.n))
       s.G:train()
       image.save_grid(path, x, {nrow = math.max(1, math.ceil(math.sqrt(o.n)))})
       return x

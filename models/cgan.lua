@@ -72,12 +72,20 @@ end
 -- z (N,nz), y (N) classes 1..10 -> (N,1,28,28)
 function CondG:forward(z, y) return self.net(lg.cat({z, self.code(y)}, 2)) end
 
+-- D's trunk sees the label as constant image channels (cond "concat", Mirza
+-- & Osindero 2014) or not at all (cond "projection", Miyato & Koyama 2018):
+-- then D(x, y) = w . h(x) + b + <V_y, h(x)>, the label's embedding V_y
+-- projected on the trunk's features h(x).
 local CondD = nn.Module:extend("CondD")
 function CondD:init(opt)
-  self.code = LabelCode(opt.label, opt.embed_dim)
-  local ch = opt.ch
+  self.cond = opt.cond
+  local ch, nplanes = opt.ch, 0
+  if opt.cond == "concat" then
+    self.code = LabelCode(opt.label, opt.embed_dim)
+    nplanes = self.code.dim
+  end
   local layers = {
-    nn.Conv2d(1 + self.code.dim, ch, 4, {stride = 2, padding = 1}), nn.LeakyReLU(0.2),
+    nn.Conv2d(1 + nplanes, ch, 4, {stride = 2, padding = 1}), nn.LeakyReLU(0.2),
     nn.Conv2d(ch, 2 * ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(2 * ch), nn.LeakyReLU(0.2),
     nn.Flatten(),
   }
@@ -88,15 +96,24 @@ function CondD:init(opt)
     end
     nin = opt.hidden
   end
-  layers[#layers + 1] = nn.Linear(nin, 1)
-  self.net = nn.Sequential(layers)
+  self.trunk = nn.Sequential(layers)
+  self.out = nn.Linear(nin, 1)
+  if opt.cond == "projection" then
+    -- the projection is part of the output layer: the same N(0, 0.02) start
+    self.proj = nn.Embedding(NCLS, nin)
+    nn.init.normal(self.proj.weight, 0, 0.02)
+  end
 end
--- x (N,1,28,28), y (N) -> logits (N,1); the label code as constant channels
+-- x (N,1,28,28), y (N) -> logits (N,1)
 function CondD:forward(x, y)
+  if self.cond == "projection" then
+    local h = self.trunk(x)                                  -- (N, nin)
+    return self.out(h) + (self.proj(y) * h):sum(2, true)
+  end
   local s = x:shape()
   local c = self.code(y)
   local planes = c:view(s[1], self.code.dim, 1, 1):expand(s[1], self.code.dim, s[3], s[4])
-  return self.net(lg.cat({x, planes}, 2))
+  return self.out(self.trunk(lg.cat({x, planes}, 2)))
 end
 
 -- A uniformly drawn wrong class for every label of y (N).
@@ -128,7 +145,9 @@ return require("luagan.recipe"){
     {"steps", 2000, "training steps (one D and one G update each; 937 per epoch at batch 64)"},
     {"batch", 64, "batch size"},
     {"nz", 100, "noise dimension"},
-    {"label", "onehot", "how the label enters G and D", choices = {"onehot", "embed"}},
+    {"cond", "concat", "how D sees the label: image channels, or projected on its features",
+     choices = {"concat", "projection"}},
+    {"label", "onehot", "how the label enters G (and D with --cond concat)", choices = {"onehot", "embed"}},
     {"embed_dim", 16, "embedding size with --label embed"},
     {"mismatch", false, "add the D term E sp(D(x, y_wrong)): real image, wrong label = fake"},
     {"mismatch_weight", 1.0, "weight of the mismatched-label term"},
