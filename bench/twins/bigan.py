@@ -10,7 +10,7 @@ all three. One forward per step gives both losses,
 and each player's gradient of its own (autograd.grad, as the recipe's lg.grad),
 then both Adam(2e-4, 0.5, 0.999) steps (one optimiser over G and E).
 
-Outputs (besides common.Run's): samples.idx, --n samples G(z), z ~ N(0, I);
+Outputs (besides common.Run's): samples.idx, --n samples G(z), z from --prior;
 the recipe's finish split in two: the test reconstruction error of G(E(x))
 (first --eval-n test images) into run.json, and E(x) of the first --probe-n
 training and --eval-n test images as probe_*.idx for the linear probe that
@@ -25,7 +25,8 @@ import common as C
 OPTIONS = [
     ("steps", 2000, "training steps"),
     ("batch", 64, "batch size"),
-    ("nz", 50, "latent dimension (z ~ N(0, I))"),
+    ("nz", 50, "latent dimension"),
+    ("prior", "normal", "distribution of z: N(0, I), or U(-1, 1) (the BiGAN paper)", ["normal", "uniform"]),
     ("dropout", 0.2, "dropout in D's joint layers"),
     ("ch", 32, "base channels (64 = the reference DCGAN widths)"),
     ("hidden", 0, "width of an extra FC layer in G and E (0 = none)"),
@@ -50,6 +51,13 @@ class JointD(nn.Module):
         return self.joint(torch.cat([self.x_path(x), self.z_path(z)], 1))
 
 
+def draw_z(a, n, gen=None):
+    """n latent codes (n, nz) from the prior: N(0, I) or U(-1, 1)."""
+    if a.prior == "uniform":
+        return torch.rand(n, a.nz, generator=gen) * 2 - 1
+    return torch.randn(n, a.nz, generator=gen)
+
+
 def set_grads(params, grads):
     for p, g in zip(params, grads):
         p.grad = g
@@ -68,13 +76,13 @@ def main():
     optGE = C.adam(pge, a.lr, a.beta1, a.beta2)
     optD = C.adam(pd, a.lr, a.beta1, a.beta2)
     stream = C.batches(x_all, a.batch, C.loader_gen(a))
-    fixed_z = torch.randn(40, a.nz)
+    fixed_z = draw_z(a, 40)
     sgen = C.sample_gen(a)
     run = C.Run(a, "bigan")
 
     def step(_):
         x = next(stream)
-        z = torch.randn(a.batch, a.nz)
+        z = draw_z(a, a.batch)
         l_enc = D(x, E(x))
         l_gen = D(G(z), z)
         ld = F.softplus(-l_enc).mean() + F.softplus(l_gen).mean()
@@ -90,7 +98,7 @@ def main():
 
     run.train(step)
     extra = C.export_encoder(a.out, E, G, x_all, y_all, x_test, y_test, a.eval_n, a.probe_n)
-    x = C.plain_samples(G, a, a.nz, sgen)
+    x = C.eval_mode_draw([G], lambda m, _: G(draw_z(a, m, sgen)), a.n)
     # grid: test images and their reconstructions G(E(x)) in alternating rows, then G(fixed z)
     xt = x_test[torch.arange(20) % x_test.shape[0]]
     with torch.no_grad():

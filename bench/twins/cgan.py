@@ -26,7 +26,9 @@ OPTIONS = [
     ("steps", 2000, "training steps (one D and one G update each)"),
     ("batch", 64, "batch size"),
     ("nz", 100, "noise dimension"),
-    ("label", "onehot", "how the label enters G and D", ["onehot", "embed"]),
+    ("cond", "concat", "how D sees the label: image channels, or projected on its features",
+     ["concat", "projection"]),
+    ("label", "onehot", "how the label enters G (and D with --cond concat)", ["onehot", "embed"]),
     ("embed_dim", 16, "embedding size with --label embed"),
     ("mismatch", False, "add the D term E sp(D(x, y_wrong)): real image, wrong label = fake"),
     ("mismatch_weight", 1.0, "weight of the mismatched-label term"),
@@ -64,16 +66,30 @@ class CondG(nn.Module):
 
 
 class CondD(nn.Module):
+    """--cond concat: the label code as constant image channels (Mirza &
+    Osindero); --cond projection: D(x, y) = w.h(x) + b + <V_y, h(x)> (Miyato &
+    Koyama), V_y an embedding started N(0, 0.02) like the output layer."""
+
     def __init__(self, a):
         super().__init__()
-        self.code = LabelCode(a.label, a.embed_dim)
+        self.cond = a.cond
+        nplanes = 0
+        if a.cond == "concat":
+            self.code = LabelCode(a.label, a.embed_dim)
+            nplanes = self.code.dim
         hid, nin = C.fc_hidden(2 * a.ch * 7 * 7, a.hidden)
-        self.net = nn.Sequential(*C.conv_trunk(1 + self.code.dim, a.ch), *hid, nn.Linear(nin, 1))
+        self.trunk = nn.Sequential(*C.conv_trunk(1 + nplanes, a.ch), *hid)
+        self.out = nn.Linear(nin, 1)
+        if a.cond == "projection":
+            self.proj = nn.Embedding(NCLS, nin)
 
     def forward(self, x, y):
+        if self.cond == "projection":
+            h = self.trunk(x)
+            return self.out(h) + (self.proj(y) * h).sum(1, keepdim=True)
         n = x.shape[0]
         planes = self.code(y).reshape(n, self.code.dim, 1, 1).expand(n, self.code.dim, 28, 28)
-        return self.net(torch.cat([x, planes], 1))
+        return self.out(self.trunk(torch.cat([x, planes], 1)))
 
 
 def cycled(n):
@@ -85,6 +101,8 @@ def main():
     C.setup(a)
     x_all, y_all = C.fashion_mnist("train", a.limit)
     G, D = C.dcgan_init(CondG(a)), C.dcgan_init(CondD(a))
+    if a.cond == "projection":
+        nn.init.normal_(D.proj.weight, 0.0, 0.02)
     optG = C.adam(G.parameters(), a.lr, a.beta1, a.beta2)
     optD = C.adam(D.parameters(), a.lr, a.beta1, a.beta2)
     stream = C.batches((x_all, y_all), a.batch, C.loader_gen(a))
