@@ -149,8 +149,8 @@ static int n_conv_transpose2d(lua_State *L)
   return lgl_push(L, lg_conv_transpose2d(x, w, b, sh, sw, ph, pw, oh, ow, dh, dw));
 }
 
-/* lg.conv2d_dw(x (N,C,H,W), g (N,OC,OH,OW), k, [opts]) -> (OC,C,KH,KW) */
-static int n_conv2d_dw(lua_State *L)
+/* lg.conv2d_grad_weight(x (N,C,H,W), g (N,OC,OH,OW), k, [opts]) -> (OC,C,KH,KW) */
+static int n_conv2d_grad_weight(lua_State *L)
 {
   lg_tensor *x = lgl_check(L, 1), *g = lgl_check(L, 2);
   int kh, kw, sh, sw, ph, pw, dh, dw;
@@ -159,7 +159,7 @@ static int n_conv2d_dw(lua_State *L)
   opt_pair(L, 4, "stride", 1, 1, &sh, &sw);
   opt_pair(L, 4, "padding", 0, 0, &ph, &pw);
   opt_pair(L, 4, "dilation", 1, 1, &dh, &dw);
-  return lgl_push(L, lg_conv2d_dw(x, g, kh, kw, sh, sw, ph, pw, dh, dw));
+  return lgl_push(L, lg_conv2d_grad_weight(x, g, kh, kw, sh, sw, ph, pw, dh, dw));
 }
 
 /* ---- pooling and resampling ---------------------------------------------------- */
@@ -358,7 +358,7 @@ void lgl_open_nn(lua_State *L)
   static const luaL_Reg fns[] = {
     {"conv2d", n_conv2d},
     {"conv_transpose2d", n_conv_transpose2d},
-    {"conv2d_dw", n_conv2d_dw},
+    {"conv2d_grad_weight", n_conv2d_grad_weight},
     {"max_pool2d", n_max_pool2d},
     {"avg_pool2d", n_avg_pool2d},
     {"upsample", n_upsample},

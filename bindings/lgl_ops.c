@@ -394,14 +394,18 @@ static int o_where(lua_State *L)
   return lgl_push(L, lg_where(c, a, b));
 }
 
-#define UNARY(name) static int o_##name(lua_State *L) { return lgl_push(L, lg_##name(SELF(L))); }
-UNARY(neg) UNARY(reciprocal) UNARY(exp) UNARY(log) UNARY(log1p) UNARY(sqrt) UNARY(rsqrt)
-UNARY(abs) UNARY(sign) UNARY(sin) UNARY(cos) UNARY(tanh) UNARY(sigmoid) UNARY(relu)
-UNARY(softplus)
-#undef UNARY
-
-static int o_leaky_relu(lua_State *L) { return lgl_push(L, lg_leaky_relu(SELF(L), optf(L, 2, 0.01f))); }
-static int o_elu(lua_State *L) { return lgl_push(L, lg_elu(SELF(L), optf(L, 2, 1.0f))); }
+static int o_neg(lua_State *L) { return lgl_push(L, lg_neg(SELF(L))); }
+static int o_sign(lua_State *L) { return lgl_push(L, lg_sign(SELF(L))); }
+/* o_exp, o_softplus, ...: one per LG_UNARY row of runtime/lg_ops.def */
+#define LG_OP(ID, name)
+#define LG_UNARY(ID, name, saves, forward, fused, formula) \
+  static int o_##name(lua_State *L) { return lgl_push(L, lg_##name(SELF(L))); }
+#define LG_UNARY_P(ID, name, param, dflt, saves, forward, fused, formula) \
+  static int o_##name(lua_State *L) { return lgl_push(L, lg_##name(SELF(L), optf(L, 2, dflt))); }
+#include "lg_ops.def"
+#undef LG_OP
+#undef LG_UNARY
+#undef LG_UNARY_P
 
 static void bounds(lua_State *L, int idx, float *lo, float *hi)
 {
@@ -664,10 +668,14 @@ static const luaL_Reg lgl_ops_methods[] = {
   {"index_select", o_index_select},
   {"add", o_add}, {"sub", o_sub}, {"mul", o_mul}, {"div", o_div}, {"pow", o_pow},
   {"maximum", o_maximum}, {"minimum", o_minimum}, {"where", o_where},
-  {"neg", o_neg}, {"reciprocal", o_reciprocal}, {"exp", o_exp}, {"log", o_log},
-  {"log1p", o_log1p}, {"sqrt", o_sqrt}, {"rsqrt", o_rsqrt}, {"abs", o_abs}, {"sign", o_sign},
-  {"sin", o_sin}, {"cos", o_cos}, {"tanh", o_tanh}, {"sigmoid", o_sigmoid}, {"relu", o_relu},
-  {"softplus", o_softplus}, {"leaky_relu", o_leaky_relu}, {"elu", o_elu}, {"clamp", o_clamp},
+  {"neg", o_neg}, {"sign", o_sign}, {"clamp", o_clamp},
+#define LG_OP(ID, name)
+#define LG_UNARY(ID, name, saves, forward, fused, formula) {#name, o_##name},
+#define LG_UNARY_P(ID, name, param, dflt, saves, forward, fused, formula) {#name, o_##name},
+#include "lg_ops.def"
+#undef LG_OP
+#undef LG_UNARY
+#undef LG_UNARY_P
   {"eq", o_eq}, {"ne", o_ne}, {"lt", o_lt}, {"le", o_le}, {"gt", o_gt}, {"ge", o_ge},
   {"sum", o_sum}, {"mean", o_mean}, {"var", o_var}, {"std", o_std}, {"max", o_max},
   {"min", o_min}, {"argmax", o_argmax}, {"argmin", o_argmin}, {"logsumexp", o_logsumexp},

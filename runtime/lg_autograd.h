@@ -12,14 +12,17 @@
 #ifndef LG_AUTOGRAD_H
 #define LG_AUTOGRAD_H
 
+#include <string.h>
 #include "lg_tensor.h"
 
 /* gin[i] receives a new reference for input i where n->needs[i] is set, or
  * NULL meaning "zero". g has the output's shape. Return 0, or -1 with error. */
 typedef int (*lg_backward_fn)(lg_node *n, lg_tensor *g, lg_tensor **gin);
 
-#define LG_NODE_MAXF 8
-#define LG_NODE_MAXI 24
+/* Bytes of scalar parameters a node keeps (ggml's flat op_params): each op
+ * declares a struct of its own (lg_conv_params, ...) and stores it with
+ * lg_params_put; its formula reads it back with lg_params_get. */
+#define LG_NODE_PARAMS 256
 
 struct lg_node {
   int refcount;
@@ -36,8 +39,10 @@ struct lg_node {
   lg_tensor **saved;             /* [n_saved] detached aliases (owned) */
   uint32_t *saved_version;
   unsigned char *saved_is_output;
-  double f[LG_NODE_MAXF];        /* scalar op parameters, stored flat */
-  int64_t i[LG_NODE_MAXI];
+  union {                        /* the op's parameter struct (lg_params_put) */
+    double d_; int64_t i_; void *p_;   /* alignment */
+    unsigned char bytes[LG_NODE_PARAMS];
+  } params;
   int released;                  /* saved tensors freed after a backward */
   /* user-defined function (custom layers): */
   lg_backward_fn custom_backward;
@@ -57,7 +62,16 @@ int lg_should_record(int n_in, lg_tensor *const *in);
  * n_saved slots, set out->grad_fn and out->requires_grad. Returns the node
  * (borrowed: out owns it) or NULL on allocation failure. */
 lg_node *lg_record(int op, lg_tensor *out, int n_in, lg_tensor *const *in, int n_saved);
-/* Save tensor t in slot k (a detached alias; its version is remembered). */
+/* Store the op's parameter struct p (a variable, any type up to
+ * LG_NODE_PARAMS bytes: a larger one does not compile) on node n. */
+#define lg_params_put(n, p) \
+  ((void)sizeof(char[sizeof(p) <= LG_NODE_PARAMS ? 1 : -1]), \
+   memcpy((n)->params.bytes, &(p), sizeof(p)))
+/* The parameters lg_params_put stored, as a const T * (T the same struct). */
+#define lg_params_get(n, T) \
+  ((void)sizeof(char[sizeof(T) <= LG_NODE_PARAMS ? 1 : -1]), (const T *)(n)->params.bytes)
+/* Save tensor t in slot k (a detached alias; its version is remembered).
+ * Ops name their slots with an enum of their own (LG_SV_X, LG_SV_Y, ...). */
 void lg_save(lg_node *n, int k, const lg_tensor *t);
 /* Save the node's own output in slot k (without a reference cycle). */
 void lg_save_output(lg_node *n, int k, const lg_tensor *out);

@@ -1,4 +1,4 @@
-/* lg_conv.c: conv2d, conv_transpose2d and conv2d_dw (the weight gradient),
+/* lg_conv.c: conv2d, conv_transpose2d and conv2d_grad_weight (the weight gradient),
  * three ops that are each other's derivatives, and their sgemm drivers.
  *
  *   conv2d:            y  = W   @ im2col(x)            per sample, W: (Co, C*KH*KW)
@@ -25,6 +25,7 @@
 #include <omp.h>
 #include <cblas.h>
 #include "lg_ops.h"
+#include "lg_ops_private.h"
 #include "lg_kernels_conv.h"
 
 #define LG_OMP_MIN LG_PAR_MIN   /* lg_tensor.h: shorter loops run on one thread */
@@ -359,15 +360,6 @@ void lg_conv2d_backward_weight(const float *x, const float *gy, float *gw, int64
 }
 
 /* ---- ops ------------------------------------------------------------------------------ */
-/* A contiguous copy of t that records nothing (t itself, retained, when dense). */
-static lg_tensor *lg_dense(const lg_tensor *t)
-{
-  if (!t || lg_is_contiguous(t)) return lg_retain((lg_tensor *)t);
-  lg_tensor *c = lg_empty(t->ndim, t->shape);
-  if (c && lg_copy_(c, t)) { lg_release(c); return NULL; }
-  return c;
-}
-
 /* Check stride/padding/dilation; 0 or -1 with error. */
 static int lg_conv_check_params(const char *op, int sh, int sw, int ph, int pw, int dh, int dw)
 {
@@ -448,6 +440,12 @@ static void lg_add_bias(float *y, const float *b, int64_t N, int64_t OC, int64_t
     }
 }
 
+/* A convolution node's parameters (conv2d: stride, padding, dilation;
+ * conv_transpose2d: and its output padding; conv2d_grad_weight: and the
+ * kernel size) and saved slots (the input, and the weight or the gradient). */
+typedef struct { int kh, kw, sh, sw, ph, pw, oph, opw, dh, dw; } lg_conv_params;
+enum { LG_SV_X, LG_SV_W, LG_SV_GY = LG_SV_W };
+
 lg_tensor *lg_conv2d(lg_tensor *x, lg_tensor *w, lg_tensor *b, int sh, int sw, int ph, int pw,
                      int dh, int dw)
 {
@@ -488,10 +486,10 @@ lg_tensor *lg_conv2d(lg_tensor *x, lg_tensor *w, lg_tensor *b, int sh, int sw, i
   if (lg_should_record(3, in)) {
     lg_node *nd = lg_record(LG_OP_CONV2D, out, 3, in, 2);
     if (!nd) { lg_release(out); return NULL; }
-    lg_save(nd, 0, x);
-    lg_save(nd, 1, w);
-    int64_t p[6] = {sh, sw, ph, pw, dh, dw};
-    memcpy(nd->i, p, sizeof p);
+    lg_save(nd, LG_SV_X, x);
+    lg_save(nd, LG_SV_W, w);
+    lg_conv_params p = {.sh = sh, .sw = sw, .ph = ph, .pw = pw, .dh = dh, .dw = dw};
+    lg_params_put(nd, p);
   }
   return out;
 }
@@ -542,19 +540,20 @@ lg_tensor *lg_conv_transpose2d(lg_tensor *x, lg_tensor *w, lg_tensor *b, int sh,
   if (lg_should_record(3, in)) {
     lg_node *nd = lg_record(LG_OP_CONV_TRANSPOSE2D, out, 3, in, 2);
     if (!nd) { lg_release(out); return NULL; }
-    lg_save(nd, 0, x);
-    lg_save(nd, 1, w);
-    int64_t p[8] = {sh, sw, ph, pw, oph, opw, dh, dw};
-    memcpy(nd->i, p, sizeof p);
+    lg_save(nd, LG_SV_X, x);
+    lg_save(nd, LG_SV_W, w);
+    lg_conv_params p = {.sh = sh, .sw = sw, .ph = ph, .pw = pw, .oph = oph, .opw = opw,
+                        .dh = dh, .dw = dw};
+    lg_params_put(nd, p);
   }
   return out;
 }
 
-lg_tensor *lg_conv2d_dw(lg_tensor *x, lg_tensor *gy, int kh, int kw, int sh, int sw, int ph,
-                        int pw, int dh, int dw)
+lg_tensor *lg_conv2d_grad_weight(lg_tensor *x, lg_tensor *gy, int kh, int kw, int sh, int sw,
+                                 int ph, int pw, int dh, int dw)
 {
   char xs[128], gs[128];
-  const char *op = "conv2d_dw";
+  const char *op = "conv2d_grad_weight";
   lg_shape_str(x, xs, sizeof xs);
   lg_shape_str(gy, gs, sizeof gs);
   if (x->ndim != 4 || gy->ndim != 4 || x->shape[0] != gy->shape[0])
@@ -581,12 +580,13 @@ lg_tensor *lg_conv2d_dw(lg_tensor *x, lg_tensor *gy, int kh, int kw, int sh, int
   lg_conv_bufs_free(&k);
   lg_tensor *in[2] = {x, gy};
   if (lg_should_record(2, in)) {
-    lg_node *nd = lg_record(LG_OP_CONV2D_DW, out, 2, in, 2);
+    lg_node *nd = lg_record(LG_OP_CONV2D_GRAD_WEIGHT, out, 2, in, 2);
     if (!nd) { lg_release(out); return NULL; }
-    lg_save(nd, 0, x);
-    lg_save(nd, 1, gy);
-    int64_t p[8] = {kh, kw, sh, sw, ph, pw, dh, dw};
-    memcpy(nd->i, p, sizeof p);
+    lg_save(nd, LG_SV_X, x);
+    lg_save(nd, LG_SV_GY, gy);
+    lg_conv_params p = {.kh = kh, .kw = kw, .sh = sh, .sw = sw, .ph = ph, .pw = pw,
+                        .dh = dh, .dw = dw};
+    lg_params_put(nd, p);
   }
   return out;
 }
@@ -606,14 +606,14 @@ static lg_tensor *lg_bias_grad(lg_tensor *g)
 }
 
 /* y = conv2d(x, w) + b:
- *   gx = conv_transpose2d(g, w), gw = conv2d_dw(x, g), gb = sum_{n,h,w} g */
+ *   gx = conv_transpose2d(g, w), gw = conv2d_grad_weight(x, g), gb = sum_{n,h,w} g */
 int lg_bw_conv2d(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  int sh = (int)n->i[0], sw = (int)n->i[1], ph = (int)n->i[2], pw = (int)n->i[3];
-  int dh = (int)n->i[4], dw = (int)n->i[5];
+  const lg_conv_params *p = lg_params_get(n, lg_conv_params);
+  int sh = p->sh, sw = p->sw, ph = p->ph, pw = p->pw, dh = p->dh, dw = p->dw;
   const int64_t *xs = n->in_shape[0], *ws = n->in_shape[1];
   if (n->needs[0]) {
-    lg_tensor *w = lg_saved(n, 1);
+    lg_tensor *w = lg_saved(n, LG_SV_W);
     if (!w) return -1;
     gin[0] = lg_conv_transpose2d(g, w, NULL, sh, sw, ph, pw,
                                  lg_outpad(xs[2], g->shape[2], ws[2], sh, ph, dh),
@@ -622,9 +622,9 @@ int lg_bw_conv2d(lg_node *n, lg_tensor *g, lg_tensor **gin)
     if (!gin[0]) return -1;
   }
   if (n->needs[1]) {
-    lg_tensor *x = lg_saved(n, 0);
+    lg_tensor *x = lg_saved(n, LG_SV_X);
     if (!x) return -1;
-    gin[1] = lg_conv2d_dw(x, g, (int)ws[2], (int)ws[3], sh, sw, ph, pw, dh, dw);
+    gin[1] = lg_conv2d_grad_weight(x, g, (int)ws[2], (int)ws[3], sh, sw, ph, pw, dh, dw);
     lg_release(x);
     if (!gin[1]) return -1;
   }
@@ -633,23 +633,23 @@ int lg_bw_conv2d(lg_node *n, lg_tensor *g, lg_tensor **gin)
 }
 
 /* y = conv_transpose2d(x, w) + b, the input gradient of a conv2d with weight w:
- *   gx = conv2d(g, w), gw = conv2d_dw(g, x), gb = sum_{n,h,w} g */
+ *   gx = conv2d(g, w), gw = conv2d_grad_weight(g, x), gb = sum_{n,h,w} g */
 int lg_bw_conv_transpose2d(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  int sh = (int)n->i[0], sw = (int)n->i[1], ph = (int)n->i[2], pw = (int)n->i[3];
-  int dh = (int)n->i[6], dw = (int)n->i[7];
+  const lg_conv_params *p = lg_params_get(n, lg_conv_params);
+  int sh = p->sh, sw = p->sw, ph = p->ph, pw = p->pw, dh = p->dh, dw = p->dw;
   const int64_t *ws = n->in_shape[1];
   if (n->needs[0]) {
-    lg_tensor *w = lg_saved(n, 1);
+    lg_tensor *w = lg_saved(n, LG_SV_W);
     if (!w) return -1;
     gin[0] = lg_conv2d(g, w, NULL, sh, sw, ph, pw, dh, dw);
     lg_release(w);
     if (!gin[0]) return -1;
   }
   if (n->needs[1]) {
-    lg_tensor *x = lg_saved(n, 0);
+    lg_tensor *x = lg_saved(n, LG_SV_X);
     if (!x) return -1;
-    gin[1] = lg_conv2d_dw(g, x, (int)ws[2], (int)ws[3], sh, sw, ph, pw, dh, dw);
+    gin[1] = lg_conv2d_grad_weight(g, x, (int)ws[2], (int)ws[3], sh, sw, ph, pw, dh, dw);
     lg_release(x);
     if (!gin[1]) return -1;
   }
@@ -657,15 +657,16 @@ int lg_bw_conv_transpose2d(lg_node *n, lg_tensor *g, lg_tensor **gin)
   return 0;
 }
 
-/* gw = conv2d_dw(x, gy) is bilinear: <G, gw> = <gy, conv2d(x, G)>, so
+/* gw = conv2d_grad_weight(x, gy) is bilinear: <G, gw> = <gy, conv2d(x, G)>, so
  *   d/dx = conv_transpose2d(gy, G), d/dgy = conv2d(x, G) */
-int lg_bw_conv2d_dw(lg_node *n, lg_tensor *g, lg_tensor **gin)
+int lg_bw_conv2d_grad_weight(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  int kh = (int)n->i[0], kw = (int)n->i[1], sh = (int)n->i[2], sw = (int)n->i[3];
-  int ph = (int)n->i[4], pw = (int)n->i[5], dh = (int)n->i[6], dw = (int)n->i[7];
+  const lg_conv_params *p = lg_params_get(n, lg_conv_params);
+  int kh = p->kh, kw = p->kw, sh = p->sh, sw = p->sw, ph = p->ph, pw = p->pw;
+  int dh = p->dh, dw = p->dw;
   const int64_t *xs = n->in_shape[0], *gs = n->in_shape[1];
   if (n->needs[0]) {
-    lg_tensor *gy = lg_saved(n, 1);
+    lg_tensor *gy = lg_saved(n, LG_SV_GY);
     if (!gy) return -1;
     gin[0] = lg_conv_transpose2d(gy, g, NULL, sh, sw, ph, pw,
                                  lg_outpad(xs[2], gs[2], kh, sh, ph, dh),
@@ -674,7 +675,7 @@ int lg_bw_conv2d_dw(lg_node *n, lg_tensor *g, lg_tensor **gin)
     if (!gin[0]) return -1;
   }
   if (n->needs[1]) {
-    lg_tensor *x = lg_saved(n, 0);
+    lg_tensor *x = lg_saved(n, LG_SV_X);
     if (!x) return -1;
     gin[1] = lg_conv2d(x, g, NULL, sh, sw, ph, pw, dh, dw);
     lg_release(x);

@@ -81,6 +81,12 @@ static int64_t lg_pos(int ndim, const int64_t *ishape, int64_t j, const int64_t 
   return off;
 }
 
+/* Node parameters: the dim of gather, scatter_add and cumsum (and cumsum's
+ * direction); saved slots: the indices of gather and scatter_add, erf's input. */
+typedef struct { int64_t dim, reverse; } lg_dim_params;
+enum { LG_SV_IDX = 0 };
+enum { LG_SV_X = 0 };
+
 /* ---- gather / scatter_add ------------------------------------------------------ */
 /* t: any shape; idx: t's ndim, idx.shape[k] <= t.shape[k] for k != d.
  * out[..i..] = t[..idx[..i..]..] in dim d; out has idx's shape. */
@@ -103,8 +109,9 @@ lg_tensor *lg_gather(lg_tensor *t, int dim, const lg_tensor *idx)
   if (lg_should_record(1, &t)) {
     lg_node *nd = lg_record(LG_OP_GATHER, out, 1, &t, 1);
     if (!nd) { lg_release(out); return NULL; }
-    lg_save(nd, 0, idx);
-    nd->i[0] = d;
+    lg_save(nd, LG_SV_IDX, idx);
+    lg_dim_params p = {d, 0};
+    lg_params_put(nd, p);
   }
   return out;
 }
@@ -158,8 +165,9 @@ lg_tensor *lg_scatter_add(lg_tensor *t, int dim, const lg_tensor *idx, lg_tensor
   if (lg_should_record(2, in)) {
     lg_node *nd = lg_record(LG_OP_SCATTER_ADD, out, 2, in, 1);
     if (!nd) { lg_release(out); lg_release(s); return NULL; }
-    lg_save(nd, 0, idx);
-    nd->i[0] = d;
+    lg_save(nd, LG_SV_IDX, idx);
+    lg_dim_params p = {d, 0};
+    lg_params_put(nd, p);
   }
   lg_release(s);
   return out;
@@ -168,8 +176,8 @@ lg_tensor *lg_scatter_add(lg_tensor *t, int dim, const lg_tensor *idx, lg_tensor
 int lg_bw_gather(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (!n->needs[0]) return 0;
-  lg_tensor *idx = lg_saved(n, 0), *z = idx ? lg_zeros(n->in_ndim[0], n->in_shape[0]) : NULL;
-  if (z) gin[0] = lg_scatter_add(z, (int)n->i[0], idx, g);
+  lg_tensor *idx = lg_saved(n, LG_SV_IDX), *z = idx ? lg_zeros(n->in_ndim[0], n->in_shape[0]) : NULL;
+  if (z) gin[0] = lg_scatter_add(z, (int)lg_params_get(n, lg_dim_params)->dim, idx, g);
   lg_release(z);
   lg_release(idx);
   return gin[0] ? 0 : -1;
@@ -179,8 +187,8 @@ int lg_bw_scatter_add(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (n->needs[0]) gin[0] = lg_retain(g);
   if (!n->needs[1]) return 0;
-  lg_tensor *idx = lg_saved(n, 0);
-  if (idx) gin[1] = lg_gather(g, (int)n->i[0], idx);
+  lg_tensor *idx = lg_saved(n, LG_SV_IDX);
+  if (idx) gin[1] = lg_gather(g, (int)lg_params_get(n, lg_dim_params)->dim, idx);
   lg_release(idx);
   return gin[1] ? 0 : -1;
 }
@@ -212,8 +220,8 @@ lg_tensor *lg_cumsum(lg_tensor *t, int dim, int reverse)
   if (lg_should_record(1, &t)) {
     lg_node *nd = lg_record(LG_OP_CUMSUM, out, 1, &t, 0);
     if (!nd) { lg_release(out); return NULL; }
-    nd->i[0] = d;
-    nd->i[1] = reverse;
+    lg_dim_params p = {d, reverse};
+    lg_params_put(nd, p);
   }
   return out;
 }
@@ -221,7 +229,8 @@ lg_tensor *lg_cumsum(lg_tensor *t, int dim, int reverse)
 int lg_bw_cumsum(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (!n->needs[0]) return 0;
-  gin[0] = lg_cumsum(g, (int)n->i[0], !n->i[1]);
+  const lg_dim_params *p = lg_params_get(n, lg_dim_params);
+  gin[0] = lg_cumsum(g, (int)p->dim, !p->reverse);
   return gin[0] ? 0 : -1;
 }
 
@@ -301,7 +310,7 @@ static lg_tensor *lg_map(int op, int kind, int save, lg_tensor *a)
   if (op >= 0 && lg_should_record(1, &a)) {
     lg_node *nd = lg_record(op, out, 1, &a, save);
     if (!nd) { lg_release(out); return NULL; }
-    if (save) lg_save(nd, 0, a);
+    if (save) lg_save(nd, LG_SV_X, a);
   }
   return out;
 }
@@ -316,7 +325,7 @@ lg_tensor *lg_isfinite(const lg_tensor *a) { return lg_map(-1, LG_P_ISFINITE, 0,
 int lg_bw_erf(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (!n->needs[0]) return 0;
-  lg_tensor *x = lg_saved(n, 0);
+  lg_tensor *x = lg_saved(n, LG_SV_X);
   lg_tensor *x2 = x ? lg_mul(x, x) : NULL;
   lg_tensor *e = x2 ? lg_mul_scalar(x2, -1.0f) : NULL;
   lg_tensor *ex = e ? lg_exp(e) : NULL;

@@ -13,34 +13,33 @@
 #include <assert.h>
 #include "lg_ops.h"
 
-/* unary kernels: out = f(x; p0, p1) */
+/* unary kernels: out = f(x; p0, p1); LG_U_<ID> for each LG_UNARY row of
+ * lg_ops.def (LG_U_EXP, LG_U_SOFTPLUS, ...), then the hand-written ones */
 enum {
-  LG_U_NEG, LG_U_RECIP, LG_U_EXP, LG_U_LOG, LG_U_LOG1P, LG_U_SQRT, LG_U_RSQRT, LG_U_ABS,
-  LG_U_SIGN, LG_U_SIN, LG_U_COS, LG_U_TANH, LG_U_SIGMOID, LG_U_RELU, LG_U_LEAKY, LG_U_ELU,
-  LG_U_SOFTPLUS, LG_U_CLAMP, LG_U_ADDS, LG_U_MULS, LG_U_POWS, LG_U_SQUARE, LG_U_RPOWS,
+#define LG_OP(ID, name)
+#define LG_UNARY(ID, name, saves, forward, fused, formula) LG_U_##ID,
+#define LG_UNARY_P(ID, name, param, dflt, saves, forward, fused, formula) LG_U_##ID,
+#include "lg_ops.def"
+#undef LG_UNARY
+#undef LG_UNARY_P
+  LG_U_NEG, LG_U_SIGN, LG_U_CLAMP, LG_U_ADDS, LG_U_MULS, LG_U_POWS, LG_U_SQUARE, LG_U_RPOWS,
   LG_U_GTS, LG_U_LTS, LG_U_GES, LG_U_LES, LG_U_EQS
 };
 
 /* binary kernels: out = f(x, y; p0, p1), x and y broadcast. The *_BW ones
  * are fused backward formulas: x is the incoming gradient g, y the saved
- * input or output named in the comment. */
+ * input or output; LG_B_<ID>_BW for each LG_UNARY row (its `fused` column,
+ * LG_B_SOFTPLUS_BW, ...), then the hand-written ones. */
 enum {
   LG_B_ADD, LG_B_SUB, LG_B_MUL, LG_B_DIV, LG_B_POW, LG_B_MAX, LG_B_MIN,
   LG_B_EQ, LG_B_NE, LG_B_LT, LG_B_LE, LG_B_GT, LG_B_GE,
-  LG_B_TANH_BW,      /* y = output: g*(1-y^2) */
-  LG_B_SIGMOID_BW,   /* y = output: g*y*(1-y) */
-  LG_B_RELU_BW,      /* y = input:  y > 0 ? g : 0 */
-  LG_B_LEAKY_BW,     /* y = input:  y > 0 ? g : g*p0 */
-  LG_B_ELU_BW,       /* y = input:  y > 0 ? g : g*p0*exp(y) */
-  LG_B_SOFTPLUS_BW,  /* y = input:  g*sigmoid(y) */
+#define LG_UNARY(ID, name, saves, forward, fused, formula) LG_B_##ID##_BW,
+#define LG_UNARY_P(ID, name, param, dflt, saves, forward, fused, formula) LG_B_##ID##_BW,
+#include "lg_ops.def"
+#undef LG_OP
+#undef LG_UNARY
+#undef LG_UNARY_P
   LG_B_CLAMP_BW,     /* y = input:  p0 <= y <= p1 ? g : 0 */
-  LG_B_SQRT_BW,      /* y = output: g*0.5/y */
-  LG_B_RSQRT_BW,     /* y = output: -0.5*g*y^3 */
-  LG_B_RECIP_BW,     /* y = output: -g*y^2 */
-  LG_B_LOG1P_BW,     /* y = input:  g/(1+y) */
-  LG_B_SIN_BW,       /* y = input:  g*cos(y) */
-  LG_B_COS_BW,       /* y = input:  -g*sin(y) */
-  LG_B_ABS_BW,       /* y = input:  g*sign(y) */
   LG_B_POWS_BW,      /* y = input:  g*p0*y^(p0-1) */
   LG_B_RPOWS_BW      /* y = output: g*y*p0 (p0 = log(base)) */
 };
@@ -54,10 +53,18 @@ lg_tensor *lg_pw_binary(const char *op, int k, const lg_tensor *a, const lg_tens
 #define LG_FX_MAX 32
 typedef struct { lg_tensor *t[LG_FX_MAX]; int n; } lg_fx;
 
-/* Register a temporary (NULL passes through). */
+/* Register a temporary (NULL passes through). A formula that needs more than
+ * LG_FX_MAX temporaries gets NULL and an error, which the engine prefixes
+ * with the op's name ("softplus: backward formula ..."); x is released. */
 static inline lg_tensor *fx(lg_fx *s, lg_tensor *x)
 {
-  if (x) { assert(s->n < LG_FX_MAX); s->t[s->n++] = x; }
+  if (!x) return NULL;
+  if (s->n >= LG_FX_MAX) {
+    lg_release(x);
+    return lg_error("backward formula needs more than %d temporaries (LG_FX_MAX in "
+                    "lg_kernels_pointwise.h)", LG_FX_MAX);
+  }
+  s->t[s->n++] = x;
   return x;
 }
 static inline void fx_free(lg_fx *s)

@@ -14,18 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lg_ops.h"
+#include "lg_ops_private.h"
 
 #define LG_OMP_MIN LG_PAR_MIN   /* lg_tensor.h: shorter loops run on one thread */
 
 enum { LG_L_BCE, LG_L_MSE, LG_L_L1 };
 
-static lg_tensor *lg_dense(const lg_tensor *t)
-{
-  if (!t || lg_is_contiguous(t)) return lg_retain((lg_tensor *)t);
-  lg_tensor *c = lg_empty(t->ndim, t->shape);
-  if (c && lg_copy_(c, t)) { lg_release(c); return NULL; }
-  return c;
-}
+/* A loss node's parameter and saved slots: the input x and the target y. */
+typedef struct { int reduction; } lg_loss_params;
+enum { LG_SV_X, LG_SV_Y };
 
 static int lg_check_reduction(const char *op, int reduction)
 {
@@ -76,9 +73,10 @@ static lg_tensor *lg_elem_loss(const char *op, int kind, int opid, lg_tensor *x,
   if (lg_should_record(2, in)) {
     lg_node *nd_ = lg_record(opid, out, 2, in, 2);
     if (!nd_) { lg_release(out); out = NULL; goto done; }
-    lg_save(nd_, 0, x);
-    lg_save(nd_, 1, y);
-    nd_->i[0] = reduction;
+    lg_save(nd_, LG_SV_X, x);
+    lg_save(nd_, LG_SV_Y, y);
+    lg_loss_params p = {reduction};
+    lg_params_put(nd_, p);
   }
 done:
   lg_release(xd);
@@ -105,11 +103,11 @@ lg_tensor *lg_l1_loss(lg_tensor *x, lg_tensor *y, int reduction)
  * dy (the derivatives dl/dx, dl/dy) made from the saved x, y by ops. */
 static int lg_elem_loss_bw(lg_node *n, lg_tensor *g, lg_tensor **gin, int kind)
 {
-  lg_tensor *x = lg_saved(n, 0), *y = lg_saved(n, 1), *gs = NULL, *d = NULL, *s = NULL;
+  lg_tensor *x = lg_saved(n, LG_SV_X), *y = lg_saved(n, LG_SV_Y), *gs = NULL, *d = NULL, *s = NULL;
   lg_tensor *dy = NULL, *t = NULL;
   int rc = -1;
   if (!x || !y) goto done;
-  if (n->i[0] == LG_REDUCE_MEAN) {
+  if (lg_params_get(n, lg_loss_params)->reduction == LG_REDUCE_MEAN) {
     int64_t cnt = 1;
     for (int k = 0; k < n->in_ndim[0]; k++) cnt *= n->in_shape[0][k];
     gs = lg_mul_scalar(g, cnt ? 1.0f / (float)cnt : NAN);

@@ -100,6 +100,9 @@ static int lg_mm_kernel(lg_tensor *a, lg_tensor *b, float *c, int nb, const int6
   return 0;
 }
 
+/* saved slots of a matmul node: both factors */
+enum { LG_SV_A, LG_SV_B };
+
 lg_tensor *lg_matmul(lg_tensor *a, lg_tensor *b)
 {
   char b1[128], b2[128];
@@ -164,8 +167,8 @@ lg_tensor *lg_matmul(lg_tensor *a, lg_tensor *b)
   if (lg_should_record(2, in)) {
     lg_node *nd = lg_record(LG_OP_MATMUL, out, 2, in, 2);
     if (!nd) { lg_release(out); out = NULL; goto done; }
-    lg_save(nd, 0, a);
-    lg_save(nd, 1, b);
+    lg_save(nd, LG_SV_A, a);
+    lg_save(nd, LG_SV_B, b);
   }
 done:
   lg_release(A);
@@ -203,7 +206,7 @@ static int lg_col_major_2d(const lg_tensor *t)
  * restored dims squeezed again and broadcast batch dims summed away. */
 int lg_bw_matmul(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  lg_tensor *a = lg_saved(n, 0), *b = lg_saved(n, 1);
+  lg_tensor *a = lg_saved(n, LG_SV_A), *b = lg_saved(n, LG_SV_B);
   lg_tensor *A = NULL, *B = NULL, *G = NULL, *T = NULL;
   int rc = -1;
   if (!a || !b) goto done;

@@ -6,9 +6,9 @@
  * gradients of gradients work (WGAN-GP through a conv critic).
  *
  * The convolution family closes on itself:
- *   conv2d(x, w)            d/dx -> conv_transpose2d(g, w)   d/dw -> conv2d_dw(x, g)
- *   conv_transpose2d(x, w)  d/dx -> conv2d(g, w)             d/dw -> conv2d_dw(g, x)
- *   conv2d_dw(x, g)         d/dx -> conv_transpose2d(g, G)   d/dg -> conv2d(x, G)
+ *   conv2d(x, w)              d/dx -> conv_transpose2d(g, w)  d/dw -> conv2d_grad_weight(x, g)
+ *   conv_transpose2d(x, w)    d/dx -> conv2d(g, w)            d/dw -> conv2d_grad_weight(g, x)
+ *   conv2d_grad_weight(x, g)  d/dx -> conv_transpose2d(g, G)  d/dg -> conv2d(x, G)
  * Linear resampling ops come in adjoint pairs that are each other's
  * derivative (pool_gather/pool_scatter, avg_pool2d/avg_pool2d_backward, ...).
  *
@@ -34,8 +34,8 @@ lg_tensor *lg_conv_transpose2d(lg_tensor *x, lg_tensor *w, lg_tensor *b, int sh,
                                int ph, int pw, int oph, int opw, int dh, int dw);
 /* The weight gradient of conv2d: x: (N,C,H,W), g: (N,OC,OH,OW) with OH, OW
  * the conv2d output size -> (OC,C,KH,KW). */
-lg_tensor *lg_conv2d_dw(lg_tensor *x, lg_tensor *g, int kh, int kw, int sh, int sw, int ph,
-                        int pw, int dh, int dw);
+lg_tensor *lg_conv2d_grad_weight(lg_tensor *x, lg_tensor *g, int kh, int kw, int sh, int sw,
+                                 int ph, int pw, int dh, int dw);
 
 /* ---- pooling and resampling (lg_pool.c) ------------------------------------ */
 /* x: (N,C,H,W) -> (N,C,OH,OW), OH = (H + 2ph - kh) / sh + 1; padding <= k/2.

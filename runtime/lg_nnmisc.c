@@ -11,16 +11,15 @@
 #include <math.h>
 #include <string.h>
 #include "lg_ops.h"
+#include "lg_ops_private.h"
 
 #define LG_OMP_MIN 32768
 
-static lg_tensor *lg_dense(const lg_tensor *t)
-{
-  if (!t || lg_is_contiguous(t)) return lg_retain((lg_tensor *)t);
-  lg_tensor *c = lg_empty(t->ndim, t->shape);
-  if (c && lg_copy_(c, t)) { lg_release(c); return NULL; }
-  return c;
-}
+/* Node parameters: the padding (pad, reflect_pad and its adjoint), the dim of
+ * softmax (-1 for a 0-dim input); softmax's saved slot, its output. */
+typedef struct { int l, r, t, b; } lg_pad_params;
+typedef struct { int dim; } lg_softmax_params;
+enum { LG_SV_Y };
 
 /* ---- dropout ----------------------------------------------------------------------- */
 lg_tensor *lg_dropout(lg_gen *gen, lg_tensor *x, float p, int training)
@@ -125,8 +124,8 @@ static lg_tensor *lg_reflect_op(lg_tensor *x, int adj, int l, int r, int t, int 
   if (lg_should_record(1, &x)) {
     lg_node *nd_ = lg_record(adj ? LG_OP_REFLECT_PAD_BACKWARD : LG_OP_REFLECT_PAD, out, 1, &x, 0);
     if (!nd_) { lg_release(out); return NULL; }
-    int64_t p[4] = {l, r, t, b};
-    memcpy(nd_->i, p, sizeof p);
+    lg_pad_params p = {l, r, t, b};
+    lg_params_put(nd_, p);
   }
   return out;
 }
@@ -157,8 +156,8 @@ lg_tensor *lg_pad(lg_tensor *x, int l, int r, int t, int b, int mode, float valu
   if (lg_should_record(1, &x)) {
     lg_node *nd_ = lg_record(LG_OP_PAD, out, 1, &x, 0);
     if (!nd_) { lg_release(out); return NULL; }
-    int64_t p[4] = {l, r, t, b};
-    memcpy(nd_->i, p, sizeof p);
+    lg_pad_params p = {l, r, t, b};
+    lg_params_put(nd_, p);
   }
   return out;
 }
@@ -176,22 +175,25 @@ lg_tensor *lg_reflect_pad_backward(lg_tensor *g, int l, int r, int t, int b)
 int lg_bw_pad(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   int nd = n->in_ndim[0];
-  lg_tensor *a = lg_narrow(g, nd - 1, n->i[0], n->in_shape[0][nd - 1]);
+  const lg_pad_params *p = lg_params_get(n, lg_pad_params);
+  lg_tensor *a = lg_narrow(g, nd - 1, p->l, n->in_shape[0][nd - 1]);
   if (!a) return -1;
-  gin[0] = lg_narrow(a, nd - 2, n->i[2], n->in_shape[0][nd - 2]);
+  gin[0] = lg_narrow(a, nd - 2, p->t, n->in_shape[0][nd - 2]);
   lg_release(a);
   return gin[0] ? 0 : -1;
 }
 
 int lg_bw_reflect_pad(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  gin[0] = lg_reflect_pad_backward(g, (int)n->i[0], (int)n->i[1], (int)n->i[2], (int)n->i[3]);
+  const lg_pad_params *p = lg_params_get(n, lg_pad_params);
+  gin[0] = lg_reflect_pad_backward(g, p->l, p->r, p->t, p->b);
   return gin[0] ? 0 : -1;
 }
 
 int lg_bw_reflect_pad_backward(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  gin[0] = lg_pad(g, (int)n->i[0], (int)n->i[1], (int)n->i[2], (int)n->i[3], 1, 0);
+  const lg_pad_params *p = lg_params_get(n, lg_pad_params);
+  gin[0] = lg_pad(g, p->l, p->r, p->t, p->b, 1, 0);
   return gin[0] ? 0 : -1;
 }
 
@@ -234,8 +236,9 @@ static lg_tensor *lg_softmax_op(lg_tensor *x, int dim, int log)
   if (lg_should_record(1, &x)) {
     lg_node *nd = lg_record(log ? LG_OP_LOG_SOFTMAX : LG_OP_SOFTMAX, out, 1, &x, 1);
     if (!nd) { lg_release(out); return NULL; }
-    lg_save_output(nd, 0, out);
-    nd->i[0] = x->ndim ? d : -1;
+    lg_save_output(nd, LG_SV_Y, out);
+    lg_softmax_params p = {x->ndim ? d : -1};
+    lg_params_put(nd, p);
   }
   return out;
 }
@@ -246,13 +249,13 @@ lg_tensor *lg_log_softmax(lg_tensor *x, int dim) { return lg_softmax_op(x, dim, 
 /* sum of t along the node's dim, kept (all of a 0-dim tensor) */
 static lg_tensor *lg_sum_dim(lg_node *n, lg_tensor *t)
 {
-  int d = (int)n->i[0];
+  int d = lg_params_get(n, lg_softmax_params)->dim;
   return d < 0 ? lg_sum(t, 0, NULL, 1) : lg_sum(t, 1, &d, 1);
 }
 
 int lg_bw_softmax(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  lg_tensor *y = lg_saved(n, 0), *gy = NULL, *s = NULL, *d = NULL;
+  lg_tensor *y = lg_saved(n, LG_SV_Y), *gy = NULL, *s = NULL, *d = NULL;
   if (y && (gy = lg_mul(g, y)) && (s = lg_sum_dim(n, gy)) && (d = lg_sub(g, s)))
     gin[0] = lg_mul(y, d);
   lg_release(y); lg_release(gy); lg_release(s); lg_release(d);
@@ -261,7 +264,7 @@ int lg_bw_softmax(lg_node *n, lg_tensor *g, lg_tensor **gin)
 
 int lg_bw_log_softmax(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  lg_tensor *y = lg_saved(n, 0), *p = NULL, *s = NULL, *ps = NULL;
+  lg_tensor *y = lg_saved(n, LG_SV_Y), *p = NULL, *s = NULL, *ps = NULL;
   if (y && (p = lg_exp(y)) && (s = lg_sum_dim(n, g)) && (ps = lg_mul(p, s)))
     gin[0] = lg_sub(g, ps);
   lg_release(y); lg_release(p); lg_release(s); lg_release(ps);

@@ -14,17 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lg_ops.h"
+#include "lg_ops_private.h"
 #include "lg_simd.h"
 
 #define LG_OMP_MIN LG_PAR_MIN   /* lg_tensor.h: shorter loops run on one thread */
 
-static lg_tensor *lg_dense(const lg_tensor *t)
-{
-  if (!t || lg_is_contiguous(t)) return lg_retain((lg_tensor *)t);
-  lg_tensor *c = lg_empty(t->ndim, t->shape);
-  if (c && lg_copy_(c, t)) { lg_release(c); return NULL; }
-  return c;
-}
+/* A norm node's parameters (eps; layer_norm's number k of normalised
+ * dims; whether there is a weight) and saved slots (the input, the weight,
+ * and batch_norm's per-channel mean and 1/std). */
+typedef struct { float eps; int k, has_weight; } lg_norm_params;
+enum { LG_SV_X, LG_SV_W, LG_SV_MEAN, LG_SV_INV };
 
 /* ---- kernels -------------------------------------------------------------------- */
 /* Row sums with 16 float lanes, so the loops vectorise without reassociation
@@ -451,12 +450,12 @@ lg_tensor *lg_batch_norm(lg_tensor *x, lg_tensor *running_mean, lg_tensor *runni
   if (lg_should_record(3, in)) {
     lg_node *nd = lg_record(LG_OP_BATCH_NORM, out, 3, in, 4);
     if (!nd) { lg_release(out); out = NULL; goto done; }
-    lg_save(nd, 0, x);
-    if (weight) lg_save(nd, 1, weight);
-    lg_save(nd, 2, mean);
-    lg_save(nd, 3, inv);
-    nd->f[0] = eps;
-    nd->i[0] = weight != NULL;
+    lg_save(nd, LG_SV_X, x);
+    if (weight) lg_save(nd, LG_SV_W, weight);
+    lg_save(nd, LG_SV_MEAN, mean);
+    lg_save(nd, LG_SV_INV, inv);
+    lg_norm_params p = {eps, 0, weight != NULL};
+    lg_params_put(nd, p);
   }
 done:
   free(var);
@@ -475,8 +474,9 @@ static lg_tensor *lg_red_chan(lg_tensor *t, void *ctx)
 /* Fused when no graph of the gradient is wanted; ops otherwise (see top). */
 int lg_bw_batch_norm(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  int has_w = (int)n->i[0], nd = n->in_ndim[0], rc = -1;
-  lg_tensor *x = lg_saved(n, 0), *w = has_w ? lg_saved(n, 1) : NULL;
+  const lg_norm_params *p = lg_params_get(n, lg_norm_params);
+  int has_w = p->has_weight, nd = n->in_ndim[0], rc = -1;
+  lg_tensor *x = lg_saved(n, LG_SV_X), *w = has_w ? lg_saved(n, LG_SV_W) : NULL;
   lg_tensor *mean = NULL, *inv = NULL, *gd = NULL, *xd = NULL, *wv = NULL;
   if (!x || (has_w && !w)) goto done;
   if (lg_grad_enabled()) {
@@ -484,13 +484,13 @@ int lg_bw_batch_norm(lg_node *n, lg_tensor *g, lg_tensor **gin)
     for (int d = 0, k = 0; d < nd; d++)
       if (d != 1) dims[k++] = d;
     if (w && !(wv = lg_chan_view(w, nd))) goto done;
-    rc = lg_norm_bw_ops(x, wv, g, nd - 1, dims, (float)n->f[0], n->needs[0], n->needs[1] && w,
+    rc = lg_norm_bw_ops(x, wv, g, nd - 1, dims, p->eps, n->needs[0], n->needs[1] && w,
                         n->needs[2], lg_red_chan, &nd, &gin[0], &gin[1], &gin[2]);
     goto done;
   }
   int64_t N = x->shape[0], C = x->shape[1], S = lg_numel(x) / (N * C > 0 ? N * C : 1);
   int64_t cs[1] = {C};
-  if (!(mean = lg_saved(n, 2)) || !(inv = lg_saved(n, 3)) || !(gd = lg_dense(g)) ||
+  if (!(mean = lg_saved(n, LG_SV_MEAN)) || !(inv = lg_saved(n, LG_SV_INV)) || !(gd = lg_dense(g)) ||
       !(xd = lg_dense(x)))
     goto done;
   if (n->needs[0] && !(gin[0] = lg_empty(x->ndim, x->shape))) goto done;
@@ -546,11 +546,10 @@ lg_tensor *lg_layer_norm(lg_tensor *x, int k, lg_tensor *weight, lg_tensor *bias
   if (lg_should_record(3, in)) {
     lg_node *nd = lg_record(LG_OP_LAYER_NORM, out, 3, in, 2);
     if (!nd) { lg_release(out); out = NULL; goto done; }
-    lg_save(nd, 0, x);
-    if (weight) lg_save(nd, 1, weight);
-    nd->f[0] = eps;
-    nd->i[0] = k;
-    nd->i[1] = weight != NULL;
+    lg_save(nd, LG_SV_X, x);
+    if (weight) lg_save(nd, LG_SV_W, weight);
+    lg_norm_params p = {eps, k, weight != NULL};
+    lg_params_put(nd, p);
   }
 done:
   lg_release(xd); lg_release(wd); lg_release(bd);
@@ -560,18 +559,19 @@ done:
 static lg_tensor *lg_red_to(lg_tensor *t, void *ctx)
 {
   lg_node *n = ctx;   /* reduce to the weight's shape: the last k dims of x */
-  int k = (int)n->i[0];
+  int k = lg_params_get(n, lg_norm_params)->k;
   return lg_sum_to(t, k, n->in_shape[0] + (n->in_ndim[0] - k));
 }
 
 int lg_bw_layer_norm(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  int k = (int)n->i[0], has_w = (int)n->i[1], nd = n->in_ndim[0], dims[LG_MAXDIM];
+  const lg_norm_params *p = lg_params_get(n, lg_norm_params);
+  int k = p->k, has_w = p->has_weight, nd = n->in_ndim[0], dims[LG_MAXDIM];
   for (int d = 0; d < k; d++) dims[d] = nd - k + d;
-  lg_tensor *x = lg_saved(n, 0), *w = has_w ? lg_saved(n, 1) : NULL;
+  lg_tensor *x = lg_saved(n, LG_SV_X), *w = has_w ? lg_saved(n, LG_SV_W) : NULL;
   int rc = -1;
   if (x && (!has_w || w))
-    rc = lg_norm_bw_ops(x, w, g, k, dims, (float)n->f[0], n->needs[0], n->needs[1] && w,
+    rc = lg_norm_bw_ops(x, w, g, k, dims, p->eps, n->needs[0], n->needs[1] && w,
                         n->needs[2], lg_red_to, n, &gin[0], &gin[1], &gin[2]);
   lg_release(x);
   lg_release(w);

@@ -103,22 +103,18 @@ lg_tensor *lg_mul_scalar(lg_tensor *a, float s);
 lg_tensor *lg_pow_scalar(lg_tensor *a, float e);     /* a^e */
 lg_tensor *lg_rpow_scalar(float base, lg_tensor *a); /* base^a */
 lg_tensor *lg_neg(lg_tensor *a);
-lg_tensor *lg_reciprocal(lg_tensor *a);
-lg_tensor *lg_exp(lg_tensor *a);
-lg_tensor *lg_log(lg_tensor *a);
-lg_tensor *lg_log1p(lg_tensor *a);
-lg_tensor *lg_sqrt(lg_tensor *a);
-lg_tensor *lg_rsqrt(lg_tensor *a);
-lg_tensor *lg_abs(lg_tensor *a);
 lg_tensor *lg_sign(lg_tensor *a);
-lg_tensor *lg_sin(lg_tensor *a);
-lg_tensor *lg_cos(lg_tensor *a);
-lg_tensor *lg_tanh(lg_tensor *a);
-lg_tensor *lg_sigmoid(lg_tensor *a);
-lg_tensor *lg_relu(lg_tensor *a);
-lg_tensor *lg_leaky_relu(lg_tensor *a, float slope);
-lg_tensor *lg_elu(lg_tensor *a, float alpha);
-lg_tensor *lg_softplus(lg_tensor *a);                /* log(1+e^a), stable */
+/* The unary ops of the LG_UNARY rows of lg_ops.def (exp, log, tanh, sigmoid,
+ * relu, softplus, ...): x any shape -> same shape; each row names its function
+ * (lg_exp, lg_softplus, ...) and shows its formula. */
+#define LG_OP(ID, name)
+#define LG_UNARY(ID, name, saves, forward, fused, formula) lg_tensor *lg_##name(lg_tensor *x);
+#define LG_UNARY_P(ID, name, param, dflt, saves, forward, fused, formula) \
+  lg_tensor *lg_##name(lg_tensor *x, float param);
+#include "lg_ops.def"
+#undef LG_OP
+#undef LG_UNARY
+#undef LG_UNARY_P
 lg_tensor *lg_clamp(lg_tensor *a, float lo, float hi); /* -INFINITY/INFINITY for open */
 /* Comparisons: 0/1 masks, never differentiable. */
 lg_tensor *lg_eq(const lg_tensor *a, const lg_tensor *b);

@@ -144,33 +144,26 @@ LG_CLONES
 static void lg_unary_run(const lg_kp *kp, float *const *p, const int64_t *st, int64_t n)
 {
   float *restrict o = p[0];
-  const float *restrict x = p[1];
+  const float *restrict xp = p[1];
   const int64_t xs = st[1];
   const float a = kp->a, b = kp->b;
   assert(st[0] == 1 || n <= 1);
-#define U(K, E) case K: \
-  if (xs == 1) for (int64_t i = 0; i < n; i++) { float v = x[i]; o[i] = (E); } \
-  else for (int64_t i = 0; i < n; i++) { float v = x[i * xs]; o[i] = (E); } \
-  break;
+  /* kernel K: o = E for each element V of x; a row's parameter PAR reads a */
+#define UX(K, V, PAR, E) case K: { const float PAR = a; (void)PAR; \
+  if (xs == 1) for (int64_t i = 0; i < n; i++) { float V = xp[i]; o[i] = (E); } \
+  else for (int64_t i = 0; i < n; i++) { float V = xp[i * xs]; o[i] = (E); } \
+  break; }
+#define U(K, E) UX(K, v, p0_, E)
   switch (kp->k) {
+#define LG_OP(ID, name)
+#define LG_UNARY(ID, name, saves, forward, fused, formula) UX(LG_U_##ID, x, p0_, forward)
+#define LG_UNARY_P(ID, name, param, dflt, saves, forward, fused, formula) UX(LG_U_##ID, x, param, forward)
+#include "lg_ops.def"
+#undef LG_OP
+#undef LG_UNARY
+#undef LG_UNARY_P
   U(LG_U_NEG, -v)
-  U(LG_U_RECIP, 1.0f / v)
-  U(LG_U_EXP, expf(v))
-  U(LG_U_LOG, logf(v))
-  U(LG_U_LOG1P, log1pf(v))
-  U(LG_U_SQRT, sqrtf(v))
-  U(LG_U_RSQRT, 1.0f / sqrtf(v))
-  U(LG_U_ABS, fabsf(v))
   U(LG_U_SIGN, lg_signf(v))
-  U(LG_U_SIN, sinf(v))
-  U(LG_U_COS, cosf(v))
-  U(LG_U_TANH, lg_tanhf(v))
-  U(LG_U_SIGMOID, lg_sigmoidf(v))
-  U(LG_U_RELU, v < 0 ? 0.0f : v)                 /* NaN stays NaN */
-  U(LG_U_LEAKY, v > 0 ? v : v * a)
-  U(LG_U_ELU, v > 0 ? v : a * expm1f(v))
-  /* log(1+e^v) = max(v,0) + log1p(e^-|v|): no overflow, exact for large |v| */
-  U(LG_U_SOFTPLUS, v > 0 ? v + log1pf(expf(-v)) : log1pf(expf(v)))
   U(LG_U_CLAMP, lg_clampf(v, a, b))
   U(LG_U_ADDS, v + a)
   U(LG_U_MULS, v * a)
@@ -185,6 +178,7 @@ static void lg_unary_run(const lg_kp *kp, float *const *p, const int64_t *st, in
   default: assert(0);
   }
 #undef U
+#undef UX
   (void)b;
 }
 
@@ -196,15 +190,21 @@ static void lg_binary_run(const lg_kp *kp, float *const *p, const int64_t *st, i
   const int64_t xs = st[1], ys = st[2];
   const float a = kp->a, b = kp->b;
   assert(st[0] == 1 || n <= 1);
-  /* unit strides, a broadcast y, a broadcast x, anything else */
-#define B(K, E) case K: \
-  if (xs == 1 && ys == 1) for (int64_t i = 0; i < n; i++) { float x = xp[i], y = yp[i]; o[i] = (E); } \
-  else if (xs == 1 && ys == 0) { const float y = yp[0]; \
-    for (int64_t i = 0; i < n; i++) { float x = xp[i]; o[i] = (E); } } \
-  else if (xs == 0 && ys == 1) { const float x = xp[0]; \
-    for (int64_t i = 0; i < n; i++) { float y = yp[i]; o[i] = (E); } } \
-  else for (int64_t i = 0; i < n; i++) { float x = xp[i * xs], y = yp[i * ys]; o[i] = (E); } \
-  break;
+  /* unit strides, a broadcast y, a broadcast x, anything else; elements X and
+   * Y, a row's parameter PAR reads a */
+#define BX(K, X, Y, PAR, E) case K: { const float PAR = a; (void)PAR; \
+  if (xs == 1 && ys == 1) for (int64_t i = 0; i < n; i++) { float X = xp[i], Y = yp[i]; o[i] = (E); } \
+  else if (xs == 1 && ys == 0) { const float Y = yp[0]; \
+    for (int64_t i = 0; i < n; i++) { float X = xp[i]; o[i] = (E); } } \
+  else if (xs == 0 && ys == 1) { const float X = xp[0]; \
+    for (int64_t i = 0; i < n; i++) { float Y = yp[i]; o[i] = (E); } } \
+  else for (int64_t i = 0; i < n; i++) { float X = xp[i * xs], Y = yp[i * ys]; o[i] = (E); } \
+  break; }
+#define B(K, E) BX(K, x, y, p0_, E)
+  /* a row's fused backward: g the gradient, x the saved input or y the output */
+#define B_IN(K, PAR, E) BX(K, g, x, PAR, E)
+#define B_OUT(K, PAR, E) BX(K, g, y, PAR, E)
+#define B_BOTH(K, PAR, E) BX(K, g, x, PAR, E)
   switch (kp->k) {
   B(LG_B_ADD, x + y)
   B(LG_B_SUB, x - y)
@@ -219,24 +219,23 @@ static void lg_binary_run(const lg_kp *kp, float *const *p, const int64_t *st, i
   B(LG_B_LE, x <= y ? 1.0f : 0.0f)
   B(LG_B_GT, x > y ? 1.0f : 0.0f)
   B(LG_B_GE, x >= y ? 1.0f : 0.0f)
-  B(LG_B_TANH_BW, x * (1.0f - y * y))
-  B(LG_B_SIGMOID_BW, x * y * (1.0f - y))
-  B(LG_B_RELU_BW, y > 0 ? x : 0.0f)
-  B(LG_B_LEAKY_BW, y > 0 ? x : x * a)
-  B(LG_B_ELU_BW, y > 0 ? x : x * a * expf(y))
-  B(LG_B_SOFTPLUS_BW, x * lg_sigmoidf(y))
+#define LG_OP(ID, name)
+#define LG_UNARY(ID, name, saves, forward, fused, formula) B_##saves(LG_B_##ID##_BW, p0_, fused)
+#define LG_UNARY_P(ID, name, param, dflt, saves, forward, fused, formula) \
+  B_##saves(LG_B_##ID##_BW, param, fused)
+#include "lg_ops.def"
+#undef LG_OP
+#undef LG_UNARY
+#undef LG_UNARY_P
   B(LG_B_CLAMP_BW, (y >= a && y <= b) ? x : 0.0f)
-  B(LG_B_SQRT_BW, x * 0.5f / y)
-  B(LG_B_RSQRT_BW, -0.5f * x * (y * y * y))
-  B(LG_B_RECIP_BW, -x * (y * y))
-  B(LG_B_LOG1P_BW, x / (1.0f + y))
-  B(LG_B_SIN_BW, x * cosf(y))
-  B(LG_B_COS_BW, -x * sinf(y))
-  B(LG_B_ABS_BW, x * lg_signf(y))
   B(LG_B_POWS_BW, a == 0 ? 0.0f : a == 2 ? 2.0f * x * y : x * a * powf(y, a - 1.0f))
   B(LG_B_RPOWS_BW, x * y * a)
   default: assert(0);
   }
+#undef B_IN
+#undef B_OUT
+#undef B_BOTH
+#undef BX
 #undef B
 }
 
@@ -307,35 +306,42 @@ static int lg_rec(int op, lg_tensor *out, int n, lg_tensor *const *in, int nsave
 
 enum { LG_SAVE_NONE = 0, LG_SAVE_IN = 1, LG_SAVE_OUT = 2, LG_SAVE_BOTH = 3 };
 
-/* A unary op: kernel k, node op saving the input (slot 0) and/or the output
- * (next slot), parameters in f[0], f[1]. */
+/* Saved slots of the unary ops (input x, output y), of the binary ops (a, b,
+ * and the output of pow), of where (the condition). */
+enum { LG_SV_X, LG_SV_Y };
+enum { LG_SV_A, LG_SV_B, LG_SV_OUT };
+enum { LG_SV_COND };
+/* Parameters of a unary op: a row's parameter (slope, alpha) or the scalar
+ * of the *_scalar ops in a; clamp's bounds in a, b. */
+typedef struct { float a, b; } lg_unary_params;
+
+/* A unary op: kernel k, node op saving the input (LG_SV_X) and/or the output
+ * (LG_SV_Y), parameters p0, p1. */
 static lg_tensor *lg_unop(int op, int k, int save, lg_tensor *a, float p0, float p1)
 {
   lg_tensor *out = lg_pw_unary(k, a, p0, p1);
   lg_node *nd;
-  int ns = (save & LG_SAVE_IN ? 1 : 0) + (save & LG_SAVE_OUT ? 1 : 0);
-  if (!out || lg_rec(op, out, 1, &a, ns, &nd)) return NULL;
+  if (!out || lg_rec(op, out, 1, &a, save ? 2 : 0, &nd)) return NULL;
   if (nd) {
-    int slot = 0;
-    if (save & LG_SAVE_IN) lg_save(nd, slot++, a);
-    if (save & LG_SAVE_OUT) lg_save_output(nd, slot++, out);
-    nd->f[0] = p0;
-    nd->f[1] = p1;
+    if (save & LG_SAVE_IN) lg_save(nd, LG_SV_X, a);
+    if (save & LG_SAVE_OUT) lg_save_output(nd, LG_SV_Y, out);
+    lg_unary_params p = {p0, p1};
+    lg_params_put(nd, p);
   }
   return out;
 }
 
-/* A binary op saving a and b (when save_ab), and the output after them (when save_out). */
+/* A binary op saving a and b (when save_ab), and the output (when save_out). */
 static lg_tensor *lg_binop(const char *name, int op, int k, lg_tensor *a, lg_tensor *b,
                            int save_ab, int save_out)
 {
   lg_tensor *out = lg_pw_binary(name, k, a, b, 0, 0);
   lg_tensor *in[2] = {a, b};
   lg_node *nd;
-  if (!out || lg_rec(op, out, 2, in, (save_ab ? 2 : 0) + (save_out ? 1 : 0), &nd)) return NULL;
+  if (!out || lg_rec(op, out, 2, in, save_out ? 3 : save_ab ? 2 : 0, &nd)) return NULL;
   if (nd) {
-    if (save_ab) { lg_save(nd, 0, a); lg_save(nd, 1, b); }
-    if (save_out) lg_save_output(nd, save_ab ? 2 : 0, out);
+    if (save_ab) { lg_save(nd, LG_SV_A, a); lg_save(nd, LG_SV_B, b); }
+    if (save_out) lg_save_output(nd, LG_SV_OUT, out);
   }
   return out;
 }
@@ -372,7 +378,7 @@ lg_tensor *lg_where(const lg_tensor *cond, lg_tensor *a, lg_tensor *b)
   lg_tensor *in[2] = {a, b};
   lg_node *nd_;
   if (lg_rec(LG_OP_WHERE, out, 2, in, 1, &nd_)) return NULL;
-  if (nd_) lg_save(nd_, 0, cond);
+  if (nd_) lg_save(nd_, LG_SV_COND, cond);
   return out;
 }
 
@@ -389,25 +395,19 @@ lg_tensor *lg_rpow_scalar(float base, lg_tensor *a)
   return lg_unop(LG_OP_RPOW_SCALAR, LG_U_RPOWS, LG_SAVE_OUT, a, base, 0);
 }
 lg_tensor *lg_neg(lg_tensor *a) { return lg_unop(LG_OP_NEG, LG_U_NEG, LG_SAVE_NONE, a, 0, 0); }
-lg_tensor *lg_reciprocal(lg_tensor *a) { return lg_unop(LG_OP_RECIPROCAL, LG_U_RECIP, LG_SAVE_OUT, a, 0, 0); }
-lg_tensor *lg_exp(lg_tensor *a) { return lg_unop(LG_OP_EXP, LG_U_EXP, LG_SAVE_OUT, a, 0, 0); }
-lg_tensor *lg_log(lg_tensor *a) { return lg_unop(LG_OP_LOG, LG_U_LOG, LG_SAVE_IN, a, 0, 0); }
-lg_tensor *lg_log1p(lg_tensor *a) { return lg_unop(LG_OP_LOG1P, LG_U_LOG1P, LG_SAVE_IN, a, 0, 0); }
-lg_tensor *lg_sqrt(lg_tensor *a) { return lg_unop(LG_OP_SQRT, LG_U_SQRT, LG_SAVE_OUT, a, 0, 0); }
-lg_tensor *lg_rsqrt(lg_tensor *a) { return lg_unop(LG_OP_RSQRT, LG_U_RSQRT, LG_SAVE_OUT, a, 0, 0); }
-lg_tensor *lg_abs(lg_tensor *a) { return lg_unop(LG_OP_ABS, LG_U_ABS, LG_SAVE_IN, a, 0, 0); }
 lg_tensor *lg_sign(lg_tensor *a) { return lg_unop(LG_OP_SIGN, LG_U_SIGN, LG_SAVE_NONE, a, 0, 0); }
-lg_tensor *lg_sin(lg_tensor *a) { return lg_unop(LG_OP_SIN, LG_U_SIN, LG_SAVE_IN, a, 0, 0); }
-lg_tensor *lg_cos(lg_tensor *a) { return lg_unop(LG_OP_COS, LG_U_COS, LG_SAVE_IN, a, 0, 0); }
-lg_tensor *lg_tanh(lg_tensor *a) { return lg_unop(LG_OP_TANH, LG_U_TANH, LG_SAVE_OUT, a, 0, 0); }
-lg_tensor *lg_sigmoid(lg_tensor *a) { return lg_unop(LG_OP_SIGMOID, LG_U_SIGMOID, LG_SAVE_OUT, a, 0, 0); }
-lg_tensor *lg_relu(lg_tensor *a) { return lg_unop(LG_OP_RELU, LG_U_RELU, LG_SAVE_IN, a, 0, 0); }
-lg_tensor *lg_leaky_relu(lg_tensor *a, float slope)
-{
-  return lg_unop(LG_OP_LEAKY_RELU, LG_U_LEAKY, LG_SAVE_IN, a, slope, 0);
-}
-lg_tensor *lg_elu(lg_tensor *a, float alpha) { return lg_unop(LG_OP_ELU, LG_U_ELU, LG_SAVE_BOTH, a, alpha, 0); }
-lg_tensor *lg_softplus(lg_tensor *a) { return lg_unop(LG_OP_SOFTPLUS, LG_U_SOFTPLUS, LG_SAVE_IN, a, 0, 0); }
+/* the LG_UNARY rows of lg_ops.def: lg_exp, lg_tanh, lg_softplus, ... */
+#define LG_OP(ID, name)
+#define LG_UNARY(ID, name, saves, forward, fused, formula) \
+  lg_tensor *lg_##name(lg_tensor *x) \
+  { return lg_unop(LG_OP_##ID, LG_U_##ID, LG_SAVE_##saves, x, 0, 0); }
+#define LG_UNARY_P(ID, name, param, dflt, saves, forward, fused, formula) \
+  lg_tensor *lg_##name(lg_tensor *x, float param) \
+  { return lg_unop(LG_OP_##ID, LG_U_##ID, LG_SAVE_##saves, x, param, 0); }
+#include "lg_ops.def"
+#undef LG_OP
+#undef LG_UNARY
+#undef LG_UNARY_P
 lg_tensor *lg_clamp(lg_tensor *a, float lo, float hi)
 {
   if (isnan(lo) || isnan(hi)) return lg_error("clamp: bounds must not be NaN (got %g, %g)", lo, hi);
@@ -444,7 +444,8 @@ static int lg_bw_done(const lg_node *n, lg_tensor **gin)
  * node's parameters, for when no graph of the gradient is wanted. */
 static int lg_bw_fused(lg_node *n, lg_tensor *g, lg_tensor *y, int k, lg_tensor **gin)
 {
-  gin[0] = lg_pw_binary(lg_node_name(n), k, g, y, (float)n->f[0], (float)n->f[1]);
+  const lg_unary_params *p = lg_params_get(n, lg_unary_params);
+  gin[0] = lg_pw_binary(lg_node_name(n), k, g, y, p->a, p->b);
   return gin[0] ? 0 : -1;
 }
 
@@ -470,8 +471,8 @@ int lg_bw_mul(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   /* d(a*b) = g*b, g*a */
   lg_fx s = {0};
-  if (n->needs[0]) gin[0] = fx_out(fx_sum_to(&s, fx_mul(&s, g, fx(&s, lg_saved(n, 1))), n, 0));
-  if (n->needs[1]) gin[1] = fx_out(fx_sum_to(&s, fx_mul(&s, g, fx(&s, lg_saved(n, 0))), n, 1));
+  if (n->needs[0]) gin[0] = fx_out(fx_sum_to(&s, fx_mul(&s, g, fx(&s, lg_saved(n, LG_SV_B))), n, 0));
+  if (n->needs[1]) gin[1] = fx_out(fx_sum_to(&s, fx_mul(&s, g, fx(&s, lg_saved(n, LG_SV_A))), n, 1));
   fx_free(&s);
   return lg_bw_done(n, gin);
 }
@@ -481,10 +482,10 @@ int lg_bw_div(lg_node *n, lg_tensor *g, lg_tensor **gin)
   /* y = a/b: da = g/b, db = -g*a/b^2 = -(g/b)*(a/b). From the inputs, not
    * the saved output, so a double backward needs no retained graph here. */
   lg_fx s = {0};
-  lg_tensor *b = fx(&s, lg_saved(n, 1)), *t = fx_div(&s, g, b);
+  lg_tensor *b = fx(&s, lg_saved(n, LG_SV_B)), *t = fx_div(&s, g, b);
   if (n->needs[0]) gin[0] = fx_out(fx_sum_to(&s, t, n, 0));
   if (n->needs[1]) {
-    lg_tensor *q = fx_div(&s, fx(&s, lg_saved(n, 0)), b);
+    lg_tensor *q = fx_div(&s, fx(&s, lg_saved(n, LG_SV_A)), b);
     gin[1] = fx_out(fx_neg(&s, fx_sum_to(&s, fx_mul(&s, t, q), n, 1)));
   }
   fx_free(&s);
@@ -498,7 +499,7 @@ int lg_bw_pow(lg_node *n, lg_tensor *g, lg_tensor **gin)
    * from 1 instead of a so that no inf or NaN hides behind a mask, where a
    * second derivative would turn 0*inf into NaN. */
   lg_fx s = {0};
-  lg_tensor *a = fx(&s, lg_saved(n, 0)), *b = fx(&s, lg_saved(n, 1));
+  lg_tensor *a = fx(&s, lg_saved(n, LG_SV_A)), *b = fx(&s, lg_saved(n, LG_SV_B));
   lg_tensor *one = fx_scalar(&s, 1);
   if (n->needs[0]) {
     lg_tensor *a1 = fx_where(&s, fx_eqs(&s, b, 0), one, a);
@@ -506,7 +507,7 @@ int lg_bw_pow(lg_node *n, lg_tensor *g, lg_tensor **gin)
     gin[0] = fx_out(fx_sum_to(&s, fx_mul(&s, g, d), n, 0));
   }
   if (n->needs[1]) {
-    lg_tensor *y = fx(&s, lg_saved(n, 2));
+    lg_tensor *y = fx(&s, lg_saved(n, LG_SV_OUT));
     lg_tensor *a1 = fx_where(&s, fx_eqs(&s, a, 0), one, a);
     gin[1] = fx_out(fx_sum_to(&s, fx_mul(&s, g, fx_mul(&s, y, fx_log(&s, a1))), n, 1));
   }
@@ -518,7 +519,7 @@ int lg_bw_pow(lg_node *n, lg_tensor *g, lg_tensor **gin)
 static int lg_bw_minmax(lg_node *n, lg_tensor *g, lg_tensor **gin, int is_max)
 {
   lg_fx s = {0};
-  lg_tensor *a = fx(&s, lg_saved(n, 0)), *b = fx(&s, lg_saved(n, 1));
+  lg_tensor *a = fx(&s, lg_saved(n, LG_SV_A)), *b = fx(&s, lg_saved(n, LG_SV_B));
   lg_tensor *w = NULL;   /* share of a: masks only, nothing records */
   if (a && b)
     w = fx_add(&s, is_max ? fx_gt(&s, a, b) : fx_lt(&s, a, b), fx_muls(&s, fx_eq(&s, a, b), 0.5f));
@@ -533,7 +534,7 @@ int lg_bw_minimum(lg_node *n, lg_tensor *g, lg_tensor **gin) { return lg_bw_minm
 int lg_bw_where(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   lg_fx s = {0};
-  lg_tensor *c = fx(&s, lg_saved(n, 0)), *zero = fx_scalar(&s, 0);
+  lg_tensor *c = fx(&s, lg_saved(n, LG_SV_COND)), *zero = fx_scalar(&s, 0);
   if (n->needs[0]) gin[0] = fx_out(fx_sum_to(&s, fx_where(&s, c, g, zero), n, 0));
   if (n->needs[1]) gin[1] = fx_out(fx_sum_to(&s, fx_where(&s, c, zero, g), n, 1));
   fx_free(&s);
@@ -548,7 +549,7 @@ int lg_bw_add_scalar(lg_node *n, lg_tensor *g, lg_tensor **gin)
 
 int lg_bw_mul_scalar(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  if (n->needs[0] && !(gin[0] = lg_mul_scalar(g, (float)n->f[0]))) return -1;
+  if (n->needs[0] && !(gin[0] = lg_mul_scalar(g, lg_params_get(n, lg_unary_params)->a))) return -1;
   return 0;
 }
 
@@ -565,16 +566,19 @@ int lg_bw_sign(lg_node *n, lg_tensor *g, lg_tensor **gin)
   return 0;
 }
 
-/* The shape of every unary formula below: fetch saved slot `slot`, run the
- * fused kernel when no graph is wanted, else the composite expression E
- * (written with s, g and the saved tensor t). */
+/* The shape of the hand-written unary formulas below: fetch saved slot
+ * `slot` as t, run the fused kernel when no graph is wanted, else the
+ * composite expression E (written with s, g, t and the parameters a, b). */
 #define LG_BW_UNARY(name, slot, kernel, E) \
   int lg_bw_##name(lg_node *n, lg_tensor *g, lg_tensor **gin) \
   { \
     if (!n->needs[0]) return 0; \
+    const float a = lg_params_get(n, lg_unary_params)->a; \
+    const float b = lg_params_get(n, lg_unary_params)->b; \
+    (void)a; (void)b; \
     lg_fx s = {0}; \
     lg_tensor *t = fx(&s, lg_saved(n, slot)); \
-    if (t && (kernel) >= 0 && !lg_fx_graph(g, t)) { \
+    if (t && !lg_fx_graph(g, t)) { \
       int rc = lg_bw_fused(n, g, t, kernel, gin); \
       fx_free(&s); \
       return rc; \
@@ -585,45 +589,61 @@ int lg_bw_sign(lg_node *n, lg_tensor *g, lg_tensor **gin)
   }
 
 /* a^e: g*e*a^(e-1), 0 for e == 0 (PyTorch's convention) */
-LG_BW_UNARY(pow_scalar, 0, LG_B_POWS_BW,
-  n->f[0] == 0 ? fx(&s, lg_zeros(n->in_ndim[0], n->in_shape[0])) :
-  n->f[0] == 1 ? fx(&s, lg_retain(g)) :
-  n->f[0] == 2 ? fx_muls(&s, fx_mul(&s, g, t), 2) :
-  fx_mul(&s, g, fx_muls(&s, fx_pows(&s, t, (float)n->f[0] - 1), (float)n->f[0])))
-/* base^a: g*y*log(base); the fused kernel takes log(base) in f[0] */
+LG_BW_UNARY(pow_scalar, LG_SV_X, LG_B_POWS_BW,
+  a == 0 ? fx(&s, lg_zeros(n->in_ndim[0], n->in_shape[0])) :
+  a == 1 ? fx(&s, lg_retain(g)) :
+  a == 2 ? fx_muls(&s, fx_mul(&s, g, t), 2) :
+  fx_mul(&s, g, fx_muls(&s, fx_pows(&s, t, a - 1), a)))
+/* base^a: g*y*log(base); the fused kernel takes log(base) as its parameter */
 int lg_bw_rpow_scalar(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (!n->needs[0]) return 0;
   lg_fx s = {0};
-  lg_tensor *y = fx(&s, lg_saved(n, 0));
-  float lb = logf((float)n->f[0]);
+  lg_tensor *y = fx(&s, lg_saved(n, LG_SV_Y));
+  float lb = logf(lg_params_get(n, lg_unary_params)->a);
   if (y && !lg_fx_graph(g, y)) gin[0] = lg_pw_binary("rpow_scalar", LG_B_RPOWS_BW, g, y, lb, 0);
   else gin[0] = fx_out(fx_mul(&s, g, fx_muls(&s, y, lb)));
   fx_free(&s);
   return gin[0] ? 0 : -1;
 }
-LG_BW_UNARY(reciprocal, 0, LG_B_RECIP_BW, fx_neg(&s, fx_mul(&s, g, fx_mul(&s, t, t))))
-LG_BW_UNARY(exp, 0, LG_B_MUL, fx_mul(&s, g, t))
-LG_BW_UNARY(log, 0, LG_B_DIV, fx_div(&s, g, t))
-LG_BW_UNARY(log1p, 0, LG_B_LOG1P_BW, fx_div(&s, g, fx_adds(&s, t, 1)))
-LG_BW_UNARY(sqrt, 0, LG_B_SQRT_BW, fx_div(&s, fx_muls(&s, g, 0.5f), t))
-LG_BW_UNARY(rsqrt, 0, LG_B_RSQRT_BW, fx_muls(&s, fx_mul(&s, g, fx_pows(&s, t, 3)), -0.5f))
-LG_BW_UNARY(abs, 0, LG_B_ABS_BW, fx_mul(&s, g, fx_sign(&s, t)))
-LG_BW_UNARY(sin, 0, LG_B_SIN_BW, fx_mul(&s, g, fx_cos(&s, t)))
-LG_BW_UNARY(cos, 0, LG_B_COS_BW, fx_neg(&s, fx_mul(&s, g, fx_sin(&s, t))))
-LG_BW_UNARY(tanh, 0, LG_B_TANH_BW, fx_mul(&s, g, fx_rsub1(&s, fx_mul(&s, t, t))))
-LG_BW_UNARY(sigmoid, 0, LG_B_SIGMOID_BW, fx_mul(&s, g, fx_mul(&s, t, fx_rsub1(&s, t))))
-LG_BW_UNARY(relu, 0, LG_B_RELU_BW, fx_where(&s, fx_gts(&s, t, 0), g, fx_scalar(&s, 0)))
-LG_BW_UNARY(leaky_relu, 0, LG_B_LEAKY_BW,
-  fx_where(&s, fx_gts(&s, t, 0), g, fx_muls(&s, g, (float)n->f[0])))
-/* elu: for a <= 0, dy/da = alpha*e^a = y + alpha (finite, so the unselected
- * branch of where never holds inf) */
-LG_BW_UNARY(elu, 0, LG_B_ELU_BW,
-  fx_where(&s, fx_gts(&s, t, 0), g,
-           fx_mul(&s, g, fx_adds(&s, fx(&s, lg_saved(n, 1)), (float)n->f[0]))))
-LG_BW_UNARY(softplus, 0, LG_B_SOFTPLUS_BW, fx_mul(&s, g, fx_sigmoid(&s, t)))
 /* clamp passes g where lo <= a <= hi (inclusive, like PyTorch) */
-LG_BW_UNARY(clamp, 0, LG_B_CLAMP_BW,
-  fx_where(&s, fx_mul(&s, fx_ges(&s, t, (float)n->f[0]), fx_les(&s, t, (float)n->f[1])), g,
-           fx_scalar(&s, 0)))
+LG_BW_UNARY(clamp, LG_SV_X, LG_B_CLAMP_BW,
+  fx_where(&s, fx_mul(&s, fx_ges(&s, t, a), fx_les(&s, t, b)), g, fx_scalar(&s, 0)))
 #undef LG_BW_UNARY
+
+/* The backward of each LG_UNARY row of lg_ops.def (lg_bw_exp, lg_bw_tanh,
+ * lg_bw_softplus, ...): the row's fused kernel on the saved input x (or
+ * output y for OUT rows) when no graph of the gradient is wanted, else its
+ * formula, with x and y the saved tensors (y fetched after the fused check
+ * for BOTH rows) and the row's parameter. */
+#define LG_BW_ROW(ID, name, param, saves, formula) \
+  int lg_bw_##name(lg_node *n, lg_tensor *g, lg_tensor **gin) \
+  { \
+    if (!n->needs[0]) return 0; \
+    const float param = lg_params_get(n, lg_unary_params)->a; \
+    (void)param; \
+    const int sv = LG_SAVE_##saves; \
+    lg_fx s = {0}; \
+    lg_tensor *t = fx(&s, lg_saved(n, sv == LG_SAVE_OUT ? LG_SV_Y : LG_SV_X)); \
+    if (t && !lg_fx_graph(g, t)) { \
+      int rc = lg_bw_fused(n, g, t, LG_B_##ID##_BW, gin); \
+      fx_free(&s); \
+      return rc; \
+    } \
+    lg_tensor *x = sv == LG_SAVE_OUT ? NULL : t; \
+    lg_tensor *y = sv == LG_SAVE_OUT ? t : sv == LG_SAVE_BOTH && t ? fx(&s, lg_saved(n, LG_SV_Y)) : NULL; \
+    (void)x; (void)y; \
+    if (t) gin[0] = fx_out(formula); \
+    fx_free(&s); \
+    return gin[0] ? 0 : -1; \
+  }
+#define LG_OP(ID, name)
+#define LG_UNARY(ID, name, saves, forward, fused, formula) \
+  LG_BW_ROW(ID, name, p0_, saves, formula)
+#define LG_UNARY_P(ID, name, param, dflt, saves, forward, fused, formula) \
+  LG_BW_ROW(ID, name, param, saves, formula)
+#include "lg_ops.def"
+#undef LG_OP
+#undef LG_UNARY
+#undef LG_UNARY_P
+#undef LG_BW_ROW

@@ -406,18 +406,29 @@ static void lg_red_fail(lg_red *R)
   lg_release(R->out);
 }
 
-/* Record a reduction node (input t) saving the input and/or the output. */
-static lg_tensor *lg_red_record(int op, lg_tensor *out, lg_tensor *t, const lg_red *R,
-                                int save_in, int save_out)
+/* A reduction node's parameters: the mask of reduced dims, keepdim, var's and
+ * std's correction, norm's p; its saved slots, the input x and output y. */
+typedef struct { int64_t mask, keepdim, correction; double p; } lg_red_params;
+enum { LG_SV_X, LG_SV_Y };
+
+/* Record a reduction node (input t) saving the input (save_in) and, after
+ * it, the output (save_out), with var's correction and norm's p. */
+static lg_tensor *lg_red_record_p(int op, lg_tensor *out, lg_tensor *t, const lg_red *R,
+                                  int save_in, int save_out, int correction, double p)
 {
   if (!out || !lg_should_record(1, &t)) return out;
   lg_node *nd = lg_record(op, out, 1, &t, save_in + save_out);
   if (!nd) { lg_release(out); return NULL; }
-  if (save_in) lg_save(nd, 0, t);
-  if (save_out) lg_save_output(nd, save_in, out);
-  nd->i[0] = R->mask;
-  nd->i[1] = R->keepdim;
+  if (save_in) lg_save(nd, LG_SV_X, t);
+  if (save_out) lg_save_output(nd, LG_SV_Y, out);
+  lg_red_params rp = {R->mask, R->keepdim, correction, p};
+  lg_params_put(nd, rp);
   return out;
+}
+static lg_tensor *lg_red_record(int op, lg_tensor *out, lg_tensor *t, const lg_red *R,
+                                int save_in, int save_out)
+{
+  return lg_red_record_p(op, out, t, R, save_in, save_out, 0, 0);
 }
 
 /* ---- the ops ---------------------------------------------------------------------------------- */
@@ -458,9 +469,7 @@ static lg_tensor *lg_var_op(const char *op, int opid, lg_tensor *t, int nd, cons
     if (take_sqrt) R.res[j] = sqrt(R.res[j]);
   }
   free(mean);
-  lg_tensor *out = lg_red_record(opid, lg_red_finish(&R), t, &R, 1, take_sqrt);
-  if (out && out->grad_fn) out->grad_fn->i[2] = correction;   /* a fresh output: our node */
-  return out;
+  return lg_red_record_p(opid, lg_red_finish(&R), t, &R, 1, take_sqrt, correction, 0);
 fail:
   free(mean);
   lg_red_fail(&R);
@@ -535,9 +544,7 @@ lg_tensor *lg_norm(lg_tensor *t, double p, int nd, const int *dims, int keepdim)
   if (lg_rg_run(&R.g, kind, NULL, p, R.res)) { lg_red_fail(&R); return NULL; }
   for (int64_t j = 0; j < R.g.nout; j++)
     R.res[j] = kind == LG_R_SUMSQ ? sqrt(R.res[j]) : kind == LG_R_SUMPOW ? pow(R.res[j], 1 / p) : R.res[j];
-  lg_tensor *out = lg_red_record(LG_OP_NORM, lg_red_finish(&R), t, &R, 1, 1);
-  if (out && out->grad_fn) out->grad_fn->f[0] = p;
-  return out;
+  return lg_red_record_p(LG_OP_NORM, lg_red_finish(&R), t, &R, 1, 1, 0, p);
 }
 
 lg_tensor *lg_prod(lg_tensor *t, int nd, const int *dims, int keepdim)
@@ -623,15 +630,15 @@ lg_tensor *lg_sum_to(lg_tensor *t, int ndim, const int64_t *shape)
 }
 
 /* ---- backward formulas ----------------------------------------------------------------------
- * n->i[0]: mask of reduced dims, n->i[1]: keepdim, n->i[2]: correction,
- * n->f[0]: p of norm. g has the output's shape; fx_keep gives it the input's
- * rank (1 on reduced dims) so that it broadcasts against the input. */
+ * lg_red_params on the node. g has the output's shape; fx_keep gives it the
+ * input's rank (1 on reduced dims) so that it broadcasts against the input. */
 static lg_tensor *fx_keep(lg_fx *s, const lg_node *n, lg_tensor *g)
 {
   if (!g) return NULL;
-  if (n->i[1]) return fx(s, lg_retain(g));
+  const lg_red_params *P = lg_params_get(n, lg_red_params);
+  if (P->keepdim) return fx(s, lg_retain(g));
   int64_t sh[LG_MAXDIM];
-  unsigned m = (unsigned)n->i[0];
+  unsigned m = (unsigned)P->mask;
   for (int d = 0; d < n->in_ndim[0]; d++) sh[d] = (m >> d & 1) ? 1 : n->in_shape[0][d];
   return fx(s, lg_reshape(g, n->in_ndim[0], sh));
 }
@@ -646,7 +653,7 @@ static int64_t lg_bw_count(const lg_node *n)
 {
   int64_t c = 1;
   for (int d = 0; d < n->in_ndim[0]; d++)
-    if (n->i[0] >> d & 1) c *= n->in_shape[0][d];
+    if (lg_params_get(n, lg_red_params)->mask >> d & 1) c *= n->in_shape[0][d];
   return c;
 }
 
@@ -656,7 +663,7 @@ static lg_tensor *fx_sum_keep(lg_fx *s, const lg_node *n, lg_tensor *a, int mean
   int dims[LG_MAXDIM], nd = 0;
   if (!a) return NULL;
   for (int d = 0; d < n->in_ndim[0]; d++)
-    if (n->i[0] >> d & 1) dims[nd++] = d;
+    if (lg_params_get(n, lg_red_params)->mask >> d & 1) dims[nd++] = d;
   if (nd == 0) return fx(s, lg_retain(a));   /* nothing reduced */
   return fx(s, mean ? lg_mean(a, nd, dims, 1) : lg_sum(a, nd, dims, 1));
 }
@@ -694,8 +701,8 @@ int lg_bw_var(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (!n->needs[0]) return 0;
   lg_fx s = {0};
-  lg_tensor *x = fx(&s, lg_saved(n, 0));
-  double den = (double)lg_bw_count(n) - n->i[2];
+  lg_tensor *x = fx(&s, lg_saved(n, LG_SV_X));
+  double den = (double)lg_bw_count(n) - lg_params_get(n, lg_red_params)->correction;
   lg_tensor *d = fx_sub(&s, x, fx_sum_keep(&s, n, x, 1));
   return lg_bw_finish(&s, fx_mul(&s, fx_keep(&s, n, g), fx_muls(&s, d, (float)(2 / den))), gin);
 }
@@ -706,8 +713,8 @@ int lg_bw_std(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (!n->needs[0]) return 0;
   lg_fx s = {0};
-  lg_tensor *x = fx(&s, lg_saved(n, 0)), *yk = fx_keep(&s, n, fx(&s, lg_saved(n, 1)));
-  double den = (double)lg_bw_count(n) - n->i[2];
+  lg_tensor *x = fx(&s, lg_saved(n, LG_SV_X)), *yk = fx_keep(&s, n, fx(&s, lg_saved(n, LG_SV_Y)));
+  double den = (double)lg_bw_count(n) - lg_params_get(n, lg_red_params)->correction;
   lg_tensor *z = fx_eqs(&s, yk, 0), *ys = fx_where(&s, z, fx_scalar(&s, 1), yk);
   lg_tensor *w = fx_div(&s, fx_keep(&s, n, g), fx_muls(&s, ys, (float)den));
   w = fx_where(&s, z, fx_scalar(&s, 0), w);
@@ -720,7 +727,7 @@ static int lg_bw_minmax(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (!n->needs[0]) return 0;
   lg_fx s = {0};
-  lg_tensor *x = fx(&s, lg_saved(n, 0)), *yk = fx_keep(&s, n, fx(&s, lg_saved(n, 1)));
+  lg_tensor *x = fx(&s, lg_saved(n, LG_SV_X)), *yk = fx_keep(&s, n, fx(&s, lg_saved(n, LG_SV_Y)));
   lg_tensor *mask = fx_eq(&s, x, yk);   /* masks record nothing */
   lg_tensor *w = fx_div(&s, mask, fx_sum_keep(&s, n, mask, 0));
   return lg_bw_finish(&s, fx_mul(&s, fx_keep(&s, n, g), w), gin);
@@ -733,7 +740,7 @@ int lg_bw_logsumexp(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (!n->needs[0]) return 0;
   lg_fx s = {0};
-  lg_tensor *x = fx(&s, lg_saved(n, 0)), *yk = fx_keep(&s, n, fx(&s, lg_saved(n, 1)));
+  lg_tensor *x = fx(&s, lg_saved(n, LG_SV_X)), *yk = fx_keep(&s, n, fx(&s, lg_saved(n, LG_SV_Y)));
   return lg_bw_finish(&s, fx_mul(&s, fx_keep(&s, n, g), fx_exp(&s, fx_sub(&s, x, yk))), gin);
 }
 
@@ -743,8 +750,8 @@ int lg_bw_norm(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (!n->needs[0]) return 0;
   lg_fx s = {0};
-  double p = n->f[0];
-  lg_tensor *x = fx(&s, lg_saved(n, 0)), *yk = fx_keep(&s, n, fx(&s, lg_saved(n, 1)));
+  double p = lg_params_get(n, lg_red_params)->p;
+  lg_tensor *x = fx(&s, lg_saved(n, LG_SV_X)), *yk = fx_keep(&s, n, fx(&s, lg_saved(n, LG_SV_Y)));
   lg_tensor *gk = fx_keep(&s, n, g), *r;
   if (p == 1) {
     r = fx_mul(&s, gk, fx_sign(&s, x));
@@ -776,6 +783,6 @@ int lg_bw_prod(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (!n->needs[0]) return 0;
   lg_fx s = {0};
-  lg_tensor *x = fx(&s, lg_saved(n, 0)), *yk = fx_keep(&s, n, fx(&s, lg_saved(n, 1)));
+  lg_tensor *x = fx(&s, lg_saved(n, LG_SV_X)), *yk = fx_keep(&s, n, fx(&s, lg_saved(n, LG_SV_Y)));
   return lg_bw_finish(&s, fx_div(&s, fx_mul(&s, fx_keep(&s, n, g), yk), x), gin);
 }

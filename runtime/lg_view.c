@@ -19,8 +19,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lg_ops.h"
+#include "lg_ops_private.h"
 
 #define LG_OMP_MIN 32768
+
+/* Node parameters: the slice window (slice, slice_backward), the selected
+ * index (select, select_backward), the permutation, the dim (and size) of
+ * cat, index_select and index_add_zeros; their saved slot, the indices. */
+typedef struct { int64_t dim, start, end, step; } lg_slice_params;
+typedef struct { int64_t dim, index; } lg_select_params;
+typedef struct { int perm[LG_MAXDIM]; } lg_permute_params;
+typedef struct { int64_t dim, size; } lg_dim_params;
+enum { LG_SV_IDX };
 
 /* Record a single-input node saving nothing; on failure drop out. */
 static lg_tensor *lg_rec1(int op, lg_tensor *out, lg_tensor *in, lg_node **nd)
@@ -32,10 +42,11 @@ static lg_tensor *lg_rec1(int op, lg_tensor *out, lg_tensor *in, lg_node **nd)
   return out;
 }
 
-/* A contiguous copy of t that records nothing (t itself when contiguous). */
-static lg_tensor *lg_dense(const lg_tensor *t)
+/* lg_ops_private.h: a contiguous copy of t that records nothing (t itself
+ * when contiguous; NULL stays NULL). */
+lg_tensor *lg_dense(const lg_tensor *t)
 {
-  if (lg_is_contiguous(t)) return lg_retain((lg_tensor *)t);
+  if (!t || lg_is_contiguous(t)) return lg_retain((lg_tensor *)t);
   lg_tensor *c = lg_empty(t->ndim, t->shape);
   if (c && lg_copy_(c, t)) { lg_release(c); return NULL; }
   return c;
@@ -240,7 +251,7 @@ static lg_tensor *lg_slice_raw(lg_tensor *t, int d, int64_t start, int64_t end, 
   lg_tensor *out = lg_alias(t, t->ndim, sh, st, t->offset + start * t->stride[d]);
   lg_node *nd;
   if (!out || !lg_rec1(LG_OP_SLICE, out, t, &nd)) return NULL;
-  if (nd) { nd->i[0] = d; nd->i[1] = start; nd->i[2] = end; nd->i[3] = step; }
+  if (nd) { lg_slice_params p = {d, start, end, step}; lg_params_put(nd, p); }
   return out;
 }
 
@@ -301,7 +312,7 @@ lg_tensor *lg_select(lg_tensor *t, int dim, int64_t index)
   lg_tensor *out = lg_alias(t, t->ndim - 1, sh, st, t->offset + index * t->stride[d]);
   lg_node *nd;
   if (!out || !lg_rec1(LG_OP_SELECT, out, t, &nd)) return NULL;
-  if (nd) { nd->i[0] = d; nd->i[1] = index; }
+  if (nd) { lg_select_params p = {d, index}; lg_params_put(nd, p); }
   return out;
 }
 
@@ -324,7 +335,11 @@ static lg_tensor *lg_permute_op(const char *op, lg_tensor *t, const int *perm)
   lg_tensor *out = lg_alias(t, t->ndim, sh, st, t->offset);
   lg_node *nd;
   if (!out || !lg_rec1(LG_OP_PERMUTE, out, t, &nd)) return NULL;
-  if (nd) for (int d = 0; d < t->ndim; d++) nd->i[d] = p[d];
+  if (nd) {
+    lg_permute_params pp = {{0}};
+    memcpy(pp.perm, p, sizeof(int) * t->ndim);
+    lg_params_put(nd, pp);
+  }
   return out;
 }
 
@@ -432,7 +447,8 @@ lg_tensor *lg_cat(int n, lg_tensor *const *ts, int dim)
   if (lg_should_record(n, ts)) {
     lg_node *nd = lg_record(LG_OP_CAT, out, n, ts, 0);
     if (!nd) { lg_release(out); return NULL; }
-    nd->i[0] = d;
+    lg_dim_params p = {d, 0};
+    lg_params_put(nd, p);
   }
   return out;
 }
@@ -517,8 +533,9 @@ lg_tensor *lg_index_select(lg_tensor *t, int dim, const lg_tensor *idx)
   if (lg_should_record(1, &t)) {
     lg_node *nd = lg_record(LG_OP_INDEX_SELECT, out, 1, &t, 1);
     if (!nd) { lg_release(out); return NULL; }
-    lg_save(nd, 0, idx);
-    nd->i[0] = d;
+    lg_save(nd, LG_SV_IDX, idx);
+    lg_dim_params p = {d, 0};
+    lg_params_put(nd, p);
   }
   return out;
 }
@@ -560,9 +577,9 @@ lg_tensor *lg_index_add_zeros(lg_tensor *g, int dim, const lg_tensor *idx, int64
   if (lg_should_record(1, &g)) {
     lg_node *nd = lg_record(LG_OP_INDEX_ADD_ZEROS, out, 1, &g, 1);
     if (!nd) { lg_release(out); return NULL; }
-    lg_save(nd, 0, idx);
-    nd->i[0] = d;
-    nd->i[1] = size;
+    lg_save(nd, LG_SV_IDX, idx);
+    lg_dim_params p = {d, size};
+    lg_params_put(nd, p);
   }
   return out;
 }
@@ -590,7 +607,8 @@ lg_tensor *lg_slice_backward(lg_tensor *g, int ndim, const int64_t *shape, int d
     lg_node *nd = lg_record(LG_OP_SLICE_BACKWARD, out, 1, &g, 0);
     if (!nd) { lg_release(out); return NULL; }
     int d = dim < 0 ? dim + ndim : dim;   /* valid: lg_slice accepted it */
-    nd->i[0] = d; nd->i[1] = start; nd->i[2] = end; nd->i[3] = step;
+    lg_slice_params p = {d, start, end, step};
+    lg_params_put(nd, p);
   }
   return out;
 }
@@ -616,7 +634,8 @@ lg_tensor *lg_select_backward(lg_tensor *g, int ndim, const int64_t *shape, int 
   if (lg_should_record(1, &g)) {
     lg_node *nd = lg_record(LG_OP_SELECT_BACKWARD, out, 1, &g, 0);
     if (!nd) { lg_release(out); return NULL; }
-    nd->i[0] = d; nd->i[1] = index;
+    lg_select_params p = {d, index};
+    lg_params_put(nd, p);
   }
   return out;
 }
@@ -637,36 +656,41 @@ int lg_bw_expand(lg_node *n, lg_tensor *g, lg_tensor **gin)
 int lg_bw_permute(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   int inv[LG_MAXDIM];
-  for (int d = 0; d < g->ndim; d++) inv[n->i[d]] = d;
+  const lg_permute_params *p = lg_params_get(n, lg_permute_params);
+  for (int d = 0; d < g->ndim; d++) inv[p->perm[d]] = d;
   if (n->needs[0] && !(gin[0] = lg_permute(g, inv))) return -1;
   return 0;
 }
 
 int lg_bw_slice(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  if (n->needs[0] && !(gin[0] = lg_slice_backward(g, n->in_ndim[0], n->in_shape[0], (int)n->i[0],
-                                                  n->i[1], n->i[2], n->i[3])))
+  const lg_slice_params *p = lg_params_get(n, lg_slice_params);
+  if (n->needs[0] && !(gin[0] = lg_slice_backward(g, n->in_ndim[0], n->in_shape[0], (int)p->dim,
+                                                  p->start, p->end, p->step)))
     return -1;
   return 0;
 }
 
 int lg_bw_select(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
+  const lg_select_params *p = lg_params_get(n, lg_select_params);
   if (n->needs[0] && !(gin[0] = lg_select_backward(g, n->in_ndim[0], n->in_shape[0],
-                                                   (int)n->i[0], n->i[1])))
+                                                   (int)p->dim, p->index)))
     return -1;
   return 0;
 }
 
 int lg_bw_slice_backward(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  if (n->needs[0] && !(gin[0] = lg_slice(g, (int)n->i[0], n->i[1], n->i[2], n->i[3]))) return -1;
+  const lg_slice_params *p = lg_params_get(n, lg_slice_params);
+  if (n->needs[0] && !(gin[0] = lg_slice(g, (int)p->dim, p->start, p->end, p->step))) return -1;
   return 0;
 }
 
 int lg_bw_select_backward(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  if (n->needs[0] && !(gin[0] = lg_select(g, (int)n->i[0], n->i[1]))) return -1;
+  const lg_select_params *p = lg_params_get(n, lg_select_params);
+  if (n->needs[0] && !(gin[0] = lg_select(g, (int)p->dim, p->index))) return -1;
   return 0;
 }
 
@@ -678,7 +702,7 @@ int lg_bw_contiguous(lg_node *n, lg_tensor *g, lg_tensor **gin)
 
 int lg_bw_cat(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
-  int d = (int)n->i[0];
+  int d = (int)lg_params_get(n, lg_dim_params)->dim;
   int64_t off = 0;
   for (int k = 0; k < n->n_in; k++) {
     int64_t len = n->in_shape[k][d];
@@ -691,9 +715,10 @@ int lg_bw_cat(lg_node *n, lg_tensor *g, lg_tensor **gin)
 int lg_bw_index_select(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (!n->needs[0]) return 0;
-  lg_tensor *idx = lg_saved(n, 0);
+  int d = (int)lg_params_get(n, lg_dim_params)->dim;
+  lg_tensor *idx = lg_saved(n, LG_SV_IDX);
   if (!idx) return -1;
-  gin[0] = lg_index_add_zeros(g, (int)n->i[0], idx, n->in_shape[0][n->i[0]]);
+  gin[0] = lg_index_add_zeros(g, d, idx, n->in_shape[0][d]);
   lg_release(idx);
   return gin[0] ? 0 : -1;
 }
@@ -701,9 +726,9 @@ int lg_bw_index_select(lg_node *n, lg_tensor *g, lg_tensor **gin)
 int lg_bw_index_add_zeros(lg_node *n, lg_tensor *g, lg_tensor **gin)
 {
   if (!n->needs[0]) return 0;
-  lg_tensor *idx = lg_saved(n, 0);
+  lg_tensor *idx = lg_saved(n, LG_SV_IDX);
   if (!idx) return -1;
-  gin[0] = lg_index_select(g, (int)n->i[0], idx);
+  gin[0] = lg_index_select(g, (int)lg_params_get(n, lg_dim_params)->dim, idx);
   lg_release(idx);
   return gin[0] ? 0 : -1;
 }

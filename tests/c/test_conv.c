@@ -1,4 +1,4 @@
-/* test_conv.c: conv2d, conv_transpose2d, conv2d_dw and im2col/col2im against
+/* test_conv.c: conv2d, conv_transpose2d, conv2d_grad_weight and im2col/col2im against
  * naive direct loops (in double) on random geometries, their gradients, and
  * gradients of gradients through conv nets (finite differences). */
 #include <stdlib.h>
@@ -313,8 +313,8 @@ static void test_conv_transpose2d_random(void)
   convT_case(3, 6, 14, 14, 1, 4, 4, d, 1, 1);
 }
 
-/* ---- conv2d_dw and its own derivatives ------------------------------------------------ */
-static void test_conv2d_dw_random(void)
+/* ---- conv2d_grad_weight and its own derivatives ------------------------------------------------ */
+static void test_conv2d_grad_weight_random(void)
 {
   for (int it = 0; it < 40; it++) {
     prm p = rand_prm(0);
@@ -326,7 +326,7 @@ static void test_conv2d_dw_random(void)
     lg_tensor *g = OK(rand4(N, O, ohs / p.sh + 1, ows / p.sw + 1, (int)rnd(0, 1)));
     lg_requires_grad_(x, 1);
     lg_requires_grad_(g, 1);
-    lg_tensor *dw = OK(lg_conv2d_dw(x, g, (int)KH, (int)KW, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw));
+    lg_tensor *dw = OK(lg_conv2d_grad_weight(x, g, (int)KH, (int)KW, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw));
     lg_tensor *ref = ref_dw(x, g, KH, KW, p);
     CHECK_CLOSE(dw, ref, 1e-4);
     /* <R, dw(x, g)> = <g, conv2d(x, R)>: d/dx = convT(g, R), d/dg = conv2d(x, R) */
@@ -450,11 +450,11 @@ static void test_gradient_penalty_through_convs(void)
   penalty_case(1, t2, s1, 1, 2, 3, 4, 2, 2, 2, 3);
 }
 
-/* Third order: conv2d_dw's formula (conv_transpose2d, conv2d) differentiated again. */
+/* Third order: conv2d_grad_weight's formula (conv_transpose2d, conv2d) differentiated again. */
 static lg_tensor *dw_energy(lg_tensor **in, void *vctx)
 {
   prm p = *(prm *)vctx;
-  lg_tensor *dw = OK(lg_conv2d_dw(in[0], in[1], 2, 3, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw));
+  lg_tensor *dw = OK(lg_conv2d_grad_weight(in[0], in[1], 2, 3, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw));
   lg_tensor *sq = OK(lg_mul(dw, dw)), *s = OK(lg_sum(sq, 0, NULL, 0)), *gx = NULL;
   CHECK(lg_grad(1, &s, NULL, 1, &in[0], &gx, 1, 1, 0) == 0);
   lg_tensor *t = OK(lg_tanh(gx)), *r = OK(lg_sum(t, 0, NULL, 0));
@@ -462,7 +462,7 @@ static lg_tensor *dw_energy(lg_tensor **in, void *vctx)
   return r;
 }
 
-static void test_conv2d_dw_double_backward(void)
+static void test_conv2d_grad_weight_double_backward(void)
 {
   prm p = {2, 1, 1, 1, 1, 2, 0, 0};
   lg_tensor *in[2] = {rand4(2, 2, 5, 6, 0), NULL};
@@ -503,7 +503,7 @@ static void test_conv_errors(void)
   FAILS(lg_conv_transpose2d(x, wT, b, 2, 2, 1, 1, 0, 0, 1, 1), "bias 7 should have shape 16");
   int64_t gs[4] = {64, 128, 5, 5};
   lg_tensor *g = OK(lg_zeros(4, gs));
-  FAILS(lg_conv2d_dw(x, g, 4, 4, 2, 2, 1, 1, 1, 1), "gives a 7x7 output");
+  FAILS(lg_conv2d_grad_weight(x, g, 4, 4, 2, 2, 1, 1, 1, 1), "gives a 7x7 output");
   lg_release(x); lg_release(w); lg_release(b); lg_release(w2); lg_release(x3); lg_release(wT);
   lg_release(g);
 }
@@ -517,7 +517,7 @@ static void test_conv_edge_cases(void)
   CHECK(y->shape[0] == 0 && y->shape[1] == 3 && y->shape[2] == 3 && !y->grad_fn);
   lg_tensor *z = OK(lg_conv_transpose2d(y, w, NULL, 1, 1, 0, 0, 0, 0, 1, 1));
   CHECK(z->shape[0] == 0 && z->shape[1] == 2 && z->shape[2] == 5);
-  lg_tensor *dw = OK(lg_conv2d_dw(x, y, 3, 3, 1, 1, 0, 0, 1, 1));
+  lg_tensor *dw = OK(lg_conv2d_grad_weight(x, y, 3, 3, 1, 1, 0, 0, 1, 1));
   double s = 0;
   for (int64_t i = 0; i < lg_numel(dw); i++) s += fabs(lg_data(dw)[i]);
   CHECK(s == 0);   /* no samples: a zero weight gradient */
@@ -528,7 +528,7 @@ static void test_formulas_linked(void)
 {
   CHECK(lg_op_has_formula(LG_OP_CONV2D));
   CHECK(lg_op_has_formula(LG_OP_CONV_TRANSPOSE2D));
-  CHECK(lg_op_has_formula(LG_OP_CONV2D_DW));
+  CHECK(lg_op_has_formula(LG_OP_CONV2D_GRAD_WEIGHT));
 }
 
 int main(void)
@@ -539,9 +539,9 @@ int main(void)
   LGT_RUN(test_conv2d_random);
   LGT_RUN(test_conv2d_chunks);
   LGT_RUN(test_conv_transpose2d_random);
-  LGT_RUN(test_conv2d_dw_random);
+  LGT_RUN(test_conv2d_grad_weight_random);
   LGT_RUN(test_gradient_penalty_through_convs);
-  LGT_RUN(test_conv2d_dw_double_backward);
+  LGT_RUN(test_conv2d_grad_weight_double_backward);
   LGT_RUN(test_conv_errors);
   LGT_RUN(test_conv_edge_cases);
   return lgt_finish();

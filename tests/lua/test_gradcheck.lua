@@ -271,12 +271,12 @@ end, function() return {R(3, 2), R(4, 2), R(4), R(1, 4), R(1)} end, {})
 local function N(name, needs, fn, make, covers) return {name, needs, fn, make, covers} end
 local nn_cases = {
   N("conv2d", "conv2d", function(x, w, b) return lg.conv2d(x, w, b, {stride = 2, padding = 1}) end,
-    function() return {R(1, 2, 4, 4), R(2, 2, 3, 3), R(2)} end, {"conv2d", "conv2d_dw", "conv_transpose2d"}),
+    function() return {R(1, 2, 4, 4), R(2, 2, 3, 3), R(2)} end, {"conv2d", "conv2d_grad_weight", "conv_transpose2d"}),
   N("conv2d_dilation_nobias", "conv2d", function(x, w) return sq(lg.conv2d(x, w, nil, {padding = 1, dilation = 2})) end,
-    function() return {R(1, 1, 4, 4), R(2, 1, 2, 2), n = 2} end, {"conv2d", "conv2d_dw"}),
+    function() return {R(1, 1, 4, 4), R(2, 1, 2, 2), n = 2} end, {"conv2d", "conv2d_grad_weight"}),
   N("conv_transpose2d", "conv_transpose2d",
     function(x, w, b) return lg.conv_transpose2d(x, w, b, {stride = 2, padding = 1, output_padding = 1}) end,
-    function() return {R(1, 2, 2, 2), R(2, 2, 3, 3), R(2)} end, {"conv_transpose2d", "conv2d", "conv2d_dw"}),
+    function() return {R(1, 2, 2, 2), R(2, 2, 3, 3), R(2)} end, {"conv_transpose2d", "conv2d", "conv2d_grad_weight"}),
   N("max_pool2d", "max_pool2d", function(x) return sq(lg.max_pool2d(x, 3, {stride = 2, padding = 1})) end,
     function() return {D(1, 2, 4, 4)} end, {"pool_gather", "pool_scatter"}),
   N("avg_pool2d", "avg_pool2d", function(x) return sq(lg.avg_pool2d(x, 3, {stride = 2, padding = 1})) end,
@@ -353,6 +353,24 @@ T.test("every differentiable op has a case", function()
     f:close()
     local ops = {}
     for name in src:gmatch("\nLG_OP%(%s*[%w_]+%s*,%s*([%w_]+)%s*%)") do ops[#ops + 1] = name end
+    -- one-row unary ops: LG_UNARY(ID, name, ...) / LG_UNARY_P(ID, name, ...); the
+    -- row's trailing comment must name what it generates, so grep finds it
+    local rows = {}                        -- a row and its indented continuation lines
+    for line in src:gmatch("[^\n]*") do
+      if line:match("^LG_UNARY") then rows[#rows + 1] = line
+      elseif line:match("^%s") and rows[#rows] and not rows[#rows]:match("%*/%s*$") then
+        rows[#rows] = rows[#rows] .. "\n" .. line
+      end
+    end
+    for _, row in ipairs(rows) do
+      local name = assert(row:match("^LG_UNARY_?P?%(%s*[%w_]+%s*,%s*([%w_]+)"), row)
+      ops[#ops + 1] = name
+      local comment = row:match("/%*([^\n]*)%*/%s*$") or ""
+      for _, fn in ipairs{"lg_" .. name, "lg_bw_" .. name} do
+        T.ok(comment:find("%f[%w_]" .. fn .. "%f[^%w_]"), file .. ": the row of " .. name
+             .. " does not name " .. fn .. " in its trailing comment")
+      end
+    end
     return ops
   end
   local core, missing = ops_of("lg_ops.def"), {}
