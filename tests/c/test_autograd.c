@@ -3,6 +3,7 @@
  * individual ops are checked by the gradcheck and golden tests in Lua. */
 #include <string.h>
 #include "lgt.h"
+#include "lg_kernels_pointwise.h"   /* the formula arena, to overflow it */
 
 static lg_tensor *vec(int n, const float *v)
 {
@@ -192,6 +193,35 @@ static void test_memory_flat(void)
   lg_release(x); lg_release(w);
 }
 
+/* A backward formula that needs more temporaries than the arena holds gets
+ * NULL and an error (not an assert), and the engine names the op. */
+static int greedy_backward(lg_node *n, lg_tensor *g, lg_tensor **gin)
+{
+  lg_fx s = {0};
+  lg_tensor *t = g;
+  for (int k = 0; k <= LG_FX_MAX && t; k++) t = fx_muls(&s, t, 1.0f);
+  if (n->needs[0]) gin[0] = fx_out(t);
+  fx_free(&s);
+  return gin[0] ? 0 : -1;
+}
+
+static void test_formula_arena_overflow(void)
+{
+  float xv[2] = {1, 2};
+  lg_tensor *x = OK(vec(2, xv));
+  lg_requires_grad_(x, 1);
+  lg_tensor *y = OK(lg_clone(x));
+  lg_set_grad_enabled(0);
+  lg_tensor *out = OK(lg_mul_scalar(y, 1.0f));
+  lg_set_grad_enabled(1);
+  CHECK(lg_record_custom("greedy_op", out, 1, &y, greedy_backward, NULL, NULL) == 0);
+  lg_tensor *s = OK(lg_sum(out, 0, NULL, 0));
+  CHECK(lg_backward(1, &s, NULL, 0, 0) == -1);
+  CHECK(strstr(lg_last_error(), "greedy_op") != NULL);
+  CHECK(strstr(lg_last_error(), "more than 32 temporaries") != NULL);
+  lg_release(s); lg_release(out); lg_release(y); lg_release(x);
+}
+
 int main(void)
 {
   LGT_RUN(test_every_op_has_a_formula);
@@ -204,5 +234,6 @@ int main(void)
   LGT_RUN(test_gradient_penalty_shape);
   LGT_RUN(test_retain_grad_and_no_grad);
   LGT_RUN(test_memory_flat);
+  LGT_RUN(test_formula_arena_overflow);
   return lgt_finish();
 }
