@@ -13,6 +13,7 @@
 #include "lg_idx.h"
 #include "lg_safetensors.h"
 #include "lg_image.h"
+#include "lga_draw.h"
 #include "lg_atomic.h"
 
 /* A string argument that must not hold a NUL byte (file names, tensor names,
@@ -279,7 +280,7 @@ static int io_draw_points(lua_State *L)
   float c[4];
   opt_color(L, 3, img, c);
   float r = (float)lgl_optnum(L, 3, "radius", 1), a = (float)lgl_optnum(L, 3, "alpha", 1);
-  if (lg_draw_points(img, pts, r, c, a) != 0) return lgl_error(L);
+  if (lga_draw_points(img, pts, r, c, a) != 0) return lgl_error(L);
   return 0;
 }
 
@@ -294,7 +295,7 @@ static int io_draw_line(lua_State *L)
   lgl_checkopts(L, 6, line_opts);
   float c[4];
   opt_color(L, 6, img, c);
-  if (lg_draw_line(img, x0, y0, x1, y1, (float)lgl_optnum(L, 6, "width", 1), c) != 0)
+  if (lga_draw_line(img, x0, y0, x1, y1, (float)lgl_optnum(L, 6, "width", 1), c) != 0)
     return lgl_error(L);
   return 0;
 }
@@ -310,7 +311,7 @@ static int io_draw_rect(lua_State *L)
   lgl_checkopts(L, 6, rect_opts);
   float c[4];
   opt_color(L, 6, img, c);
-  if (lg_draw_rect(img, x0, y0, x1, y1, c) != 0) return lgl_error(L);
+  if (lga_draw_rect(img, x0, y0, x1, y1, c) != 0) return lgl_error(L);
   return 0;
 }
 
@@ -326,7 +327,7 @@ static int io_draw_text(lua_State *L)
   float c[4];
   opt_color(L, 5, img, c);
   int w = 0;
-  if (lg_draw_text(img, x, y, s, (int)lgl_optint(L, 5, "scale", 1, 1, LG_TEXT_MAX_SCALE), c, &w) != 0)
+  if (lga_draw_text(img, x, y, s, (int)lgl_optint(L, 5, "scale", 1, 1, LGA_TEXT_MAX_SCALE), c, &w) != 0)
     return lgl_error(L);
   lua_pushinteger(L, w);
   return 1;
@@ -336,8 +337,8 @@ static int io_draw_text(lua_State *L)
 static int io_text_width(lua_State *L)
 {
   const char *text = luaL_checkstring(L, 1);
-  lua_Integer scale = lua_isnoneornil(L, 2) ? 1 : lgl_checkint(L, 2, "scale", 1, LG_TEXT_MAX_SCALE);
-  int w = lg_text_width(text);
+  lua_Integer scale = lua_isnoneornil(L, 2) ? 1 : lgl_checkint(L, 2, "scale", 1, LGA_TEXT_MAX_SCALE);
+  int w = lga_text_width(text);
   if (w < 0) return lgl_error(L);
   lua_pushinteger(L, (lua_Integer)w * scale);
   return 1;

@@ -1,4 +1,4 @@
-/* lgl_linalg.c: the evaluation kernels of runtime/lg_linalg.h for Lua, as
+/* lgl_linalg.c: the evaluation kernels of runtime/lga_metrics.h for Lua, as
  * the table luagan.core.linalg (lg.linalg):
  *
  *   w, V = linalg.sym_eig(A)              A: n x n nested table (symmetric)
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lgl.h"
-#include "lg_linalg.h"
+#include "lga_metrics.h"
 
 /* ---- doubles <-> Lua tables ---------------------------------------------------- */
 
@@ -128,7 +128,7 @@ static int l_sym_eig(lua_State *L)
   int n;
   double *a = check_matrix(L, 1, &n, "sym_eig");
   double *w = scratch(L, (size_t)n), *v = scratch(L, (size_t)n * n);
-  if (lg_sym_eig(n, a, w, v)) return lgl_error(L);
+  if (lga_sym_eig(n, a, w, v)) return lgl_error(L);
   push_vector(L, w, n);
   push_matrix(L, v, n);
   return 2;
@@ -139,7 +139,7 @@ static int l_sqrtm_psd(lua_State *L)
   int n;
   double *a = check_matrix(L, 1, &n, "sqrtm_psd");
   double *s = scratch(L, (size_t)n * n);
-  if (lg_sqrtm_psd(n, a, s)) return lgl_error(L);
+  if (lga_sqrtm_psd(n, a, s)) return lgl_error(L);
   push_matrix(L, s, n);
   return 1;
 }
@@ -152,7 +152,7 @@ static int l_trace_sqrt_product(lua_State *L)
   if (n != m)
     return luaL_error(L, "trace_sqrt_product: matrices are %dx%d and %dx%d", n, n, m, m);
   double t;
-  if (lg_trace_sqrt_product(n, a, b, &t)) return lgl_error(L);
+  if (lga_trace_sqrt_product(n, a, b, &t)) return lgl_error(L);
   lua_pushnumber(L, t);
   return 1;
 }
@@ -165,7 +165,7 @@ static int l_mean_cov(lua_State *L)
   double *mu = scratch(L, (size_t)d), *cov = scratch(L, (size_t)d * d);
   lg_tensor *x = lg_contiguous(x0);
   if (!x) return lgl_error(L);
-  int rc = lg_mean_cov(n, d, lg_data(x), mu, cov);
+  int rc = lga_mean_cov(n, d, lg_data(x), mu, cov);
   lg_release(x);
   if (rc) return lgl_error(L);
   push_vector(L, mu, d);
@@ -184,7 +184,7 @@ static int l_frechet(lua_State *L)
     return luaL_error(L, "frechet: sizes differ: mu1 %d, cov1 %dx%d, mu2 %d, cov2 %dx%d",
                       d1, n1, n1, d2, n2, n2);
   double fd;
-  if (lg_frechet(d1, mu1, c1, mu2, c2, &fd)) return lgl_error(L);
+  if (lga_frechet(d1, mu1, c1, mu2, c2, &fd)) return lgl_error(L);
   lua_pushnumber(L, fd);
   return 1;
 }
@@ -210,7 +210,7 @@ static int l_knn(lua_State *L)
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)(nq ? nq : 1));
   if (!idx) lg_error("knn: out of memory for %lld indices", (long long)nq);
   int rc = (!kth || !nn || !idx) ? -1
-           : (naive ? lg_knn_naive : lg_knn)(lg_data(q), nq, lg_data(r), nr, dq, (int)k,
+           : (naive ? lga_knn_naive : lga_knn)(lg_data(q), nq, lg_data(r), nr, dq, (int)k,
                                              skip_self, lg_data(kth), idx);
   if (rc == 0)
     for (int64_t i = 0; i < nq; i++) lg_data(nn)[i] = (float)(idx[i] + 1);
@@ -250,7 +250,7 @@ static int l_in_balls(lua_State *L)
   uint8_t *in = malloc((size_t)(nq ? nq : 1));
   if (!in) lg_error("in_balls: out of memory for %lld flags", (long long)nq);
   int rc = (!q || !r || !radc || !out || !in) ? -1
-           : (naive ? lg_in_balls_naive : lg_in_balls)(lg_data(q), nq, lg_data(r), nr, dq,
+           : (naive ? lga_in_balls_naive : lga_in_balls)(lg_data(q), nq, lg_data(r), nr, dq,
                                                        lg_data(radc), in);
   if (rc == 0)
     for (int64_t i = 0; i < nq; i++) lg_data(out)[i] = in[i];
@@ -272,7 +272,7 @@ static int l_mmd2_poly(lua_State *L)
   lg_tensor *x = lg_contiguous(x0), *y = lg_contiguous(y0);
   double out;
   int rc = (!x || !y) ? -1
-           : (naive ? lg_mmd2_poly_naive : lg_mmd2_poly)(lg_data(x), m, lg_data(y), n, dx, &out);
+           : (naive ? lga_mmd2_poly_naive : lga_mmd2_poly)(lg_data(x), m, lg_data(y), n, dx, &out);
   lg_release(x); lg_release(y);
   if (rc) return lgl_error(L);
   lua_pushnumber(L, out);

@@ -37,7 +37,7 @@ lg_tensor *lg_conv_transpose2d(lg_tensor *x, lg_tensor *w, lg_tensor *b, int sh,
 lg_tensor *lg_conv2d_grad_weight(lg_tensor *x, lg_tensor *g, int kh, int kw, int sh, int sw,
                                  int ph, int pw, int dh, int dw);
 
-/* ---- pooling and resampling (lg_pool.c) ------------------------------------ */
+/* ---- pooling (lg_pool.c) and upsampling (lg_upsample.c) -------------------- */
 /* x: (N,C,H,W) -> (N,C,OH,OW), OH = (H + 2ph - kh) / sh + 1; padding <= k/2.
  * Max pooling ignores padded cells; avg pooling counts them (PyTorch's
  * count_include_pad=True default). */
@@ -52,7 +52,7 @@ lg_tensor *lg_avg_pool2d_backward(lg_tensor *g, int64_t H, int64_t W, int kh, in
  *   pool_scatter g: (N,C,OH,OW) -> (N,C,H,W) (zeros plus g added at idx) */
 lg_tensor *lg_pool_gather(lg_tensor *x, const lg_tensor *idx);
 lg_tensor *lg_pool_scatter(lg_tensor *g, const lg_tensor *idx, int64_t H, int64_t W);
-/* x: (N,C,H,W) -> (N,C,H*sh,W*sw); mode 0 nearest, 1 bilinear (align_corners=false). */
+/* lg_upsample.c: x: (N,C,H,W) -> (N,C,H*sh,W*sw); mode 0 nearest, 1 bilinear (align_corners=false). */
 lg_tensor *lg_upsample(lg_tensor *x, int sh, int sw, int mode);
 /* Adjoint of bilinear upsampling: g: (N,C,H*sh,W*sw) -> (N,C,H,W). */
 lg_tensor *lg_upsample_bilinear_backward(lg_tensor *g, int64_t H, int64_t W, int sh, int sw);

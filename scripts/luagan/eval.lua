@@ -340,7 +340,7 @@ local function sorted_list(t)
 end
 
 -- Training rows scored against at a time when the training set is kept as
--- bytes: a multiple of the knn kernel's 2048-row block (lg_linalg.c), so the
+-- bytes: a multiple of the knn kernel's 2048-row block (apps/lga_metrics.c), so the
 -- chunks are scored block for block as one call over the whole set would
 -- score them (the same distances, bit for bit), and only 25 MB of the set is
 -- ever float at once.

@@ -17,6 +17,7 @@
 #include "lg_idx.h"
 #include "lg_safetensors.h"
 #include "lg_image.h"
+#include "lga_draw.h"
 #include "lg_atomic.h"
 
 /* an int-returning call that must fail with a message containing substr */
@@ -742,17 +743,17 @@ static void test_draw(void)
   float pv[4] = {2.5f, 3.5f, -100, 5};   /* second point is off the canvas */
   int64_t sp[2] = {2, 2};
   lg_tensor *pts = OK(lg_from_data(2, sp, pv));
-  CHECK(lg_draw_points(img, pts, 0.5f, red, 1) == 0);
+  CHECK(lga_draw_points(img, pts, 0.5f, red, 1) == 0);
   float *d = lg_data(img);
   int lit = 0;
   for (int i = 0; i < 120; i++) lit += d[i] != 0;
   CHECK(lit == 1 && d[3 * 12 + 2] == 1);       /* pixel (row 3, col 2) of channel 0 */
   /* half-transparent blend */
-  CHECK(lg_draw_points(img, pts, 0.5f, blue, 0.5f) == 0);
+  CHECK(lga_draw_points(img, pts, 0.5f, blue, 0.5f) == 0);
   CHECK_NEAR(d[3 * 12 + 2], 0.5, 1e-6);
   CHECK_NEAR(d[2 * 120 + 3 * 12 + 2], 0.5, 1e-6);
   /* a horizontal line along row 8 from col 1 to col 10 */
-  CHECK(lg_draw_line(img, 1.5f, 8.5f, 10.5f, 8.5f, 1, white) == 0);
+  CHECK(lga_draw_line(img, 1.5f, 8.5f, 10.5f, 8.5f, 1, white) == 0);
   int row = 0, other = 0;
   for (int i = 0; i < 10; i++)
     for (int j = 0; j < 12; j++) {
@@ -761,15 +762,15 @@ static void test_draw(void)
       else other += on;
     }
   CHECK(row == 10 && other == 0);
-  CHECK(lg_draw_rect(img, 0, 0, 2, 1, blue) == 0);
+  CHECK(lga_draw_rect(img, 0, 0, 2, 1, blue) == 0);
   CHECK(d[240] == 1 && d[241] == 1 && d[242] == 0 && d[240 + 12] == 0);
   /* text puts some pixels down, inside its width */
   int64_t st[3] = {1, 20, 60};
   lg_tensor *canvas = OK(lg_zeros(3, st));
   int w = 0;
   float one[1] = {1};
-  CHECK(lg_draw_text(canvas, 1, 1, "0.5e-3", 1, one, &w) == 0);
-  CHECK(w == lg_text_width("0.5e-3") && w > 10 && w < 50);
+  CHECK(lga_draw_text(canvas, 1, 1, "0.5e-3", 1, one, &w) == 0);
+  CHECK(w == lga_text_width("0.5e-3") && w > 10 && w < 50);
   int on = 0, outside = 0;
   for (int i = 0; i < 20; i++)
     for (int j = 0; j < 60; j++) {
@@ -777,9 +778,9 @@ static void test_draw(void)
       outside += lg_data(canvas)[i * 60 + j] != 0 && j > 1 + w;
     }
   CHECK(on > 10 && outside == 0);
-  CHECK(lg_draw_text(canvas, 1, 1, "\x01\xff", 2, one, NULL) == 0);   /* non-ASCII: no crash */
-  FAILS_RC(lg_draw_points(canvas, img, 1, one, 1), "expected points (N,2)");
-  FAILS_RC(lg_draw_line(pts, 0, 0, 1, 1, 1, one), "expected an image (C,H,W)");
+  CHECK(lga_draw_text(canvas, 1, 1, "\x01\xff", 2, one, NULL) == 0);   /* non-ASCII: no crash */
+  FAILS_RC(lga_draw_points(canvas, img, 1, one, 1), "expected points (N,2)");
+  FAILS_RC(lga_draw_line(pts, 0, 0, 1, 1, 1, one), "expected an image (C,H,W)");
   lg_release(canvas); lg_release(pts); lg_release(img);
 }
 

@@ -1,12 +1,12 @@
-/* lg_linalg.c: symmetric eigendecomposition (Jacobi), matrix square roots,
+/* lga_metrics.c: symmetric eigendecomposition (Jacobi), matrix square roots,
  * feature statistics, and the blocked nearest-neighbour / kernel sums of the
- * evaluation metrics. See lg_linalg.h for the contracts. */
+ * evaluation metrics. See lga_metrics.h for the contracts. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
 #include "lg_tensor.h"
-#include "lg_linalg.h"
+#include "lga_metrics.h"
 
 /* Blocks of the sgemm-based kernels: QB query rows x RB reference rows of
  * float distances at a time (QB*RB*4 bytes = 2 MiB), small enough to stay in
@@ -30,7 +30,7 @@ static int check_rows(const char *who, const void *p, int64_t n, int d)
 
 /* ---- dense symmetric matrices ------------------------------------------------ */
 
-int lg_sym_eig(int n, double *a, double *w, double *v)
+int lga_sym_eig(int n, double *a, double *w, double *v)
 {
   if (n < 0 || (n > 0 && (a == NULL || w == NULL))) {
     lg_error("sym_eig: bad arguments (n = %d)", n);
@@ -153,7 +153,7 @@ static int clamp_psd(const char *who, int n, double *w)
   return 0;
 }
 
-int lg_sqrtm_psd(int n, const double *a, double *out)
+int lga_sqrtm_psd(int n, const double *a, double *out)
 {
   if (n < 0 || (n > 0 && (a == NULL || out == NULL))) {
     lg_error("sqrtm_psd: bad arguments (n = %d)", n);
@@ -164,7 +164,7 @@ int lg_sqrtm_psd(int n, const double *a, double *out)
   if (!buf) { lg_error("sqrtm_psd: out of memory (n = %d)", n); return -1; }
   double *t = buf, *v = buf + nn, *w = buf + 2 * nn;
   memcpy(t, a, sizeof(double) * nn);
-  int rc = lg_sym_eig(n, t, w, v);
+  int rc = lga_sym_eig(n, t, w, v);
   if (rc != 0) lg_error_prefix("sqrtm_psd");
   else rc = clamp_psd("sqrtm_psd", n, w);
   if (rc == 0) {
@@ -181,7 +181,7 @@ int lg_sqrtm_psd(int n, const double *a, double *out)
   return rc;
 }
 
-int lg_trace_sqrt_product(int n, const double *a, const double *b, double *out)
+int lga_trace_sqrt_product(int n, const double *a, const double *b, double *out)
 {
   if (n < 0 || (n > 0 && (a == NULL || b == NULL)) || out == NULL) {
     lg_error("trace_sqrt_product: bad arguments (n = %d)", n);
@@ -191,7 +191,7 @@ int lg_trace_sqrt_product(int n, const double *a, const double *b, double *out)
   double *buf = malloc(sizeof(double) * (3 * nn + (size_t)n + 1));
   if (!buf) { lg_error("trace_sqrt_product: out of memory (n = %d)", n); return -1; }
   double *s = buf, *t = buf + nn, *m = buf + 2 * nn, *w = buf + 3 * nn;
-  int rc = lg_sqrtm_psd(n, a, s);
+  int rc = lga_sqrtm_psd(n, a, s);
   if (rc != 0) lg_error_prefix("trace_sqrt_product");
   else {
     /* t = b s, then m = s t = s b s (symmetric PSD: both factors are) */
@@ -209,7 +209,7 @@ int lg_trace_sqrt_product(int n, const double *a, const double *b, double *out)
       }
     for (int i = 0; i < n; i++)
       for (int j = 0; j < i; j++) m[i * n + j] = m[j * n + i];
-    rc = lg_sym_eig(n, m, w, NULL);
+    rc = lga_sym_eig(n, m, w, NULL);
     if (rc != 0) lg_error_prefix("trace_sqrt_product");
     else rc = clamp_psd("trace_sqrt_product", n, w);
     if (rc == 0) {
@@ -222,7 +222,7 @@ int lg_trace_sqrt_product(int n, const double *a, const double *b, double *out)
   return rc;
 }
 
-int lg_mean_cov(int64_t n, int d, const float *x, double *mu, double *cov)
+int lga_mean_cov(int64_t n, int d, const float *x, double *mu, double *cov)
 {
   if (check_rows("mean_cov", x, n, d)) return -1;
   if (n < 2) {
@@ -261,7 +261,7 @@ int lg_mean_cov(int64_t n, int d, const float *x, double *mu, double *cov)
   return 0;
 }
 
-int lg_frechet(int d, const double *mu1, const double *c1, const double *mu2,
+int lga_frechet(int d, const double *mu1, const double *c1, const double *mu2,
                const double *c2, double *out)
 {
   if (d < 1 || !mu1 || !c1 || !mu2 || !c2 || !out) {
@@ -269,7 +269,7 @@ int lg_frechet(int d, const double *mu1, const double *c1, const double *mu2,
     return -1;
   }
   double tsqrt;
-  if (lg_trace_sqrt_product(d, c1, c2, &tsqrt) != 0) {
+  if (lga_trace_sqrt_product(d, c1, c2, &tsqrt) != 0) {
     lg_error_prefix("frechet");
     return -1;
   }
@@ -334,7 +334,7 @@ static int knn_check(const char *who, const float *q, int64_t nq, const float *r
   return 0;
 }
 
-int lg_knn_naive(const float *q, int64_t nq, const float *r, int64_t nr, int d, int k,
+int lga_knn_naive(const float *q, int64_t nq, const float *r, int64_t nr, int d, int k,
                  int skip_self, float *kth, int64_t *nn)
 {
   if (knn_check("knn", q, nq, r, nr, d, k, skip_self, kth)) return -1;
@@ -355,7 +355,7 @@ int lg_knn_naive(const float *q, int64_t nq, const float *r, int64_t nr, int d, 
   return 0;
 }
 
-int lg_knn(const float *q, int64_t nq, const float *r, int64_t nr, int d, int k,
+int lga_knn(const float *q, int64_t nq, const float *r, int64_t nr, int d, int k,
            int skip_self, float *kth, int64_t *nn)
 {
   if (knn_check("knn", q, nq, r, nr, d, k, skip_self, kth)) return -1;
@@ -411,7 +411,7 @@ static int balls_check(const float *q, int64_t nq, const float *r, int64_t nr, i
   return 0;
 }
 
-int lg_in_balls_naive(const float *q, int64_t nq, const float *r, int64_t nr, int d,
+int lga_in_balls_naive(const float *q, int64_t nq, const float *r, int64_t nr, int d,
                       const float *radius, uint8_t *inside)
 {
   if (balls_check(q, nq, r, nr, d, radius, inside)) return -1;
@@ -423,7 +423,7 @@ int lg_in_balls_naive(const float *q, int64_t nq, const float *r, int64_t nr, in
   return 0;
 }
 
-int lg_in_balls(const float *q, int64_t nq, const float *r, int64_t nr, int d,
+int lga_in_balls(const float *q, int64_t nq, const float *r, int64_t nr, int d,
                 const float *radius, uint8_t *inside)
 {
   if (balls_check(q, nq, r, nr, d, radius, inside)) return -1;
@@ -479,7 +479,7 @@ static int mmd_check(const float *x, int64_t m, const float *y, int64_t n, int d
   return 0;
 }
 
-int lg_mmd2_poly_naive(const float *x, int64_t m, const float *y, int64_t n, int d, double *out)
+int lga_mmd2_poly_naive(const float *x, int64_t m, const float *y, int64_t n, int d, double *out)
 {
   if (mmd_check(x, m, y, n, d, out)) return -1;
   double sxx = 0, syy = 0, sxy = 0;
@@ -533,7 +533,7 @@ static double kernel_sum(const float *a, int64_t na, const float *b, int64_t nb,
   return total;
 }
 
-int lg_mmd2_poly(const float *x, int64_t m, const float *y, int64_t n, int d, double *out)
+int lga_mmd2_poly(const float *x, int64_t m, const float *y, int64_t n, int d, double *out)
 {
   if (mmd_check(x, m, y, n, d, out)) return -1;
   float *g = malloc(sizeof(float) * QB * RB);

@@ -1,4 +1,4 @@
-/* lg_linalg.h: the numerical kernels of the evaluation metrics (luagan eval).
+/* lga_metrics.h: the numerical kernels of the evaluation metrics (luagan eval).
  *
  * Dense double-precision linear algebra on small matrices (the 128x128
  * feature covariances of the Frechet distance) and nearest-neighbour /
@@ -11,8 +11,8 @@
  * reference next to it with the same signature (suffix _naive); the tests
  * compare the two.
  */
-#ifndef LG_LINALG_H
-#define LG_LINALG_H
+#ifndef LGA_METRICS_H
+#define LGA_METRICS_H
 
 #include <stdint.h>
 
@@ -24,27 +24,27 @@
  * as its columns, a = v diag(w) v^T. Jacobi is slow (O(n^3) per sweep, a
  * handful of sweeps) but accurate to a few ulps in every eigenvalue, which
  * is what a Frechet distance near 0 needs. */
-int lg_sym_eig(int n, double *a, double *w, double *v);
+int lga_sym_eig(int n, double *a, double *w, double *v);
 
 /* out (n x n) = the symmetric square root of the symmetric positive
  * semi-definite a (n x n): v diag(sqrt(max(w, 0))) v^T. a is not modified;
  * out may not alias a. Eigenvalues below -1e-6 * max|w| are an error (a is
  * not PSD); smaller negative ones are rounding and count as 0. */
-int lg_sqrtm_psd(int n, const double *a, double *out);
+int lga_sqrtm_psd(int n, const double *a, double *out);
 
 /* *out = trace of sqrt(a b) for symmetric PSD a and b (n x n): computed as
  * trace sqrt(a^1/2 b a^1/2), whose argument is symmetric PSD, so only
  * symmetric eigendecompositions are needed (a b itself is not symmetric). */
-int lg_trace_sqrt_product(int n, const double *a, const double *b, double *out);
+int lga_trace_sqrt_product(int n, const double *a, const double *b, double *out);
 
 /* Mean mu (d) and unbiased covariance cov (d x d, divided by n-1) of the n
  * rows of x (n x d float32, row-major), accumulated in double after
  * centring (two passes, so a large mean costs no precision). n >= 2. */
-int lg_mean_cov(int64_t n, int d, const float *x, double *mu, double *cov);
+int lga_mean_cov(int64_t n, int d, const float *x, double *mu, double *cov);
 
 /* *out = Frechet distance between N(mu1, c1) and N(mu2, c2) in d dims:
  * |mu1 - mu2|^2 + tr c1 + tr c2 - 2 tr sqrt(c1 c2). */
-int lg_frechet(int d, const double *mu1, const double *c1, const double *mu2,
+int lga_frechet(int d, const double *mu1, const double *c1, const double *mu2,
                const double *c2, double *out);
 
 /* ---- nearest neighbours over float32 rows --------------------------------- */
@@ -55,26 +55,26 @@ int lg_frechet(int d, const double *mu1, const double *c1, const double *mu2,
  * and row i of r is not a neighbour of query i. Needs k <= nr (- 1 with
  * skip_self) and k <= 256. Distances come from |q|^2 + |r|^2 - 2 q.r
  * (sgemm over blocks), clamped at 0. */
-int lg_knn(const float *q, int64_t nq, const float *r, int64_t nr, int d, int k,
+int lga_knn(const float *q, int64_t nq, const float *r, int64_t nr, int d, int k,
            int skip_self, float *kth, int64_t *nn);
-int lg_knn_naive(const float *q, int64_t nq, const float *r, int64_t nr, int d, int k,
+int lga_knn_naive(const float *q, int64_t nq, const float *r, int64_t nr, int d, int k,
                  int skip_self, float *kth, int64_t *nn);
 
 /* inside[i] = 1 when row i of q (nq x d) lies in some ball around a row j of
  * r (nr x d) of radius radius[j] (|q_i - r_j| <= radius[j]), else 0. With the
  * k-NN radii of r this is the k-NN manifold test of Kynkaanniemi et al. 2019
  * (precision: q = generated, r = real; recall: the other way round). */
-int lg_in_balls(const float *q, int64_t nq, const float *r, int64_t nr, int d,
+int lga_in_balls(const float *q, int64_t nq, const float *r, int64_t nr, int d,
                 const float *radius, uint8_t *inside);
-int lg_in_balls_naive(const float *q, int64_t nq, const float *r, int64_t nr, int d,
+int lga_in_balls_naive(const float *q, int64_t nq, const float *r, int64_t nr, int d,
                       const float *radius, uint8_t *inside);
 
 /* *out = unbiased MMD^2 between the rows of x (m x d) and y (n x d) with the
  * cubic polynomial kernel k(a, b) = (a.b / d + 1)^3 of KID (Binkowski et al.
  * 2018): mean of k over pairs i != j within x, plus the same within y, minus
  * twice the mean over all pairs across. m, n >= 2. Sums in double. */
-int lg_mmd2_poly(const float *x, int64_t m, const float *y, int64_t n, int d, double *out);
-int lg_mmd2_poly_naive(const float *x, int64_t m, const float *y, int64_t n, int d,
+int lga_mmd2_poly(const float *x, int64_t m, const float *y, int64_t n, int d, double *out);
+int lga_mmd2_poly_naive(const float *x, int64_t m, const float *y, int64_t n, int d,
                        double *out);
 
 #endif
