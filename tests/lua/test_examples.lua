@@ -214,6 +214,29 @@ T.test("Mish: first and second derivatives equal the composed ops' autograd", fu
   T.close(gg1, gg2, 1e-4)
 end)
 
+-- ---- an op composed once in Lua: its gradient comes for free ----------------------
+-- docs/extending.md "Adding an op": swish written with two existing ops has no
+-- backward of its own, yet gradcheck and gradgradcheck pass: autograd records
+-- the mul and the sigmoid, whose formulas are themselves made of ops.
+T.test("swish = x * sigmoid(x) in Lua: gradcheck and gradgradcheck without a formula", function()
+  local function swish(x) return x * x:sigmoid() end
+  lg.manual_seed(11)
+  T.ok(gc.gradcheck(swish, {R(3, 4)}, {name = "swish"}))
+  T.ok(gc.gradgradcheck(swish, {R(3, 4)}, {name = "swish"}))
+  -- against the hand-derived derivative sigma(x) (1 + x (1 - sigma(x)))
+  local v = {-2, 0, 1.5}
+  local want, dwant = {}, {}
+  for i, t in ipairs(v) do
+    local sg = 1 / (1 + math.exp(-t))
+    want[i], dwant[i] = t * sg, sg * (1 + t * (1 - sg))
+  end
+  local x = lg.tensor(v):requires_grad_()
+  local y = swish(x)
+  T.close(y, want, 1e-6)
+  y:sum():backward()
+  T.close(x.grad, dwant, 1e-6)
+end)
+
 -- ---- path 3: a C op in its own module -----------------------------------------------
 local function need_pn()
   if not pn_ok then error(pn, 0) end
