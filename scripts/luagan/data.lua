@@ -46,12 +46,6 @@ local function with_state(st, fn, ...)
   return after, table.unpack(res, 2, res.n)
 end
 
-local function file_exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
-end
-
 ---------------------------------------------------------------------------
 -- MNIST-like IDX data sets
 
@@ -64,7 +58,7 @@ local SPLIT_PREFIX = {train = "train", test = "t10k"}
 -- The file <dir>/<stem> or <dir>/<stem>.gz, or nil.
 local function find_file(dir, stem)
   for _, p in ipairs{dir .. "/" .. stem .. ".gz", dir .. "/" .. stem} do
-    if file_exists(p) then return p end
+    if core.isfile(p) then return p end
   end
 end
 
