@@ -21,18 +21,7 @@ local data = {}
 data.load_idx = core.load_idx
 data.save_idx = core.save_idx
 
--- Run fn() with the global generator seeded to seed, then put the global
--- state back: randomness that is reproducible on its own and does not
--- disturb the caller's stream. seed nil: fn runs on the global generator.
-local function with_seed(seed, fn, ...)
-  if seed == nil then return fn(...) end
-  local saved = lg.get_rng_state()
-  lg.manual_seed(seed)
-  local res = table.pack(pcall(fn, ...))
-  lg.set_rng_state(saved)
-  if not res[1] then error(res[2], 0) end
-  return table.unpack(res, 2, res.n)
-end
+local with_seed = util.with_seed
 
 -- Run fn() on a generator whose state is the string st; returns the new
 -- state string and fn's results.
