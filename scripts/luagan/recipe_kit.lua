@@ -31,6 +31,13 @@ kit.BATCH = {"batch", 64, "batch size"}
 kit.NZ = {"nz", 100, "noise dimension"}
 kit.LIMIT = {"limit", 0, "train on the first N images only (0 = all 60000)"}
 kit.BETAS = {{"beta1", 0.5, "Adam beta1"}, {"beta2", 0.999, "Adam beta2"}}
+-- The DCGAN paper's Adam (lr 2e-4, betas 0.5, 0.999) for both nets.
+kit.DCGAN_ADAM = {{"lr", 2e-4, "Adam learning rate (both nets)"}, kit.BETAS[1], kit.BETAS[2]}
+-- The options of kit.recon_probe.
+kit.RECON_EVAL = {
+  {"eval_n", 2000, "test images for the reconstruction error and probe at the end (0 = skip)"},
+  {"probe_n", 10000, "training images for the linear probe"},
+}
 
 -- options(list) -> the option list of luagan.recipe: each entry copied, and
 -- a group (a list of entries, like kit.BETAS) spliced in where it stands.
@@ -166,6 +173,13 @@ function kit.d_means_raw(c, out) return kit.d_means(c, out, true) end
 local STEP_HOOKS = {"n_d", "fresh", "real", "noise", "generate", "fakes", "d_loss", "after_d",
                     "g_loss", "after_g", "metrics"}
 
+-- One optimiser update on loss (+ pen, when there is a penalty term).
+local function update(optimizer, loss, pen)
+  optimizer:zero_grad()
+  ;(pen and loss + pen or loss):backward()
+  optimizer:step()
+end
+
 local function generate(h, c, z)
   if h.generate then return h.generate(c, z) end
   return c.s.G(z)
@@ -209,11 +223,8 @@ function kit.gan_step(s, h, i)
         c.fake_d = c.fake:detach()
       end
     end
-    local ld, pen = (h.d_loss or kit.d_loss)(c)
-    c.loss_d, c.penalty = ld, pen
-    s.optD:zero_grad()
-    ;(pen and ld + pen or ld):backward()
-    s.optD:step()
+    c.loss_d, c.penalty = (h.d_loss or kit.d_loss)(c)
+    update(s.optD, c.loss_d, c.penalty)
     if h.after_d then h.after_d(c) end
   end
   -- G's update; D's gradients from it are cleared by D's next zero_grad
@@ -221,13 +232,10 @@ function kit.gan_step(s, h, i)
     c.z = noise(c)
     c.fake = generate(h, c, c.z)
   end
-  local lgen, pen = (h.g_loss or kit.g_loss)(c)
-  c.loss_g, c.penalty_g = lgen, pen
-  s.optG:zero_grad()
-  ;(pen and lgen + pen or lgen):backward()
-  s.optG:step()
+  c.loss_g, c.penalty_g = (h.g_loss or kit.g_loss)(c)
+  update(s.optG, c.loss_g, c.penalty_g)
   if h.after_g then h.after_g(c) end
-  local out = {loss_d = c.loss_d, loss_g = lgen}
+  local out = {loss_d = c.loss_d, loss_g = c.loss_g}
   if h.metrics then h.metrics(c, out) end
   return out
 end
