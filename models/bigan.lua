@@ -43,7 +43,7 @@ end
 -- D(x (N,1,28,28), z (N,nz)) -> logits (N,1)
 local JointD = nn.Module:extend("JointD")
 function JointD:init(opt)
-  self.x_path = nets.seq((nets.dcgan_D_layers{ch = opt.ch, hidden = 0, out = 0}))
+  self.x_path = nets.seq(nets.dcgan_D_layers{ch = opt.ch, hidden = 0, out = 0})
   self.z_path = nn.Sequential{nn.Linear(opt.nz, 512), nn.LeakyReLU(0.2)}
   self.joint = nn.Sequential{
     nn.Linear(2 * opt.ch * 7 * 7 + 512, 512), nn.LeakyReLU(0.2), nn.Dropout(opt.dropout),

@@ -245,8 +245,9 @@ end
 -- matching with lg.tricks.features(D, x, {D.features}).
 local D_OPTS = {"norm", "spectral", "minibatch", "channels", "out", "slope", "ch", "hidden"}
 
--- dcgan_D_layers{... as dcgan_D} -> the list of D's layers and the index of
--- the feature layer, default-initialised (no DCGAN init). out = 0 leaves out
+-- dcgan_D_layers{... as dcgan_D} -> the list of D's layers (its field
+-- `features`: the index of the feature layer), default-initialised (no DCGAN
+-- init). out = 0 leaves out
 -- the last layer: the trunk, (N, channels, 28, 28) -> (N, hidden or
 -- 2ch*7*7), for a recipe's own heads (InfoGAN's Q, encoders).
 function nets.dcgan_D_layers(o, who)
@@ -285,7 +286,8 @@ function nets.dcgan_D_layers(o, who)
     width = width + mb[1]
   end
   if n_out > 0 then push(L, sn(s, nn.Linear(width, n_out))) end
-  return L, features
+  L.features = features
+  return L
 end
 
 function nets.dcgan_D(o)
@@ -294,12 +296,12 @@ function nets.dcgan_D(o)
   local lo = {}
   for k, v in pairs(opts) do if k ~= "init" then lo[k] = v end end
   if lo.out == 0 then error("nets.dcgan_D: out must be >= 1 (dcgan_D_layers gives the trunk)", 2) end
-  local L, features = nets.dcgan_D_layers(lo, "nets.dcgan_D")
+  local L = nets.dcgan_D_layers(lo, "nets.dcgan_D")
   -- init before nothing else touches the weights; SpectralNorm keeps the same
   -- tensors as weight_orig, so the init reaches them
   local D = nn.Sequential(L)
   if opts.init ~= false then nets.dcgan_init(D) end
-  rawset(D, "features", tostring(features))
+  rawset(D, "features", tostring(L.features))
   return D
 end
 
