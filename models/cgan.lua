@@ -109,10 +109,10 @@ end
 return require("luagan.recipe"){
   name = "cgan",
   about = "conditional GAN on Fashion-MNIST (Mirza & Osindero 2014): G(z, y), D(x, y), --mismatch term",
-  options = kit.options{
+  options = {
     {"steps", 2000, "training steps (one D and one G update each; 937 per epoch at batch 64)"},
-    kit.BATCH,
-    kit.NZ,
+    {"batch", 64, "batch size"},
+    {"nz", 100, "noise dimension"},
     {"cond", "concat", "how D sees the label: image channels, or projected on its features",
      choices = {"concat", "projection"}},
     {"label", "onehot", "how the label enters G (and D with --cond concat)", choices = {"onehot", "embed"}},
@@ -122,7 +122,8 @@ return require("luagan.recipe"){
     {"ch", 32, "base channels (64 = the reference DCGAN widths)"},
     {"hidden", 0, "width of an extra FC layer in G and D (1024 = the reference; 0 = none)"},
     {"lr", 2e-4, "Adam learning rate (both nets)"},
-    kit.BETAS,
+    {"beta1", 0.5, "Adam beta1"},
+    {"beta2", 0.999, "Adam beta2"},
     kit.LIMIT,
     {"eval_n", 2000, "samples for the label accuracy at the end (0 = skip)"},
     {"sample_every", 500, "write samples_STEP.png every N steps"},

@@ -71,7 +71,7 @@ end
 return require("luagan.recipe"){
   name = "cogan",
   about = "coupled GANs (Liu & Tuzel 2016): Fashion-MNIST and a transformed domain, weight sharing",
-  options = kit.options{
+  options = {
     {"steps", 2000, "training steps (one D and one G update each)"},
     {"batch", 64, "batch size (per domain)"},
     {"transform", "invert", "domain B = T(domain A)", choices = {"invert", "edges", "rotate"}},

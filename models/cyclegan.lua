@@ -103,7 +103,7 @@ end
 return require("luagan.recipe"){
   name = "cyclegan",
   about = "CycleGAN (Zhu et al. 2017): Fashion-MNIST <-> a transformed Fashion-MNIST, unpaired",
-  options = kit.options{
+  options = {
     {"steps", 2000, "training steps (one G and one D update each)"},
     {"batch", 16, "batch size (per domain)"},
     {"transform", "invert", "domain B = T(domain A)", choices = {"invert", "edges", "rotate"}},

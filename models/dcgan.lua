@@ -34,7 +34,7 @@ local kit, nets = lg.recipe_kit, lg.nets
 return require("luagan.recipe"){
   name = "dcgan",
   about = "DCGAN at 28x28 on Fashion-MNIST (Radford et al. 2016; InfoGAN/Lucic et al. architecture)",
-  options = kit.options{
+  options = {
     {"steps", 1000, "generator updates (938 per epoch at batch 64)"},
     kit.BATCH,
     {"loss", "ns", "generator loss: ns non-saturating, mm minimax", choices = {"ns", "mm"}},

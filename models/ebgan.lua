@@ -40,7 +40,7 @@ return require("luagan.recipe"){
   name = "ebgan",
   about = "Energy-based GAN (autoencoder D, margin, pull-away term) at 28x28 on Fashion-MNIST "
           .. "(Zhao et al. 2017)",
-  options = kit.options{
+  options = {
     {"steps", 1000, "generator updates (938 per epoch at batch 64)"},
     kit.BATCH,
     {"margin", 0.1, "margin m of the fake energies (per-pixel mean squared error)"},

@@ -39,7 +39,7 @@ return require("luagan.recipe"){
   name = "fgan",
   about = "f-GAN at 28x28 on Fashion-MNIST (Nowozin et al. 2016), --divergence kl|rkl|pearson|"
           .. "hellinger|js|gan|tv",
-  options = kit.options{
+  options = {
     {"steps", 1000, "generator updates (938 per epoch at batch 64)"},
     kit.BATCH,
     {"divergence", "pearson", "the f-divergence minimised", choices = DIVERGENCES},

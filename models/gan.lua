@@ -39,14 +39,15 @@ end
 return require("luagan.recipe"){
   name = "gan",
   about = "MLP GAN on Fashion-MNIST (Goodfellow et al. 2014), --loss ns|mm, k D steps per G step",
-  options = kit.options{
+  options = {
     {"steps", 4000, "generator updates"},
-    kit.BATCH,
+    {"batch", 64, "batch size"},
     {"loss", "ns", "generator loss: ns non-saturating, mm minimax", choices = {"ns", "mm"}},
     {"k", 1, "discriminator updates per generator update"},
-    kit.NZ,
+    {"nz", 100, "noise dimension"},
     {"lr", 2e-4, "Adam learning rate (both nets)"},
-    kit.BETAS,
+    {"beta1", 0.5, "Adam beta1"},
+    {"beta2", 0.999, "Adam beta2"},
     kit.LIMIT,
     {"sample_every", 500, "write samples_STEP.png every N steps"},
     {"ckpt_every", 1000, "write the checkpoint every N steps"},

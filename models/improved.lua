@@ -46,7 +46,7 @@ return require("luagan.recipe"){
   name = "improved",
   about = "Improved GAN techniques (Salimans et al. 2016) on a DCGAN at 28x28: feature matching, "
           .. "minibatch discrimination, label smoothing, historical averaging, virtual batch norm",
-  options = kit.options{
+  options = {
     {"steps", 1000, "generator updates (938 per epoch at batch 64)"},
     kit.BATCH,
     {"minibatch", true, "minibatch discrimination in D"},

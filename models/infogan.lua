@@ -74,9 +74,9 @@ end
 return require("luagan.recipe"){
   name = "infogan",
   about = "InfoGAN on Fashion-MNIST (Chen et al. 2016): Cat(10) + 2 continuous codes, Q head on D's trunk",
-  options = kit.options{
+  options = {
     {"steps", 2000, "training steps (one D and one G update each; 937 per epoch at batch 64)"},
-    kit.BATCH,
+    {"batch", 64, "batch size"},
     {"nz", 62, "noise dimension (besides the 10 + 2 code dimensions)"},
     {"lambda", 1.0, "weight of the mutual-information term (both players)"},
     {"lambda_cont", 1.0, "extra weight of the continuous codes' term inside it"},
@@ -84,7 +84,8 @@ return require("luagan.recipe"){
     {"hidden", 0, "width of an extra FC layer in G and the D trunk (1024 = the reference; 0 = none)"},
     {"lr_d", 2e-4, "Adam learning rate of D and Q"},
     {"lr_g", 1e-3, "Adam learning rate of G"},
-    kit.BETAS,
+    {"beta1", 0.5, "Adam beta1"},
+    {"beta2", 0.999, "Adam beta2"},
     {"sweep", 2.0, "continuous codes are swept over [-sweep, sweep] in the sample grid"},
     kit.LIMIT,
     {"eval_n", 2000, "samples for the code accuracy at the end (0 = skip)"},

@@ -31,7 +31,7 @@ local kit, nets = lg.recipe_kit, lg.nets
 return require("luagan.recipe"){
   name = "lsgan",
   about = "Least Squares GAN at 28x28 on Fashion-MNIST (Mao et al. 2017), --a --b --c targets",
-  options = kit.options{
+  options = {
     {"steps", 2000, "generator updates (938 per epoch at batch 64)"},
     kit.BATCH,
     {"a", 0.0, "target of D for fakes"},

@@ -32,7 +32,7 @@ local kit, nets = lg.recipe_kit, lg.nets
 return require("luagan.recipe"){
   name = "sngan",
   about = "Spectral-norm GAN with the hinge loss at 28x28 on Fashion-MNIST (Miyato et al. 2018)",
-  options = kit.options{
+  options = {
     {"steps", 2500, "generator updates (938 per epoch at batch 64)"},
     kit.BATCH,
     {"loss", "hinge", "adversarial loss", choices = {"hinge", "ns"}},

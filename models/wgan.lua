@@ -31,9 +31,9 @@ local kit, nets = lg.recipe_kit, lg.nets
 return require("luagan.recipe"){
   name = "wgan",
   about = "Wasserstein GAN with weight clipping at 28x28 on Fashion-MNIST (Arjovsky et al. 2017)",
-  options = kit.options{
+  options = {
     {"steps", 400, "generator updates (each after --n-critic critic updates)"},
-    kit.BATCH,
+    {"batch", 64, "batch size"},
     {"n_critic", 5, "critic updates per generator update"},
     {"clip", 0.01, "clip every critic weight to [-clip, clip]"},
     {"lr", 5e-5, "RMSprop learning rate (both nets)"},

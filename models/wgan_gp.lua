@@ -37,7 +37,7 @@ local kit, nets = lg.recipe_kit, lg.nets
 return require("luagan.recipe"){
   name = "wgan_gp",
   about = "WGAN with gradient penalty at 28x28 on Fashion-MNIST (Gulrajani et al. 2017)",
-  options = kit.options{
+  options = {
     {"steps", 1500, "generator updates (each after --n-critic critic updates)"},
     kit.BATCH,
     {"n_critic", 1, "critic updates per generator update (5: the paper's Algorithm 1)"},

@@ -12,6 +12,8 @@
 -- The option's type is its default's: integer, float (any number), string
 -- (or one of choices) or boolean. Every recipe also gets the common options
 -- of recipe.COMMON; declaring one of them in `options` changes its default.
+-- An entry may be a group, a list of entries (lg.recipe_kit.BETAS), that
+-- stands for them in place.
 local recipe = {}
 
 -- {name, default, help}: the options the training loop itself reads.
@@ -173,7 +175,13 @@ local function new(spec)
     list[#list + 1] = o
     index[o.name] = o
   end
-  for pos, e in ipairs(spec.options or {}) do
+  -- a group (a list of entries, e.g. lg.recipe_kit.BETAS) stands for its entries
+  local entries = {}
+  for _, e in ipairs(spec.options or {}) do
+    local group = type(e) == "table" and type(e[1]) == "table"
+    for _, g in ipairs(group and e or {e}) do entries[#entries + 1] = g end
+  end
+  for pos, e in ipairs(entries) do
     local o = check_entry(who, e, pos)
     local c = index[o.name]
     if c and c.recipe then error(who .. ": option '" .. o.name .. "' is declared twice", 2) end

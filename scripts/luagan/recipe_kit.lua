@@ -4,8 +4,8 @@
 -- the kit"; docs/reference/train.md.
 --
 --   local kit = lg.recipe_kit
---   options = kit.options{{"steps", 1000, "generator updates"}, kit.BATCH, kit.NZ,
---                         {"lr", 2e-4, "Adam learning rate (both nets)"}, kit.BETAS, kit.LIMIT},
+--   options = {{"steps", 1000, "generator updates"}, kit.BATCH, kit.NZ,
+--              {"lr", 2e-4, "Adam learning rate (both nets)"}, kit.BETAS, kit.LIMIT},
 --   setup = function(opt)
 --     return kit.gan_state{opt = opt, G = nets.dcgan_G{nz = opt.nz}, D = nets.dcgan_D{},
 --                          data = kit.fashion_mnist(opt).images, loss = lg.losses.nsgan()}
@@ -26,7 +26,8 @@ local function is_module(v) return require("luagan.nn").is_module(v) end
 ---------------------------------------------------------------------------
 -- options
 
--- Option entries most recipes declare with the same default and help.
+-- Option entries most recipes declare with the same default and help, and
+-- groups of them (a list of entries: luagan.recipe splices it in place).
 kit.BATCH = {"batch", 64, "batch size"}
 kit.NZ = {"nz", 100, "noise dimension"}
 kit.LIMIT = {"limit", 0, "train on the first N images only (0 = all 60000)"}
@@ -38,29 +39,6 @@ kit.RECON_EVAL = {
   {"eval_n", 2000, "test images for the reconstruction error and probe at the end (0 = skip)"},
   {"probe_n", 10000, "training images for the linear probe"},
 }
-
--- options(list) -> the option list of luagan.recipe: each entry copied, and
--- a group (a list of entries, like kit.BETAS) spliced in where it stands.
-function kit.options(list)
-  if type(list) ~= "table" then error("recipe_kit.options: expected a list of options, got " .. type(list), 2) end
-  local out = {}
-  local function add(e)
-    local c = {}
-    for k, v in pairs(e) do c[k] = v end
-    out[#out + 1] = c
-  end
-  for i, e in ipairs(list) do
-    if type(e) ~= "table" then
-      error(string.format("recipe_kit.options: entry %d is a %s, not an option or a group", i, type(e)), 2)
-    end
-    if type(e[1]) == "table" then
-      for _, g in ipairs(e) do add(g) end
-    else
-      add(e)
-    end
-  end
-  return out
-end
 
 ---------------------------------------------------------------------------
 -- data, optimisers, state

@@ -221,19 +221,22 @@ T.test("write_eval: JSON written whole", function()
   os.remove(dir .. "/eval.json"); os.remove(dir .. "/other.json"); os.remove(dir)
 end)
 
-T.test("options: groups spliced in place, entries copied, bad entries named", function()
-  local list = kit.options{{"steps", 10, "steps"}, kit.BATCH, kit.BETAS, kit.LIMIT}
-  local names = {}
-  for i, e in ipairs(list) do names[i] = e[1] end
-  T.eq(names, {"steps", "batch", "beta1", "beta2", "limit"})
-  T.ok(list[2] ~= kit.BATCH, "a copy")
-  T.errors(function() kit.options{"steps"} end, "entry 1 is a string")
-  -- a recipe built from them parses as before
-  local r = require("luagan.recipe"){name = "kit_t", about = "t", options = list,
+T.test("options: a group stands for its entries in place", function()
+  local r = require("luagan.recipe"){name = "kit_t", about = "t",
+                                     options = {{"steps", 10, "steps"}, kit.BATCH, kit.BETAS, kit.LIMIT},
                                      setup = function() return {} end, step = function() end}
+  local names = {}
+  for _, o in ipairs(r:option_list()) do if o.recipe then names[#names + 1] = o.name end end
+  T.eq(names, {"steps", "batch", "beta1", "beta2", "limit"})
   local opt = r:parse{"--beta2", "0.9"}
   T.eq(opt.beta2, 0.9)
   T.eq(opt.batch, 64)
+  T.eq(opt.steps, 10)
+  T.eq(kit.BETAS[2][2], 0.999, "the group is not changed")
+  T.errors(function()
+    require("luagan.recipe"){name = "kit_t", about = "t", options = {kit.BETAS, {{"beta1", 0.9, "again"}}},
+                             setup = function() return {} end, step = function() end}
+  end, "declared twice")
 end)
 
 T.test("nets: dcgan_G / dcgan_D widths, *_layers and the trunk without head", function()
