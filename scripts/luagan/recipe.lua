@@ -12,8 +12,6 @@
 -- The option's type is its default's: integer, float (any number), string
 -- (or one of choices) or boolean. Every recipe also gets the common options
 -- of recipe.COMMON; declaring one of them in `options` changes its default.
--- An entry may be a group, a list of entries (lg.recipe_kit.BETAS), that
--- stands for them in place.
 local recipe = {}
 
 -- {name, default, help}: the options the training loop itself reads.
