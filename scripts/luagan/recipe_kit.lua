@@ -50,7 +50,8 @@ function kit.fashion_mnist(opt, split)
 end
 
 -- stream(opt, tensors, seed_offset) -> an endless batch stream (lg.train.stream)
--- of shuffled batches of opt.batch, incomplete ones dropped, shuffled with
+-- of tensors (N, ...) or a list of them sharing N (images, labels),
+-- shuffled batches of opt.batch rows, incomplete ones dropped, shuffled with
 -- seed opt.seed + seed_offset (default 0; a second stream of one run uses 1).
 function kit.stream(opt, tensors, seed_offset)
   return lg.train.stream(lg.data.DataLoader(tensors, {batch_size = opt.batch, shuffle = true,
@@ -252,8 +253,8 @@ function kit.in_chunks(n, f, size)
   return table.unpack(out, 1, nres)
 end
 
--- map(net, x, {eval = true, size = 500}) -> net(x) (its first result)
--- computed in chunks of x's rows, without gradients, in eval mode unless
+-- map(net, x, {eval = true, size = 500}) -> net(x) (its first result), x
+-- (N, ...) -> (N, ...), computed in chunks of x's rows, without gradients, in eval mode unless
 -- eval = false.
 function kit.map(net, x, o)
   o = check_opts("recipe_kit.map", o, {"eval", "size"})
@@ -303,8 +304,8 @@ end
 ---------------------------------------------------------------------------
 -- encoder recipes (bigan, vaegan): the reconstruction grid and evaluation
 
--- fixed_images(images, n = 20) -> the first n images (cycled when there are
--- fewer): the test images of the reconstruction grid.
+-- fixed_images(images, n = 20) -> (n,1,28,28): the first n of images
+-- (N,1,28,28) (cycled when N < n), the test images of a reconstruction grid.
 function kit.fixed_images(images, n)
   local idx = {}
   for i = 1, n or 20 do idx[i] = (i - 1) % images:size(1) + 1 end
