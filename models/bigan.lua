@@ -31,50 +31,19 @@
 -- eval.json: the test reconstruction error and the linear-probe accuracy of
 -- E(x) (lg.eval).
 local lg = require "luagan"
-local nn, optim, data, image = lg.nn, lg.optim, lg.data, lg.image
+local nn, kit, nets = lg.nn, lg.recipe_kit, lg.nets
 
-local function make_G(opt)
-  local ch, layers, nin = opt.ch, {}, opt.nz
-  if opt.hidden > 0 then
-    for _, m in ipairs{nn.Linear(nin, opt.hidden), nn.BatchNorm1d(opt.hidden), nn.ReLU()} do
-      layers[#layers + 1] = m
-    end
-    nin = opt.hidden
-  end
-  for _, m in ipairs{
-    nn.Linear(nin, 2 * ch * 7 * 7), nn.BatchNorm1d(2 * ch * 7 * 7), nn.ReLU(),
-    nn.Reshape(2 * ch, 7, 7),
-    nn.ConvTranspose2d(2 * ch, ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(ch), nn.ReLU(),
-    nn.ConvTranspose2d(ch, 1, 4, {stride = 2, padding = 1}), nn.Tanh(),
-  } do layers[#layers + 1] = m end
-  return nn.Sequential(layers)
-end
-
--- conv4 s2 ch-LReLU -> conv4 s2 2ch-BN-LReLU -> flatten: (N,1,28,28) -> (N, 2ch*49)
-local function conv_trunk(ch)
-  return nn.Sequential{
-    nn.Conv2d(1, ch, 4, {stride = 2, padding = 1}), nn.LeakyReLU(0.2),
-    nn.Conv2d(ch, 2 * ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(2 * ch), nn.LeakyReLU(0.2),
-    nn.Flatten(),
-  }
-end
-
+-- E: the 28x28 DCGAN D's conv trunk, (FC hidden-BN-LReLU,) FC nz:
+-- (N,1,28,28) -> (N,nz)
 local function make_E(opt)
-  local layers, nin = {conv_trunk(opt.ch)}, 2 * opt.ch * 7 * 7
-  if opt.hidden > 0 then
-    for _, m in ipairs{nn.Linear(nin, opt.hidden), nn.BatchNorm1d(opt.hidden), nn.LeakyReLU(0.2)} do
-      layers[#layers + 1] = m
-    end
-    nin = opt.hidden
-  end
-  layers[#layers + 1] = nn.Linear(nin, opt.nz)
-  return nn.Sequential(layers)
+  local L = nets.dcgan_D_layers{ch = opt.ch, hidden = opt.hidden, out = opt.nz}
+  return nn.Sequential{nets.seq(L, 1, 6), table.unpack(L, 7)}
 end
 
 -- D(x (N,1,28,28), z (N,nz)) -> logits (N,1)
 local JointD = nn.Module:extend("JointD")
 function JointD:init(opt)
-  self.x_path = conv_trunk(opt.ch)
+  self.x_path = nets.seq(nets.dcgan_D_layers{ch = opt.ch, hidden = 0, out = 0})
   self.z_path = nn.Sequential{nn.Linear(opt.nz, 512), nn.LeakyReLU(0.2)}
   self.joint = nn.Sequential{
     nn.Linear(2 * opt.ch * 7 * 7 + 512, 512), nn.LeakyReLU(0.2), nn.Dropout(opt.dropout),
@@ -96,17 +65,6 @@ local function set_grads(params, grads)
   for i, p in ipairs(params) do p.grad = grads[i] end
 end
 
--- f applied to x in chunks of 500, eval mode, no grad.
-local function chunked(net, x)
-  return lg.no_grad(function()
-    net:eval()
-    local parts = {}
-    for i = 1, x:size(1), 500 do parts[#parts + 1] = net(x:narrow(1, i, math.min(500, x:size(1) - i + 1))) end
-    net:train()
-    return lg.cat(parts, 1)
-  end)
-end
-
 return require("luagan.recipe"){
   name = "bigan",
   about = "BiGAN / ALI on Fashion-MNIST (Donahue et al. 2017): encoder E, generator G, joint D(x, z)",
@@ -122,36 +80,29 @@ return require("luagan.recipe"){
     {"lr", 2e-4, "Adam learning rate (all nets)"},
     {"beta1", 0.5, "Adam beta1"},
     {"beta2", 0.999, "Adam beta2"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
-    {"eval_n", 2000, "test images for the reconstruction error and probe at the end (0 = skip)"},
-    {"probe_n", 10000, "training images for the linear probe"},
+    kit.LIMIT,
+    kit.RECON_EVAL,
     {"sample_every", 500, "write samples_STEP.png every N steps"},
     {"ckpt_every", 1000, "write the checkpoint every N steps"},
   },
   smoke = {steps = 3, batch = 8, limit = 64, ch = 4, nz = 4, eval_n = 0},
 
   setup = function(opt)
-    local limit = opt.limit > 0 and opt.limit or nil
-    local ds = data.fashion_mnist{limit = limit}
-    local test = data.fashion_mnist{split = "test", limit = limit}
-    local G, E, D = nn.init.dcgan(make_G(opt)), nn.init.dcgan(make_E(opt)), nn.init.dcgan(JointD(opt))
-    local betas = {opt.beta1, opt.beta2}
+    local ds, test = kit.fashion_mnist(opt), kit.fashion_mnist(opt, "test")
+    local G = nets.dcgan_G{nz = opt.nz, ch = opt.ch, hidden = opt.hidden}
+    local E, D = nn.init.dcgan(make_E(opt)), nn.init.dcgan(JointD(opt))
     local ge = G:parameters()
     for _, p in ipairs(E:parameters()) do ge[#ge + 1] = p end
-    local idx = {}
-    for i = 1, 20 do idx[i] = (i - 1) % test.images:size(1) + 1 end
-    return {
-      opt = opt, G = G, E = E, D = D,
-      optGE = optim.Adam(ge, {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
-      data = lg.train.stream(data.DataLoader(ds.images,
-        {batch_size = opt.batch, shuffle = true, drop_last = true, seed = opt.seed})),
-      fixed_z = draw_z(opt, 40),
-      fixed_x = test.images:index_select(1, lg.tensor(idx)),
-      sets = {train = ds, test = test},       -- not checkpointed (no state_dict)
-    }
+    local s = {opt = opt, G = G, E = E, D = D}
+    s.optGE, s.optD = kit.adam_pair(ge, D, opt)
+    s.data = kit.stream(opt, ds.images)
+    s.fixed_z = draw_z(opt, 40)
+    s.fixed_x = kit.fixed_images(test.images)
+    s.sets = {train = ds, test = test}       -- not checkpointed (no state_dict)
+    return s
   end,
 
+  -- D and (G, E) each get the gradient of their own loss from one forward pass
   step = function(s)
     local B = s.opt.batch
     local x = s.data:next()
@@ -173,44 +124,8 @@ return require("luagan.recipe"){
 
   -- Test images / reconstructions G(E(x)) in alternating rows, then random
   -- samples; with o.n, n random samples G(z).
-  sample = function(s, path, o)
-    s.G:eval()
-    if o.n then
-      local x = s.G(draw_z(s.opt, o.n))
-      s.G:train()
-      image.save_grid(path, x, {nrow = math.max(1, math.ceil(math.sqrt(o.n)))})
-      return x
-    end
-    s.E:eval()
-    local rec = s.G(s.E(s.fixed_x))
-    s.E:train()
-    local gen = s.G(s.fixed_z)
-    s.G:train()
-    local rows = {}
-    for r = 0, 1 do
-      rows[#rows + 1] = s.fixed_x:narrow(1, r * 10 + 1, 10)
-      rows[#rows + 1] = rec:narrow(1, r * 10 + 1, 10)
-    end
-    rows[#rows + 1] = gen
-    image.save_grid(path, lg.cat(rows, 1), {nrow = 10})
-    return gen
-  end,
+  sample = kit.recon_sampler{draw_z = draw_z},
 
   -- Test reconstruction error of G(E(x)) and a linear probe on E(x).
-  finish = function(s, out)
-    local n = math.min(s.opt.eval_n, s.sets.test.images:size(1))
-    if n <= 0 then return end
-    local xt, yt = s.sets.test.images:narrow(1, 1, n), s.sets.test.labels:narrow(1, 1, n)
-    local zt = chunked(s.E, xt)
-    local err = lg.eval.reconstruction_error(xt, chunked(s.G, zt))
-    local m = math.min(s.opt.probe_n, s.sets.train.images:size(1))
-    local ztr = chunked(s.E, s.sets.train.images:narrow(1, 1, m))
-    local acc, acc_tr = lg.eval.linear_probe(ztr, s.sets.train.labels:narrow(1, 1, m), zt, yt)
-    local r = {recipe = "bigan", recon_mse = err.mse, recon_l1 = err.l1, probe_test = acc,
-               probe_train = acc_tr, n_test = n, n_probe_train = m}
-    lg.io.write_atomic(out .. "/eval.json", lg.io.json_encode(r) .. "\n")
-    print(string.format("bigan: test reconstruction mse %.4f l1 %.4f (%d images); linear probe on E(x): " ..
-                        "%.4f test, %.4f train (%d train images) (%s/eval.json)",
-                        err.mse, err.l1, n, acc, acc_tr, m, out))
-  end,
+  finish = function(s, out) kit.recon_probe(s, out, {recipe = "bigan", code = "E(x)"}) end,
 }

@@ -31,7 +31,7 @@
 -- present) scores the label accuracy of 2000 samples (0.81 with the
 -- defaults), written to eval.json.
 local lg = require "luagan"
-local nn, optim, data, image = lg.nn, lg.optim, lg.data, lg.image
+local nn, image, kit, nets = lg.nn, lg.image, lg.recipe_kit, lg.nets
 
 local NCLS = 10
 
@@ -51,23 +51,11 @@ function LabelCode:forward(y)
   return lg.eye(NCLS):index_select(1, y)
 end
 
+-- G: the 28x28 DCGAN generator (lg.nets, --ch, --hidden) on [z, code(y)]
 local CondG = nn.Module:extend("CondG")
 function CondG:init(opt)
   self.code = LabelCode(opt.label, opt.embed_dim)
-  local ch, layers, nin = opt.ch, {}, opt.nz + self.code.dim
-  if opt.hidden > 0 then
-    for _, m in ipairs{nn.Linear(nin, opt.hidden), nn.BatchNorm1d(opt.hidden), nn.ReLU()} do
-      layers[#layers + 1] = m
-    end
-    nin = opt.hidden
-  end
-  for _, m in ipairs{
-    nn.Linear(nin, 2 * ch * 7 * 7), nn.BatchNorm1d(2 * ch * 7 * 7), nn.ReLU(),
-    nn.Reshape(2 * ch, 7, 7),
-    nn.ConvTranspose2d(2 * ch, ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(ch), nn.ReLU(),
-    nn.ConvTranspose2d(ch, 1, 4, {stride = 2, padding = 1}), nn.Tanh(),
-  } do layers[#layers + 1] = m end
-  self.net = nn.Sequential(layers)
+  self.net = nn.Sequential(nets.dcgan_G_layers{nz = opt.nz + self.code.dim, ch = opt.ch, hidden = opt.hidden})
 end
 -- z (N,nz), y (N) classes 1..10 -> (N,1,28,28)
 function CondG:forward(z, y) return self.net(lg.cat({z, self.code(y)}, 2)) end
@@ -79,24 +67,13 @@ function CondG:forward(z, y) return self.net(lg.cat({z, self.code(y)}, 2)) end
 local CondD = nn.Module:extend("CondD")
 function CondD:init(opt)
   self.cond = opt.cond
-  local ch, nplanes = opt.ch, 0
+  local nplanes = 0
   if opt.cond == "concat" then
     self.code = LabelCode(opt.label, opt.embed_dim)
     nplanes = self.code.dim
   end
-  local layers = {
-    nn.Conv2d(1 + nplanes, ch, 4, {stride = 2, padding = 1}), nn.LeakyReLU(0.2),
-    nn.Conv2d(ch, 2 * ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(2 * ch), nn.LeakyReLU(0.2),
-    nn.Flatten(),
-  }
-  local nin = 2 * ch * 7 * 7
-  if opt.hidden > 0 then
-    for _, m in ipairs{nn.Linear(nin, opt.hidden), nn.BatchNorm1d(opt.hidden), nn.LeakyReLU(0.2)} do
-      layers[#layers + 1] = m
-    end
-    nin = opt.hidden
-  end
-  self.trunk = nn.Sequential(layers)
+  self.trunk = nn.Sequential(nets.dcgan_D_layers{channels = 1 + nplanes, ch = opt.ch, hidden = opt.hidden, out = 0})
+  local nin = opt.hidden > 0 and opt.hidden or 2 * opt.ch * 7 * 7
   self.out = nn.Linear(nin, 1)
   if opt.cond == "projection" then
     -- the projection is part of the output layer: the same N(0, 0.02) start
@@ -120,15 +97,6 @@ end
 local function wrong_labels(y)
   local w = y + lg.randint(1, NCLS, {y:size(1)})          -- y + 1..9
   return w - w:gt(NCLS) * NCLS
-end
-
-local function classifier_weights()
-  local ok, C = pcall(require, "classifier")
-  if not ok then return nil end
-  local f = io.open(C.WEIGHTS, "rb")
-  if not f then return nil end
-  f:close()
-  return C.WEIGHTS
 end
 
 -- labels 1..10 repeated: 1,2,...,10,1,2,... (n of them)
@@ -156,7 +124,7 @@ return require("luagan.recipe"){
     {"lr", 2e-4, "Adam learning rate (both nets)"},
     {"beta1", 0.5, "Adam beta1"},
     {"beta2", 0.999, "Adam beta2"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    kit.LIMIT,
     {"eval_n", 2000, "samples for the label accuracy at the end (0 = skip)"},
     {"sample_every", 500, "write samples_STEP.png every N steps"},
     {"ckpt_every", 1000, "write the checkpoint every N steps"},
@@ -164,47 +132,42 @@ return require("luagan.recipe"){
   smoke = {steps = 3, batch = 8, limit = 64, ch = 4, nz = 8, mismatch = true, eval_n = 0},
 
   setup = function(opt)
-    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
-    local G, D = nn.init.dcgan(CondG(opt)), nn.init.dcgan(CondD(opt))
-    local betas = {opt.beta1, opt.beta2}
-    return {
-      opt = opt, G = G, D = D,
-      optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
-      data = lg.train.stream(data.DataLoader({ds.images, ds.labels},
-        {batch_size = opt.batch, shuffle = true, drop_last = true, seed = opt.seed})),
-      loss = lg.losses.nsgan(),
-      fixed_z = lg.randn(NCLS, opt.nz),      -- one noise vector per column of the grid
-    }
+    local ds = kit.fashion_mnist(opt)
+    return kit.gan_state{opt = opt, G = nn.init.dcgan(CondG(opt)), D = nn.init.dcgan(CondD(opt)),
+                         data = {ds.images, ds.labels}, loss = lg.losses.nsgan(),
+                         fixed_z = NCLS}      -- one noise vector per column of the grid
   end,
 
-  step = function(s)
-    local B = s.opt.batch
-    local x, y = s.data:next()
-    local yf = lg.randint(1, NCLS + 1, {B})          -- classes of the fakes, uniform
-    local fake = s.G(lg.randn(B, s.opt.nz), yf)
-    -- D step: fakes detached; optionally real images with wrong labels as fakes
-    local lr_, lf = s.D(x, y), s.D(fake:detach(), yf)
-    local ld = s.loss.d(lr_, lf)
-    local m = {}
-    if s.opt.mismatch then
-      local lw = s.D(x, wrong_labels(y))
-      local term = lg.softplus(lw):mean()
-      ld = ld + term * s.opt.mismatch_weight
-      m.d_wrong = lw:detach():sigmoid():mean()
-    end
-    s.optD:zero_grad()
-    ld:backward()
-    s.optD:step()
-    -- G step through the updated D
-    local lgen = s.loss.g(s.D(fake, yf))
-    s.optG:zero_grad()
-    lgen:backward()
-    s.optG:step()
-    m.loss_d, m.loss_g = ld, lgen
-    m.d_real = lr_:detach():sigmoid():mean()
-    m.d_fake = lf:detach():sigmoid():mean()
-    return m
+  -- fakes of uniformly drawn classes yf; D optionally also learns that real
+  -- images with wrong labels are fakes
+  step = function(s, i)
+    return kit.gan_step(s, {
+      real = function(c)
+        local x, y = s.data:next()
+        c.y = y
+        return x
+      end,
+      noise = function(c)
+        c.yf = lg.randint(1, NCLS + 1, {c.B})          -- classes of the fakes, uniform
+        return lg.randn(c.B, s.opt.nz)
+      end,
+      generate = function(c, z) return s.G(z, c.yf) end,
+      d_loss = function(c)
+        c.real_out, c.fake_out = s.D(c.x, c.y), s.D(c.fake_d, c.yf)
+        local ld = s.loss.d(c.real_out, c.fake_out)
+        if s.opt.mismatch then
+          local lw = s.D(c.x, wrong_labels(c.y))
+          ld = ld + lg.softplus(lw):mean() * s.opt.mismatch_weight
+          c.d_wrong = lw:detach():sigmoid():mean()
+        end
+        return ld
+      end,
+      g_loss = function(c) return s.loss.g(s.D(c.fake, c.yf)) end,
+      metrics = function(c, out)
+        out.d_wrong = c.d_wrong
+        kit.d_means(c, out)
+      end,
+    }, i)
   end,
 
   -- Training grid: row c is class c, column j uses fixed_z[j]. With o.n:
@@ -220,9 +183,7 @@ return require("luagan.recipe"){
       end
       z, y = s.fixed_z:index_select(1, lg.tensor(cols)), lg.tensor(ys)
     end
-    s.G:eval()
-    local x = s.G(z, y)
-    s.G:train()
+    local x = kit.in_eval(s.G, s.G, z, y)
     image.save_grid(path, x, {nrow = NCLS})
     return x, y
   end,
@@ -231,26 +192,16 @@ return require("luagan.recipe"){
   finish = function(s, out)
     local n = s.opt.eval_n
     if n <= 0 then return end
-    if not classifier_weights() then
+    if not lg.eval.has_classifier() then
       print("cgan: no classifier weights in models/weights/ (luagan run classifier); label accuracy skipped")
       return
     end
     lg.manual_seed(s.opt.seed + 7919)
     local y = cycled_labels(n)
-    local x = lg.no_grad(function()
-      s.G:eval()
-      local parts = {}
-      for i = 1, n, 500 do
-        local m = math.min(500, n - i + 1)
-        parts[#parts + 1] = s.G(lg.randn(m, s.opt.nz), y:narrow(1, i, m))
-      end
-      s.G:train()
-      return lg.cat(parts, 1)
-    end)
+    local x = kit.generated(s.G, n, function(i, m) return s.G(lg.randn(m, s.opt.nz), y:narrow(1, i, m)) end)
     local acc = lg.eval.label_accuracy(x, y)
-    local r = {recipe = "cgan", label_accuracy = acc, n = n}
-    lg.io.write_atomic(out .. "/eval.json", lg.io.json_encode(r) .. "\n")
-    print(string.format("cgan: label accuracy of the classifier on %d samples G(z, y): %.4f (%s/eval.json)",
-                        n, acc, out))
+    kit.write_eval(out, {recipe = "cgan", label_accuracy = acc, n = n},
+                   string.format("cgan: label accuracy of the classifier on %d samples G(z, y): %.4f (%s/eval.json)",
+                                 n, acc, out))
   end,
 }

@@ -36,7 +36,7 @@
 -- of an outline; rotate needs more than the generators' local receptive
 -- field (see docs/recipes_conditional.md for what was measured).
 local lg = require "luagan"
-local nn, optim, data, image = lg.nn, lg.optim, lg.data, lg.image
+local nn, optim, data, image, kit = lg.nn, lg.optim, lg.data, lg.image, lg.recipe_kit
 
 local ResBlock = nn.Module:extend("ResBlock")
 function ResBlock:init(c)
@@ -100,31 +100,6 @@ local function pool_query(s, which, fakes)
   return lg.cat(out, 1)
 end
 
--- T^-1 where it exists (for the class accuracy of G_AB(a) seen through it).
-local INVERSE = {
-  invert = function(x) return data.transforms.invert(x, "tanh") end,
-  rotate = function(x)
-    return data.transforms.rotate(data.transforms.rotate(data.transforms.rotate(x)))
-  end,
-}
-
-local function classifier_weights()
-  local ok, C = pcall(require, "classifier")
-  if not ok then return nil end
-  local f = io.open(C.WEIGHTS, "rb")
-  if not f then return nil end
-  f:close()
-  return C.WEIGHTS
-end
-
-local function chunked(net, x)
-  return lg.no_grad(function()
-    local parts = {}
-    for i = 1, x:size(1), 500 do parts[#parts + 1] = net(x:narrow(1, i, math.min(500, x:size(1) - i + 1))) end
-    return lg.cat(parts, 1)
-  end)
-end
-
 return require("luagan.recipe"){
   name = "cyclegan",
   about = "CycleGAN (Zhu et al. 2017): Fashion-MNIST <-> a transformed Fashion-MNIST, unpaired",
@@ -140,8 +115,7 @@ return require("luagan.recipe"){
     {"pool", 50, "replay buffer of generated images for D (0 = off)"},
     {"decay", true, "decay the learning rate linearly to 0 over the second half"},
     {"lr", 2e-4, "Adam learning rate"},
-    {"beta1", 0.5, "Adam beta1"},
-    {"beta2", 0.999, "Adam beta2"},
+    kit.BETAS,
     {"limit", 0, "use the first N images only (0 = all 60000, split into the two domains)"},
     {"eval_n", 2000, "test images per domain for the translation error at the end (0 = skip)"},
     {"sample_every", 500, "write samples_STEP.png every N steps"},
@@ -161,20 +135,11 @@ return require("luagan.recipe"){
     for _, p in ipairs(G_BA:parameters()) do pg[#pg + 1] = p end
     local pd = D_A:parameters()
     for _, p in ipairs(D_B:parameters()) do pd[#pd + 1] = p end
-    local betas = {opt.beta1, opt.beta2}
-    local optG = optim.Adam(pg, {lr = opt.lr, betas = betas})
-    local optD = optim.Adam(pd, {lr = opt.lr, betas = betas})
-    local ntest = test.a:size(1)
-    local idx = {}
-    for i = 1, 10 do idx[i] = (i - 1) % ntest + 1 end
-    idx = lg.tensor(idx)
+    local optG, optD = kit.adam_pair(pg, pd, opt)
     local s = {
       opt = opt, G_AB = G_AB, G_BA = G_BA, D_A = D_A, D_B = D_B, optG = optG, optD = optD,
-      data = lg.train.stream(data.DataLoader(un.a, {batch_size = opt.batch, shuffle = true,
-                                                    drop_last = true, seed = opt.seed})),
-      data_b = lg.train.stream(data.DataLoader(un.b, {batch_size = opt.batch, shuffle = true,
-                                                      drop_last = true, seed = opt.seed + 1})),
-      fixed_a = test.a:index_select(1, idx), fixed_b = test.b:index_select(1, idx),
+      data = kit.stream(opt, un.a), data_b = kit.stream(opt, un.b, 1),
+      fixed_a = kit.fixed_images(test.a, 10), fixed_b = kit.fixed_images(test.b, 10),
       pool_a = lg.zeros(math.max(opt.pool, 1), 1, 28, 28),
       pool_b = lg.zeros(math.max(opt.pool, 1), 1, 28, 28),
       pool_n = {a = 0, b = 0},
@@ -263,24 +228,23 @@ return require("luagan.recipe"){
     local n = math.min(s.opt.eval_n, test.a:size(1), test.b:size(1))
     if n <= 0 then return end
     local a, b = test.a:narrow(1, 1, n), test.b:narrow(1, 1, n)
-    local fb, fa = chunked(s.G_AB, a), chunked(s.G_BA, b)
+    local fb, fa = kit.map(s.G_AB, a, {eval = false}), kit.map(s.G_BA, b, {eval = false})
     local t = {a = a, fake_b = fb, transform = test.transform}
-    local have_cls = classifier_weights() ~= nil
+    local have_cls = lg.eval.has_classifier()
     if have_cls then
       t.b, t.fake_a, t.b_labels = b, fa, test.b_labels:narrow(1, 1, n)
-      t.a_labels, t.inverse = test.a_labels:narrow(1, 1, n), INVERSE[s.opt.transform]
+      t.a_labels, t.inverse = test.a_labels:narrow(1, 1, n), test.inverse
     end
     local r = lg.eval.translation(t)
-    r.cycle_l1_a = l1(chunked(s.G_BA, fb), a):item()
-    r.cycle_l1_b = l1(chunked(s.G_AB, fa), b):item()
+    r.cycle_l1_a = l1(kit.map(s.G_BA, fb, {eval = false}), a):item()
+    r.cycle_l1_b = l1(kit.map(s.G_AB, fa, {eval = false}), b):item()
     r.recipe, r.transform, r.n = "cyclegan", s.opt.transform, n
-    lg.io.write_atomic(out .. "/eval.json", lg.io.json_encode(r) .. "\n")
     local msg = string.format("cyclegan (%s): |G_AB(a) - T(a)| l1 %.4f mse %.4f (copying a: l1 %.4f); " ..
                               "cycle l1 A %.4f B %.4f", s.opt.transform, r.l1, r.mse, r.l1_identity,
                               r.cycle_l1_a, r.cycle_l1_b)
     if r.class_ba then msg = msg .. string.format("; class acc G_BA(b) %.4f", r.class_ba) end
     if r.class_ab then msg = msg .. string.format(", T^-1(G_AB(a)) %.4f", r.class_ab) end
     if not have_cls then msg = msg .. " (no classifier weights: class accuracies skipped)" end
-    print(msg .. " (" .. out .. "/eval.json)")
+    kit.write_eval(out, r, msg .. " (" .. out .. "/eval.json)")
   end,
 }

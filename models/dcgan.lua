@@ -29,88 +29,34 @@
 -- much faster than two threads that wait on each other (40 steps: 47 s vs
 -- 123 s wall at load ~10; the default run took 73 min there with 2 threads).
 local lg = require "luagan"
-local nn, optim, data, image = lg.nn, lg.optim, lg.data, lg.image
-
-local function make_G(nz)
-  return nn.Sequential{
-    nn.Linear(nz, 1024), nn.BatchNorm1d(1024), nn.ReLU(),
-    nn.Linear(1024, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(),
-    nn.Reshape(128, 7, 7),
-    nn.ConvTranspose2d(128, 64, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(64), nn.ReLU(),
-    nn.ConvTranspose2d(64, 1, 4, {stride = 2, padding = 1}), nn.Tanh(),
-  }
-end
-
-local function make_D()
-  return nn.Sequential{
-    nn.Conv2d(1, 64, 4, {stride = 2, padding = 1}), nn.LeakyReLU(0.2),
-    nn.Conv2d(64, 128, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
-    nn.Flatten(),
-    nn.Linear(128 * 7 * 7, 1024), nn.BatchNorm1d(1024), nn.LeakyReLU(0.2),
-    nn.Linear(1024, 1),
-  }
-end
+local kit, nets = lg.recipe_kit, lg.nets
 
 return require("luagan.recipe"){
   name = "dcgan",
   about = "DCGAN at 28x28 on Fashion-MNIST (Radford et al. 2016; InfoGAN/Lucic et al. architecture)",
   options = {
     {"steps", 1000, "generator updates (938 per epoch at batch 64)"},
-    {"batch", 64, "batch size"},
+    kit.BATCH,
     {"loss", "ns", "generator loss: ns non-saturating, mm minimax", choices = {"ns", "mm"}},
-    {"nz", 100, "noise dimension"},
-    {"lr", 2e-4, "Adam learning rate (both nets)"},
-    {"beta1", 0.5, "Adam beta1"},
-    {"beta2", 0.999, "Adam beta2"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    kit.NZ,
+    kit.DCGAN_ADAM,
+    kit.LIMIT,
     {"sample_every", 250, "write samples_STEP.png every N steps"},
     {"ckpt_every", 500, "write the checkpoint every N steps"},
   },
   smoke = {steps = 3, batch = 8, limit = 64},
 
+  -- the nets of the header (lg.nets), DCGAN init
   setup = function(opt)
-    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
-    local G = nn.init.dcgan(make_G(opt.nz))
-    local D = nn.init.dcgan(make_D())
-    local betas = {opt.beta1, opt.beta2}
-    return {
-      opt = opt, G = G, D = D,
-      optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
-      data = lg.train.stream(data.DataLoader(ds.images, {batch_size = opt.batch, shuffle = true,
-                                                         drop_last = true, seed = opt.seed})),
-      loss = lg.losses.make(opt.loss == "mm" and "mmgan" or "nsgan"),
-      fixed_z = lg.randn(64, opt.nz),
-    }
+    return kit.gan_state{opt = opt, G = nets.dcgan_G{nz = opt.nz}, D = nets.dcgan_D{},
+                         data = kit.fashion_mnist(opt).images,
+                         loss = lg.losses.make(opt.loss == "mm" and "mmgan" or "nsgan")}
   end,
 
-  step = function(s)
-    local x = s.data:next()
-    local fake = s.G(lg.randn(s.opt.batch, s.opt.nz))
-    -- D step: fakes detached, so G gets no gradient from it
-    local real_logits, fake_logits = s.D(x), s.D(fake:detach())
-    local ld = s.loss.d(real_logits, fake_logits)
-    s.optD:zero_grad()
-    ld:backward()
-    s.optD:step()
-    -- G step through the updated D; D's gradients from it are cleared by its next zero_grad
-    local lgen = s.loss.g(s.D(fake))
-    s.optG:zero_grad()
-    lgen:backward()
-    s.optG:step()
-    return {loss_d = ld, loss_g = lgen,
-            d_real = real_logits:detach():sigmoid():mean(),
-            d_fake = fake_logits:detach():sigmoid():mean()}
-  end,
+  -- D on real and detached fakes, then G through the updated D on the same fakes
+  step = function(s, i) return kit.gan_step(s, {metrics = kit.d_means}, i) end,
 
   -- G in eval mode (batch norm on its running statistics), so a sample does
   -- not depend on the rest of its batch.
-  sample = function(s, path, o)
-    local z = o.n and lg.randn(o.n, s.opt.nz) or s.fixed_z
-    s.G:eval()
-    local x = s.G(z)
-    s.G:train()
-    image.save_grid(path, x, {nrow = math.max(1, math.ceil(math.sqrt(x:size(1))))})
-    return x
-  end,
+  sample = kit.sampler(),
 }

@@ -34,7 +34,7 @@
 -- after the default 1000 steps are recognisable shirts, pullovers, trousers,
 -- sneakers and bags: FD 104, all 10 classes (dcgan at 1000 steps: 92).
 local lg = require "luagan"
-local optim, data, image, nets = lg.optim, lg.data, lg.image, require "luagan.nets"
+local kit, nets = lg.recipe_kit, lg.nets
 
 return require("luagan.recipe"){
   name = "ebgan",
@@ -42,64 +42,47 @@ return require("luagan.recipe"){
           .. "(Zhao et al. 2017)",
   options = {
     {"steps", 1000, "generator updates (938 per epoch at batch 64)"},
-    {"batch", 64, "batch size"},
+    kit.BATCH,
     {"margin", 0.1, "margin m of the fake energies (per-pixel mean squared error)"},
     {"pullaway", 0.1, "weight lambda_PT of the pull-away term (0 = off)"},
     {"code", 64, "size of the autoencoder's code"},
-    {"nz", 100, "noise dimension"},
+    kit.NZ,
     {"lr", 2e-4, "Adam learning rate of G"},
     {"lr_d", 2e-4, "Adam learning rate of D"},
-    {"beta1", 0.5, "Adam beta1"},
-    {"beta2", 0.999, "Adam beta2"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    kit.BETAS,
+    kit.LIMIT,
     {"sample_every", 250, "write samples_STEP.png every N steps"},
     {"ckpt_every", 500, "write the checkpoint every N steps"},
   },
   smoke = {steps = 3, batch = 8, limit = 64, code = 8},
 
   setup = function(opt)
-    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
-    local G, D = nets.dcgan_G{nz = opt.nz}, nets.autoencoder_D{code = opt.code}
-    local betas = {opt.beta1, opt.beta2}
-    return {
-      opt = opt, G = G, D = D,
-      optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr_d, betas = betas}),
-      data = lg.train.stream(data.DataLoader(ds.images, {batch_size = opt.batch, shuffle = true,
-                                                         drop_last = true, seed = opt.seed})),
-      loss = lg.losses.ebgan{margin = opt.margin, pullaway = opt.pullaway, energy = "mean"},
-      fixed_z = lg.randn(64, opt.nz),
-    }
+    return kit.gan_state{opt = opt, G = nets.dcgan_G{nz = opt.nz}, D = nets.autoencoder_D{code = opt.code},
+                         lr_d = opt.lr_d, data = kit.fashion_mnist(opt).images,
+                         loss = lg.losses.ebgan{margin = opt.margin, pullaway = opt.pullaway, energy = "mean"}}
   end,
 
-  step = function(s)
-    local x = s.data:next()
-    local fake = s.G(lg.randn(s.opt.batch, s.opt.nz))
-    local fd = fake:detach()
-    local e_real = s.loss.energy((s.D(x)), x)
-    local e_fake = s.loss.energy((s.D(fd)), fd)
-    local ld = s.loss.d(e_real, e_fake)
-    s.optD:zero_grad()
-    ld:backward()
-    s.optD:step()
-    -- G: energy of its samples under the updated D, plus the pull-away term
-    local recon, code = s.D(fake)
-    local e_g = s.loss.energy(recon, fake)
-    local lgen = s.loss.g(e_g, code)
-    s.optG:zero_grad()
-    lgen:backward()
-    s.optG:step()
-    return {loss_d = ld, loss_g = lgen, e_real = e_real:detach():mean(),
-            e_fake = e_fake:detach():mean(),
-            pt = lg.no_grad(function() return lg.losses.pullaway(code:detach()) end)}
+  -- D: the energies (reconstruction errors) of real images and fakes; G: the
+  -- energy of its samples under the updated D, plus the pull-away term
+  step = function(s, i)
+    return kit.gan_step(s, {
+      d_loss = function(c)
+        local x, fd = c.x, c.fake_d
+        c.e_real = s.loss.energy((s.D(x)), x)
+        c.e_fake = s.loss.energy((s.D(fd)), fd)
+        return s.loss.d(c.e_real, c.e_fake)
+      end,
+      g_loss = function(c)
+        local recon, code = s.D(c.fake)
+        c.code = code
+        return s.loss.g(s.loss.energy(recon, c.fake), code)
+      end,
+      metrics = function(c, out)
+        out.e_real, out.e_fake = c.e_real:detach():mean(), c.e_fake:detach():mean()
+        out.pt = lg.no_grad(function() return lg.losses.pullaway(c.code:detach()) end)
+      end,
+    }, i)
   end,
 
-  sample = function(s, path, o)
-    local z = o.n and lg.randn(o.n, s.opt.nz) or s.fixed_z
-    s.G:eval()
-    local x = s.G(z)
-    s.G:train()
-    image.save_grid(path, x, {nrow = math.max(1, math.ceil(math.sqrt(x:size(1))))})
-    return x
-  end,
+  sample = kit.sampler(),
 }

@@ -31,7 +31,7 @@
 -- loss_g shot up to 75-1300, and the samples stayed noise (FD 1345, 1215,
 -- 1175). tv was not measured.
 local lg = require "luagan"
-local optim, data, image, nets = lg.optim, lg.data, lg.image, require "luagan.nets"
+local kit, nets = lg.recipe_kit, lg.nets
 
 local DIVERGENCES = {"kl", "rkl", "pearson", "hellinger", "js", "gan", "tv"}
 
@@ -41,56 +41,28 @@ return require("luagan.recipe"){
           .. "hellinger|js|gan|tv",
   options = {
     {"steps", 1000, "generator updates (938 per epoch at batch 64)"},
-    {"batch", 64, "batch size"},
+    kit.BATCH,
     {"divergence", "pearson", "the f-divergence minimised", choices = DIVERGENCES},
     {"generator", "alternative", "G's loss: alternative -E g(v), saddle -E f*(g(v))",
      choices = {"alternative", "saddle"}},
-    {"nz", 100, "noise dimension"},
-    {"lr", 2e-4, "Adam learning rate (both nets)"},
-    {"beta1", 0.5, "Adam beta1"},
-    {"beta2", 0.999, "Adam beta2"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    kit.NZ,
+    kit.DCGAN_ADAM,
+    kit.LIMIT,
     {"sample_every", 250, "write samples_STEP.png every N steps"},
     {"ckpt_every", 500, "write the checkpoint every N steps"},
   },
   smoke = {steps = 3, batch = 8, limit = 64, divergence = "hellinger"},
 
   setup = function(opt)
-    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
-    local G, D = nets.dcgan_G{nz = opt.nz}, nets.dcgan_D{}
-    local betas = {opt.beta1, opt.beta2}
-    return {
-      opt = opt, G = G, D = D,
-      optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
-      data = lg.train.stream(data.DataLoader(ds.images, {batch_size = opt.batch, shuffle = true,
-                                                         drop_last = true, seed = opt.seed})),
-      loss = lg.losses.fgan{divergence = opt.divergence, generator = opt.generator},
-      fixed_z = lg.randn(64, opt.nz),
-    }
+    return kit.gan_state{opt = opt, G = nets.dcgan_G{nz = opt.nz}, D = nets.dcgan_D{},
+                         data = kit.fashion_mnist(opt).images,
+                         loss = lg.losses.fgan{divergence = opt.divergence, generator = opt.generator}}
   end,
 
-  step = function(s)
-    local x = s.data:next()
-    local fake = s.G(lg.randn(s.opt.batch, s.opt.nz))
-    local real_v, fake_v = s.D(x), s.D(fake:detach())
-    local ld = s.loss.d(real_v, fake_v)
-    s.optD:zero_grad()
-    ld:backward()
-    s.optD:step()
-    local lgen = s.loss.g(s.D(fake))
-    s.optG:zero_grad()
-    lgen:backward()
-    s.optG:step()
-    return {loss_d = ld, loss_g = lgen, bound = -ld:item()}
+  -- bound: the variational lower bound on the divergence, -loss_d
+  step = function(s, i)
+    return kit.gan_step(s, {metrics = function(c, out) out.bound = -c.loss_d:item() end}, i)
   end,
 
-  sample = function(s, path, o)
-    local z = o.n and lg.randn(o.n, s.opt.nz) or s.fixed_z
-    s.G:eval()
-    local x = s.G(z)
-    s.G:train()
-    image.save_grid(path, x, {nrow = math.max(1, math.ceil(math.sqrt(x:size(1))))})
-    return x
-  end,
+  sample = kit.sampler(),
 }

@@ -21,7 +21,7 @@
 -- and falls to 0.90, and d_real / d_fake (mean D(x), D(G(z))) converge to
 -- 0.53 / 0.47. For sharper samples train longer (--steps 20000) or use `dcgan`.
 local lg = require "luagan"
-local nn, optim, data, image = lg.nn, lg.optim, lg.data, lg.image
+local nn, kit, nets = lg.nn, lg.recipe_kit, lg.nets
 
 local function make_G(nz)
   local sizes = {nz, 128, 256, 512, 1024}
@@ -36,14 +36,6 @@ local function make_G(nz)
   return nn.Sequential(layers)
 end
 
-local function make_D()
-  return nn.Sequential{
-    nn.Linear(784, 512), nn.LeakyReLU(0.2),
-    nn.Linear(512, 256), nn.LeakyReLU(0.2),
-    nn.Linear(256, 1),
-  }
-end
-
 return require("luagan.recipe"){
   name = "gan",
   about = "MLP GAN on Fashion-MNIST (Goodfellow et al. 2014), --loss ns|mm, k D steps per G step",
@@ -56,7 +48,7 @@ return require("luagan.recipe"){
     {"lr", 2e-4, "Adam learning rate (both nets)"},
     {"beta1", 0.5, "Adam beta1"},
     {"beta2", 0.999, "Adam beta2"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    kit.LIMIT,
     {"sample_every", 500, "write samples_STEP.png every N steps"},
     {"ckpt_every", 1000, "write the checkpoint every N steps"},
   },
@@ -64,50 +56,18 @@ return require("luagan.recipe"){
 
   setup = function(opt)
     if opt.k < 1 then require("luagan.recipe").fail("gan: --k must be >= 1") end
-    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
-    local G, D = make_G(opt.nz), make_D()
-    local betas = {opt.beta1, opt.beta2}
-    return {
-      opt = opt, G = G, D = D,
-      optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
-      data = lg.train.stream(data.DataLoader(ds.images, {batch_size = opt.batch, shuffle = true,
-                                                         drop_last = true, seed = opt.seed})),
-      loss = lg.losses.make(opt.loss == "mm" and "mmgan" or "nsgan"),
-      fixed_z = lg.randn(64, opt.nz),
-    }
+    return kit.gan_state{opt = opt, G = make_G(opt.nz), D = nets.mlp({784, 512, 256, 1}, {act = "lrelu"}),
+                         data = kit.fashion_mnist(opt).images,
+                         loss = lg.losses.make(opt.loss == "mm" and "mmgan" or "nsgan")}
   end,
 
-  step = function(s)
-    local B, nz = s.opt.batch, s.opt.nz
-    local fake, ld, real_logits, fake_logits
-    for _ = 1, s.opt.k do
-      local x = s.data:next():view(B, 784)
-      fake = s.G(lg.randn(B, nz))
-      real_logits, fake_logits = s.D(x), s.D(fake:detach())
-      ld = s.loss.d(real_logits, fake_logits)
-      s.optD:zero_grad()
-      ld:backward()
-      s.optD:step()
-    end
-    -- G step on the last fakes; D's gradients from it are cleared by its next zero_grad
-    local lgen = s.loss.g(s.D(fake))
-    s.optG:zero_grad()
-    lgen:backward()
-    s.optG:step()
-    return {loss_d = ld, loss_g = lgen,
-            d_real = real_logits:detach():sigmoid():mean(),
-            d_fake = fake_logits:detach():sigmoid():mean()}
+  -- k D updates (fresh real batch and noise each), then G on the last fakes
+  step = function(s, i)
+    return kit.gan_step(s, {n_d = s.opt.k, metrics = kit.d_means,
+                            real = function(c) return s.data:next():view(c.B, 784) end}, i)
   end,
 
   -- G in eval mode (batch norm on its running statistics), so a sample does
   -- not depend on the rest of its batch.
-  sample = function(s, path, o)
-    local z = o.n and lg.randn(o.n, s.opt.nz) or s.fixed_z
-    s.G:eval()
-    local x = s.G(z):view(-1, 1, 28, 28)
-    s.G:train()
-    image.save_grid(path, x, {nrow = math.max(1, math.ceil(math.sqrt(x:size(1))))})
-    return x
-  end,
+  sample = kit.sampler{generate = function(s, z) return s.G(z):view(-1, 1, 28, 28) end},
 }

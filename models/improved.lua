@@ -34,8 +34,7 @@
 -- visibly more variety across the grid than a plain DCGAN at the same step;
 -- each step costs more than DCGAN's (VBN re-forwards the reference batch).
 local lg = require "luagan"
-local nn, optim, data, image, tricks = lg.nn, lg.optim, lg.data, lg.image, lg.tricks
-local nets = require "luagan.nets"
+local nn, kit, tricks, nets = lg.nn, lg.recipe_kit, lg.tricks, lg.nets
 
 -- G(z), after the reference batch set the virtual batch norm statistics
 local function generate(s, z)
@@ -49,7 +48,7 @@ return require("luagan.recipe"){
           .. "minibatch discrimination, label smoothing, historical averaging, virtual batch norm",
   options = {
     {"steps", 1000, "generator updates (938 per epoch at batch 64)"},
-    {"batch", 64, "batch size"},
+    kit.BATCH,
     {"minibatch", true, "minibatch discrimination in D"},
     {"mbd_kernels", 100, "minibatch discrimination: number of kernels B"},
     {"mbd_dim", 5, "minibatch discrimination: kernel dimension C"},
@@ -58,11 +57,9 @@ return require("luagan.recipe"){
     {"hist_avg", 0.0, "historical averaging weight for both players (0 = off)"},
     {"vbn", true, "virtual batch norm in G instead of batch norm"},
     {"ref_batch", 64, "size of the reference batch for --vbn"},
-    {"nz", 100, "noise dimension"},
-    {"lr", 2e-4, "Adam learning rate (both nets)"},
-    {"beta1", 0.5, "Adam beta1"},
-    {"beta2", 0.999, "Adam beta2"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    kit.NZ,
+    kit.DCGAN_ADAM,
+    kit.LIMIT,
     {"sample_every", 250, "write samples_STEP.png every N steps"},
     {"ckpt_every", 500, "write the checkpoint every N steps"},
   },
@@ -76,20 +73,11 @@ return require("luagan.recipe"){
     end
     if opt.hist_avg < 0 then fail("improved: --hist-avg must be >= 0") end
     if opt.batch < 2 then fail("improved: --batch must be >= 2") end
-    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
     local G = nets.dcgan_G{nz = opt.nz, norm = opt.vbn and "vbn" or "batch"}
     local D = nets.dcgan_D{minibatch = opt.minibatch and {opt.mbd_kernels, opt.mbd_dim} or nil}
-    local betas = {opt.beta1, opt.beta2}
-    local s = {
-      opt = opt, G = G, D = D,
-      optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
-      data = lg.train.stream(data.DataLoader(ds.images, {batch_size = opt.batch, shuffle = true,
-                                                         drop_last = true, seed = opt.seed})),
-      loss = opt.label_smoothing < 1 and tricks.one_sided_label_smoothing(opt.label_smoothing)
-             or lg.losses.nsgan(),
-      fixed_z = lg.randn(64, opt.nz),
-    }
+    local s = kit.gan_state{opt = opt, G = G, D = D, data = kit.fashion_mnist(opt).images,
+                            loss = opt.label_smoothing < 1 and tricks.one_sided_label_smoothing(opt.label_smoothing)
+                                   or lg.losses.nsgan()}
     if opt.vbn then s.ref_z = lg.randn(opt.ref_batch, opt.nz) end
     if opt.hist_avg > 0 then
       s.haG = tricks.HistoricalAverage(G, {lambda = opt.hist_avg})
@@ -98,58 +86,40 @@ return require("luagan.recipe"){
     return s
   end,
 
-  step = function(s)
-    local x = s.data:next()
-    local fake = generate(s, lg.randn(s.opt.batch, s.opt.nz))
-    -- D step
-    local real_l, fake_l = s.D(x), s.D(fake:detach())
-    local ld = s.loss.d(real_l, fake_l)
-    local out = {loss_d = ld}
-    local total = ld
-    if s.haD then
-      local h = s.haD:penalty()
-      total = total + h
-      out.hist_d = h
-    end
-    s.optD:zero_grad()
-    total:backward()
-    s.optD:step()
-    if s.haD then s.haD:update() end
-    -- G step
-    local lgen
-    if s.opt.feature_matching then
-      local name = s.D.features
-      local _, f_fake = tricks.features(s.D, fake, {name})
-      local _, f_real = lg.no_grad(function() return tricks.features(s.D, x, {name}) end)
-      lgen = tricks.feature_matching(f_real[name], f_fake[name])
-      out.fm = lgen
-    else
-      lgen = s.loss.g(s.D(fake))
-    end
-    out.loss_g = lgen
-    local gtotal = lgen
-    if s.haG then
-      local h = s.haG:penalty()
-      gtotal = gtotal + h
-      out.hist_g = h
-    end
-    s.optG:zero_grad()
-    gtotal:backward()
-    s.optG:step()
-    if s.haG then s.haG:update() end
-    out.d_real = real_l:detach():sigmoid():mean()
-    out.d_fake = fake_l:detach():sigmoid():mean()
-    return out
+  -- historical averaging: a penalty on each player's update; feature
+  -- matching: G matches the mean of D's features on real images
+  step = function(s, i)
+    return kit.gan_step(s, {
+      generate = function(_, z) return generate(s, z) end,
+      d_loss = function(c)
+        local ld = kit.d_loss(c)
+        if s.haD then c.hist_d = s.haD:penalty() end
+        return ld, c.hist_d
+      end,
+      after_d = function() if s.haD then s.haD:update() end end,
+      g_loss = function(c)
+        local lgen
+        if s.opt.feature_matching then
+          local name = s.D.features
+          local _, f_fake = tricks.features(s.D, c.fake, {name})
+          local _, f_real = lg.no_grad(function() return tricks.features(s.D, c.x, {name}) end)
+          lgen = tricks.feature_matching(f_real[name], f_fake[name])
+          c.fm = lgen
+        else
+          lgen = s.loss.g(s.D(c.fake))
+        end
+        if s.haG then c.hist_g = s.haG:penalty() end
+        return lgen, c.hist_g
+      end,
+      after_g = function() if s.haG then s.haG:update() end end,
+      metrics = function(c, out)
+        out.hist_d, out.fm, out.hist_g = c.hist_d, c.fm, c.hist_g
+        kit.d_means(c, out)
+      end,
+    }, i)
   end,
 
   -- batch norm: eval mode (running statistics); virtual batch norm: the
   -- reference batch, so every sample is independent of the others either way
-  sample = function(s, path, o)
-    local z = o.n and lg.randn(o.n, s.opt.nz) or s.fixed_z
-    s.G:eval()
-    local x = generate(s, z)
-    s.G:train()
-    image.save_grid(path, x, {nrow = math.max(1, math.ceil(math.sqrt(x:size(1))))})
-    return x
-  end,
+  sample = kit.sampler{generate = generate},
 }

@@ -31,44 +31,16 @@
 -- (codes matched to classes one to one; 0.68 with the defaults) with the
 -- classifier of models/weights/ when present, written to eval.json.
 local lg = require "luagan"
-local nn, optim, data, image = lg.nn, lg.optim, lg.data, lg.image
+local nn, data, image, kit, nets = lg.nn, lg.data, lg.image, lg.recipe_kit, lg.nets
 
 local NCAT, NCONT = 10, 2
 
-local function make_G(opt)
-  local ch, layers, nin = opt.ch, {}, opt.nz + NCAT + NCONT
-  if opt.hidden > 0 then
-    for _, m in ipairs{nn.Linear(nin, opt.hidden), nn.BatchNorm1d(opt.hidden), nn.ReLU()} do
-      layers[#layers + 1] = m
-    end
-    nin = opt.hidden
-  end
-  for _, m in ipairs{
-    nn.Linear(nin, 2 * ch * 7 * 7), nn.BatchNorm1d(2 * ch * 7 * 7), nn.ReLU(),
-    nn.Reshape(2 * ch, 7, 7),
-    nn.ConvTranspose2d(2 * ch, ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(ch), nn.ReLU(),
-    nn.ConvTranspose2d(ch, 1, 4, {stride = 2, padding = 1}), nn.Tanh(),
-  } do layers[#layers + 1] = m end
-  return nn.Sequential(layers)
-end
-
--- D and Q on one trunk: forward(x) -> D logits (N,1), Q outputs (N, 10+2).
+-- D and Q on one trunk (the 28x28 DCGAN D's, lg.nets): forward(x) -> D
+-- logits (N,1), Q outputs (N, 10+2).
 local InfoD = nn.Module:extend("InfoD")
 function InfoD:init(opt)
-  local ch = opt.ch
-  local layers = {
-    nn.Conv2d(1, ch, 4, {stride = 2, padding = 1}), nn.LeakyReLU(0.2),
-    nn.Conv2d(ch, 2 * ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(2 * ch), nn.LeakyReLU(0.2),
-    nn.Flatten(),
-  }
-  local nf = 2 * ch * 7 * 7
-  if opt.hidden > 0 then
-    for _, m in ipairs{nn.Linear(nf, opt.hidden), nn.BatchNorm1d(opt.hidden), nn.LeakyReLU(0.2)} do
-      layers[#layers + 1] = m
-    end
-    nf = opt.hidden
-  end
-  self.trunk = nn.Sequential(layers)
+  self.trunk = nn.Sequential(nets.dcgan_D_layers{ch = opt.ch, hidden = opt.hidden, out = 0})
+  local nf = opt.hidden > 0 and opt.hidden or 2 * opt.ch * 7 * 7
   self.d_head = nn.Linear(nf, 1)
   self.q_head = nn.Sequential{nn.Linear(nf, 128), nn.BatchNorm1d(128), nn.LeakyReLU(0.2),
                               nn.Linear(128, NCAT + NCONT)}
@@ -99,15 +71,6 @@ local function info_loss(q, c, cont, opt)
   return (ce + gauss * opt.lambda_cont) * opt.lambda, acc, ce, gauss
 end
 
-local function classifier_weights()
-  local ok, C = pcall(require, "classifier")
-  if not ok then return nil end
-  local f = io.open(C.WEIGHTS, "rb")
-  if not f then return nil end
-  f:close()
-  return C.WEIGHTS
-end
-
 return require("luagan.recipe"){
   name = "infogan",
   about = "InfoGAN on Fashion-MNIST (Chen et al. 2016): Cat(10) + 2 continuous codes, Q head on D's trunk",
@@ -124,7 +87,7 @@ return require("luagan.recipe"){
     {"beta1", 0.5, "Adam beta1"},
     {"beta2", 0.999, "Adam beta2"},
     {"sweep", 2.0, "continuous codes are swept over [-sweep, sweep] in the sample grid"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    kit.LIMIT,
     {"eval_n", 2000, "samples for the code accuracy at the end (0 = skip)"},
     {"sample_every", 500, "write samples_STEP.png every N steps"},
     {"ckpt_every", 1000, "write the checkpoint every N steps"},
@@ -132,42 +95,37 @@ return require("luagan.recipe"){
   smoke = {steps = 3, batch = 8, limit = 64, ch = 4, nz = 8, eval_n = 0},
 
   setup = function(opt)
-    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
-    local G, D = nn.init.dcgan(make_G(opt)), nn.init.dcgan(InfoD(opt))
-    local betas = {opt.beta1, opt.beta2}
-    return {
-      opt = opt, G = G, D = D,
-      optG = optim.Adam(G:parameters(), {lr = opt.lr_g, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr_d, betas = betas}),
-      data = lg.train.stream(data.DataLoader(ds.images,
-        {batch_size = opt.batch, shuffle = true, drop_last = true, seed = opt.seed})),
-      loss = lg.losses.nsgan(),
-      fixed_z = lg.randn(NCAT, opt.nz),
-    }
+    local G = nets.dcgan_G{nz = opt.nz, extra = NCAT + NCONT, ch = opt.ch, hidden = opt.hidden}
+    return kit.gan_state{opt = opt, G = G, D = nn.init.dcgan(InfoD(opt)), lr_g = opt.lr_g, lr_d = opt.lr_d,
+                         data = kit.fashion_mnist(opt).images, loss = lg.losses.nsgan(), fixed_z = NCAT}
   end,
 
-  step = function(s)
-    local B, opt = s.opt.batch, s.opt
-    local x = s.data:next()
-    local z, c, cont = prior(B, opt.nz)
-    local fake = s.G(latent(z, c, cont))
-    -- D and Q: adversarial loss + the information term on the (detached) fakes
-    local lr_ = s.D(x)
-    local lf, qf = s.D(fake:detach())
-    local info_d = info_loss(qf, c, cont, opt)
-    local ld = s.loss.d(lr_, lf) + info_d
-    s.optD:zero_grad()
-    ld:backward()
-    s.optD:step()
-    -- G: adversarial loss + the information term through the updated D and Q
-    local lg_, q = s.D(fake)
-    local info, acc, ce, gauss = info_loss(q, c, cont, opt)
-    local lgen = s.loss.g(lg_) + info
-    s.optG:zero_grad()
-    lgen:backward()
-    s.optG:step()
-    return {loss_d = ld, loss_g = lgen, info = info, q_acc = acc, q_ce = ce, q_cont = gauss,
-            d_real = lr_:detach():sigmoid():mean(), d_fake = lf:detach():sigmoid():mean()}
+  -- D and Q: the adversarial loss + the information term on the (detached)
+  -- fakes; G: both through the updated D and Q
+  step = function(s, i)
+    local opt = s.opt
+    return kit.gan_step(s, {
+      noise = function(c)
+        local z
+        z, c.c, c.cont = prior(c.B, opt.nz)
+        return latent(z, c.c, c.cont)
+      end,
+      d_loss = function(c)
+        local lr_ = s.D(c.x)
+        local lf, qf = s.D(c.fake_d)
+        c.real_out, c.fake_out = lr_, lf
+        return s.loss.d(lr_, lf) + info_loss(qf, c.c, c.cont, opt)
+      end,
+      g_loss = function(c)
+        local lg_, q = s.D(c.fake)
+        c.info, c.q_acc, c.q_ce, c.q_cont = info_loss(q, c.c, c.cont, opt)
+        return s.loss.g(lg_) + c.info
+      end,
+      metrics = function(c, out)
+        out.info, out.q_acc, out.q_ce, out.q_cont = c.info, c.q_acc, c.q_ce, c.q_cont
+        kit.d_means(c, out)
+      end,
+    }, i)
   end,
 
   -- The code sweeps (see the header); with o.n, n samples from the prior
@@ -197,9 +155,7 @@ return require("luagan.recipe"){
       end
       z, c, cont = s.fixed_z:index_select(1, lg.tensor(zi)), lg.tensor(cs), lg.tensor(cv)
     end
-    s.G:eval()
-    local x = s.G(latent(z, c, cont))
-    s.G:train()
+    local x = kit.in_eval(s.G, function() return s.G(latent(z, c, cont)) end)
     if o.n then
       image.save_grid(path, x, {nrow = NCAT})
     else
@@ -216,21 +172,14 @@ return require("luagan.recipe"){
   finish = function(s, out)
     local n = s.opt.eval_n
     if n <= 0 then return end
-    if not classifier_weights() then
+    if not lg.eval.has_classifier() then
       print("infogan: no classifier weights in models/weights/ (luagan run classifier); code accuracy skipped")
       return
     end
     lg.manual_seed(s.opt.seed + 7919)
     local z, c, cont = prior(n, s.opt.nz)
-    local x = lg.no_grad(function()
-      s.G:eval()
-      local parts = {}
-      for i = 1, n, 500 do
-        local m = math.min(500, n - i + 1)
-        parts[#parts + 1] = s.G(latent(z:narrow(1, i, m), c:narrow(1, i, m), cont:narrow(1, i, m)))
-      end
-      s.G:train()
-      return lg.cat(parts, 1)
+    local x = kit.generated(s.G, n, function(i, m)
+      return s.G(latent(z:narrow(1, i, m), c:narrow(1, i, m), cont:narrow(1, i, m)))
     end)
     local acc, mapping, _, majority = lg.eval.code_accuracy(x, c)
     local names = {}
@@ -239,8 +188,8 @@ return require("luagan.recipe"){
     end
     local r = {recipe = "infogan", code_accuracy = acc, majority_accuracy = majority, n = n,
                mapping = table.concat(names, ", ")}
-    lg.io.write_atomic(out .. "/eval.json", lg.io.json_encode(r) .. "\n")
-    print(string.format("infogan: categorical-code accuracy %.4f (one to one), %.4f (many to one) on %d samples;" ..
-                        " %s (%s/eval.json)", acc, majority, n, r.mapping, out))
+    kit.write_eval(out, r, string.format("infogan: categorical-code accuracy %.4f (one to one), %.4f " ..
+                                         "(many to one) on %d samples; %s (%s/eval.json)", acc, majority, n,
+                                         r.mapping, out))
   end,
 }

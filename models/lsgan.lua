@@ -26,65 +26,34 @@
 -- coding), then G catches up. About 5 CPU-minutes on one idle core (dcgan's
 -- rate, the same nets).
 local lg = require "luagan"
-local optim, data, image, nets = lg.optim, lg.data, lg.image, require "luagan.nets"
+local kit, nets = lg.recipe_kit, lg.nets
 
 return require("luagan.recipe"){
   name = "lsgan",
   about = "Least Squares GAN at 28x28 on Fashion-MNIST (Mao et al. 2017), --a --b --c targets",
   options = {
     {"steps", 2000, "generator updates (938 per epoch at batch 64)"},
-    {"batch", 64, "batch size"},
+    kit.BATCH,
     {"a", 0.0, "target of D for fakes"},
     {"b", 1.0, "target of D for real images"},
     {"c", 1.0, "target G wants D to give its fakes"},
-    {"nz", 100, "noise dimension"},
-    {"lr", 2e-4, "Adam learning rate (both nets)"},
-    {"beta1", 0.5, "Adam beta1"},
-    {"beta2", 0.999, "Adam beta2"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    kit.NZ,
+    kit.DCGAN_ADAM,
+    kit.LIMIT,
     {"sample_every", 500, "write samples_STEP.png every N steps"},
     {"ckpt_every", 500, "write the checkpoint every N steps"},
   },
   smoke = {steps = 3, batch = 8, limit = 64},
 
   setup = function(opt)
-    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
-    local G, D = nets.dcgan_G{nz = opt.nz}, nets.dcgan_D{}
-    local betas = {opt.beta1, opt.beta2}
-    return {
-      opt = opt, G = G, D = D,
-      optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
-      data = lg.train.stream(data.DataLoader(ds.images, {batch_size = opt.batch, shuffle = true,
-                                                         drop_last = true, seed = opt.seed})),
-      loss = lg.losses.lsgan{a = opt.a, b = opt.b, c = opt.c},
-      fixed_z = lg.randn(64, opt.nz),
-    }
+    return kit.gan_state{opt = opt, G = nets.dcgan_G{nz = opt.nz}, D = nets.dcgan_D{},
+                         data = kit.fashion_mnist(opt).images,
+                         loss = lg.losses.lsgan{a = opt.a, b = opt.b, c = opt.c}}
   end,
 
-  step = function(s)
-    local x = s.data:next()
-    local fake = s.G(lg.randn(s.opt.batch, s.opt.nz))
-    local real_out, fake_out = s.D(x), s.D(fake:detach())
-    local ld = s.loss.d(real_out, fake_out)
-    s.optD:zero_grad()
-    ld:backward()
-    s.optD:step()
-    local lgen = s.loss.g(s.D(fake))
-    s.optG:zero_grad()
-    lgen:backward()
-    s.optG:step()
-    return {loss_d = ld, loss_g = lgen,
-            d_real = real_out:detach():mean(), d_fake = fake_out:detach():mean()}
-  end,
+  -- d_real, d_fake: D's raw outputs (no sigmoid)
+  step = function(s, i) return kit.gan_step(s, {metrics = kit.d_means_raw}, i) end,
 
   -- G in eval mode (batch norm on its running statistics)
-  sample = function(s, path, o)
-    local z = o.n and lg.randn(o.n, s.opt.nz) or s.fixed_z
-    s.G:eval()
-    local x = s.G(z)
-    s.G:train()
-    image.save_grid(path, x, {nrow = math.max(1, math.ceil(math.sqrt(x:size(1))))})
-    return x
-  end,
+  sample = kit.sampler(),
 }

@@ -27,21 +27,19 @@
 -- outputs 0), with d_real (mean D(x)) near 0.1-0.2 and d_fake near -0.25.
 -- More D steps (--n-dis 5 with setting "A") or longer runs sharpen the samples.
 local lg = require "luagan"
-local optim, data, image, nets = lg.optim, lg.data, lg.image, require "luagan.nets"
+local kit, nets = lg.recipe_kit, lg.nets
 
 return require("luagan.recipe"){
   name = "sngan",
   about = "Spectral-norm GAN with the hinge loss at 28x28 on Fashion-MNIST (Miyato et al. 2018)",
   options = {
     {"steps", 2500, "generator updates (938 per epoch at batch 64)"},
-    {"batch", 64, "batch size"},
+    kit.BATCH,
     {"loss", "hinge", "adversarial loss", choices = {"hinge", "ns"}},
     {"n_dis", 1, "D updates per G update"},
-    {"lr", 2e-4, "Adam learning rate (both nets)"},
-    {"beta1", 0.5, "Adam beta1"},
-    {"beta2", 0.999, "Adam beta2"},
-    {"nz", 100, "noise dimension"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    kit.DCGAN_ADAM,
+    kit.NZ,
+    kit.LIMIT,
     {"sample_every", 500, "write samples_STEP.png every N steps"},
     {"ckpt_every", 500, "write the checkpoint every N steps"},
   },
@@ -49,48 +47,19 @@ return require("luagan.recipe"){
 
   setup = function(opt)
     if opt.n_dis < 1 then require("luagan.recipe").fail("sngan: --n-dis must be >= 1") end
-    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
-    local G = nets.dcgan_G{nz = opt.nz}
-    local D = nets.dcgan_D{norm = "none", spectral = true}
-    local betas = {opt.beta1, opt.beta2}
-    return {
-      opt = opt, G = G, D = D,
-      optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
-      data = lg.train.stream(data.DataLoader(ds.images, {batch_size = opt.batch, shuffle = true,
-                                                         drop_last = true, seed = opt.seed})),
-      loss = lg.losses.make(opt.loss == "ns" and "nsgan" or "hinge"),
-      fixed_z = lg.randn(64, opt.nz),
-    }
+    return kit.gan_state{opt = opt, G = nets.dcgan_G{nz = opt.nz}, D = nets.dcgan_D{norm = "none", spectral = true},
+                         data = kit.fashion_mnist(opt).images,
+                         loss = lg.losses.make(opt.loss == "ns" and "nsgan" or "hinge")}
   end,
 
-  step = function(s)
-    local B, nz = s.opt.batch, s.opt.nz
-    local ld, real_out, fake_out
-    for _ = 1, s.opt.n_dis do
-      local x = s.data:next()
-      local fake = lg.no_grad(function() return s.G(lg.randn(B, nz)) end)
-      real_out, fake_out = s.D(x), s.D(fake)
-      ld = s.loss.d(real_out, fake_out)
-      s.optD:zero_grad()
-      ld:backward()
-      s.optD:step()
-    end
-    local lgen = s.loss.g(s.D(s.G(lg.randn(B, nz))))
-    s.optG:zero_grad()
-    lgen:backward()
-    s.optG:step()
-    return {loss_d = ld, loss_g = lgen,
-            d_real = real_out:detach():mean(), d_fake = fake_out:detach():mean(),
-            sigma_max = s.D[#s.D]:sigma()}
+  -- n_dis D updates on fresh fakes, then G; sigma_max: the last layer's
+  -- spectral-norm estimate
+  step = function(s, i)
+    return kit.gan_step(s, {fresh = true, n_d = s.opt.n_dis, metrics = function(c, out)
+      kit.d_means_raw(c, out)
+      out.sigma_max = s.D[#s.D]:sigma()
+    end}, i)
   end,
 
-  sample = function(s, path, o)
-    local z = o.n and lg.randn(o.n, s.opt.nz) or s.fixed_z
-    s.G:eval()
-    local x = s.G(z)
-    s.G:train()
-    image.save_grid(path, x, {nrow = math.max(1, math.ceil(math.sqrt(x:size(1))))})
-    return x
-  end,
+  sample = kit.sampler(),
 }

@@ -44,7 +44,7 @@
 -- learning rate decays.
 local lg = require "luagan"
 local nets = require "luagan.nets"
-local optim, data, image, eval2d = lg.optim, lg.data, lg.image, lg.eval2d
+local optim, data, image, eval2d, kit = lg.optim, lg.data, lg.image, lg.eval2d, lg.recipe_kit
 local recipe = require "luagan.recipe"
 
 local LOSSES = {"ns", "mm", "lsgan", "hinge", "wgan_gp", "rsgan", "ragan"}
@@ -75,10 +75,7 @@ local function latent(opt, n) return lg.randn(n, opt.nz) end
 -- G's samples for z (the EMA copy with --ema), batch norm on its running statistics
 local function generate(s, z)
   local G = s.ema and s.ema:module() or s.G
-  G:eval()
-  local x = lg.no_grad(function() return G(z) * s.scale end)
-  G:train()
-  return x
+  return kit.in_eval(G, lg.no_grad, function() return G(z) * s.scale end)
 end
 
 return recipe{
@@ -138,15 +135,9 @@ return recipe{
     local G = nets.mlp(gs, {act = "relu", norm = opt.g_norm})
     local D = nets.packed_D{input = 2, pack = opt.pack, trunk = trunk, head = {opt.d_hidden},
                             maxout = opt.maxout > 1 and opt.maxout or nil}
-    local betas = {opt.beta1, opt.beta2}
-    local s = {
-      opt = opt, G = G, D = D,
-      optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr_d, betas = betas}),
-      loss = lg.losses.make(opt.loss == "wgan_gp" and "wgan" or opt.loss),
-      fixed_z = latent(opt, opt.eval_n),
-      spec = eval2d.spec(opt.mixture),
-    }
+    local s = kit.gan_state{opt = opt, G = G, D = D, lr_d = opt.lr_d, fixed_z = opt.eval_n,
+                            loss = lg.losses.make(opt.loss == "wgan_gp" and "wgan" or opt.loss)}
+    s.spec = eval2d.spec(opt.mixture)
     -- the nets see data divided by scale (ring 0.71, grid 2.83), so the same
     -- settings fit both mixtures; G's output is multiplied back when sampling
     s.scale = 1.0
@@ -162,44 +153,38 @@ return recipe{
     return s
   end,
 
+  -- n_critic D updates on packed real and fake batches (instance noise on
+  -- both; R1 and the gradient penalty on the packed batches), then G
   step = function(s, i)
     local opt = s.opt
-    local B, m = opt.batch, opt.pack
+    local m = opt.pack
     local function noisy(x) return s.noise and s.noise:apply(x, i - 1) or x end
-    local ld, pen, real_l, fake_l
-    for _ = 1, opt.n_critic do
-      local real = noisy(sample_mixture(opt, B) / s.scale)
-      local fake = noisy(s.G(latent(opt, B)):detach())
-      local pr, pf = pack(real, m), pack(fake, m)
-      fake_l = s.D(pf)
-      pen = nil
-      if opt.r1 > 0 then
-        local r1, st = lg.penalties.r1(s.D, pr, {gamma = opt.r1})
-        real_l, pen = st.logits, r1
-      else
-        real_l = s.D(pr)
-      end
-      if opt.loss == "wgan_gp" then
-        local gp = lg.penalties.gradient_penalty(s.D, pr, pf, {lambda = opt.gp})
-        pen = pen and pen + gp or gp
-      end
-      ld = s.loss.d(real_l, fake_l)
-      local total = pen and ld + pen or ld
-      s.optD:zero_grad()
-      total:backward()
-      s.optD:step()
-    end
-    local fake = noisy(s.G(latent(opt, B)))
-    local gl = s.D(pack(fake, m))
-    local lgen = s.loss.g(gl, s.loss.relativistic and real_l:detach() or nil)
-    s.optG:zero_grad()
-    lgen:backward()
-    s.optG:step()
-    if s.schedG then s.schedG:step(); s.schedD:step() end
-    if s.ema then s.ema:update() end
-    local out = {loss_d = ld, loss_g = lgen}
-    if pen then out.penalty = pen end
-    return out
+    return kit.gan_step(s, {
+      n_d = opt.n_critic,
+      fresh = true,
+      real = function(c) return noisy(sample_mixture(opt, c.B) / s.scale) end,
+      fakes = function(c) c.fake_d = noisy(s.G(latent(opt, c.B)):detach()) end,
+      generate = function(_, z) return noisy(s.G(z)) end,
+      d_loss = function(c)
+        local pr, pf = pack(c.x, m), pack(c.fake_d, m)
+        c.fake_out = s.D(pf)
+        local pen
+        if opt.r1 > 0 then pen = c:r1(opt.r1, pr) else c.real_out = s.D(pr) end
+        if opt.loss == "wgan_gp" then
+          local gp = lg.penalties.gradient_penalty(s.D, pr, pf, {lambda = opt.gp})
+          pen = pen and pen + gp or gp
+        end
+        return s.loss.d(c.real_out, c.fake_out), pen
+      end,
+      g_loss = function(c)
+        return s.loss.g(s.D(pack(c.fake, m)), s.loss.relativistic and c.real_out:detach() or nil)
+      end,
+      after_g = function()
+        if s.schedG then s.schedG:step(); s.schedD:step() end
+        if s.ema then s.ema:update() end
+      end,
+      metrics = function(c, out) out.penalty = c.penalty end,
+    }, i)
   end,
 
   -- scatter of G's samples (the fixed noise, or o.n fresh ones) over the true modes
@@ -225,7 +210,7 @@ return recipe{
                     -- NaN (no high-quality sample) is not JSON: left out
                     reverse_kl = r.reverse_kl == r.reverse_kl and r.reverse_kl or nil,
                     counts = r.counts, n = r.n, seed = s.opt.seed}
-    lg.io.write_atomic(out .. "/eval2d.json", lg.io.json_encode(report) .. "\n")
+    kit.write_eval(out, report, nil, "eval2d.json")
     local b = s.opt.mixture == "ring" and {-1.5, 1.5, -1.5, 1.5} or {-6, 6, -6, 6}
     image.scatter(out .. "/scatter_eval.png", x, {centres = s.spec.centres, std = s.spec.std,
                                                   bounds = b, title = line})

@@ -35,52 +35,23 @@
 -- writes eval.json: the test reconstruction error (per pixel, [-1,1] scale)
 -- and the linear-probe accuracy of mu(x) (lg.eval).
 local lg = require "luagan"
-local nn, optim, data, image = lg.nn, lg.optim, lg.data, lg.image
+local nn, kit, nets = lg.nn, lg.recipe_kit, lg.nets
 
-local function make_G(opt)
-  local ch, layers, nin = opt.ch, {}, opt.nz
-  if opt.hidden > 0 then
-    for _, m in ipairs{nn.Linear(nin, opt.hidden), nn.BatchNorm1d(opt.hidden), nn.ReLU()} do
-      layers[#layers + 1] = m
-    end
-    nin = opt.hidden
-  end
-  for _, m in ipairs{
-    nn.Linear(nin, 2 * ch * 7 * 7), nn.BatchNorm1d(2 * ch * 7 * 7), nn.ReLU(),
-    nn.Reshape(2 * ch, 7, 7),
-    nn.ConvTranspose2d(2 * ch, ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(ch), nn.ReLU(),
-    nn.ConvTranspose2d(ch, 1, 4, {stride = 2, padding = 1}), nn.Tanh(),
-  } do layers[#layers + 1] = m end
-  return nn.Sequential(layers)
-end
-
--- conv4 s2 ch-LReLU -> conv4 s2 2ch-BN-LReLU: (N,1,28,28) -> (N,2ch,7,7)
-local function conv_trunk(ch)
-  return nn.Sequential{
-    nn.Conv2d(1, ch, 4, {stride = 2, padding = 1}), nn.LeakyReLU(0.2),
-    nn.Conv2d(ch, 2 * ch, 4, {stride = 2, padding = 1}), nn.BatchNorm2d(2 * ch), nn.LeakyReLU(0.2),
-  }
-end
-
--- flatten -> (FC hidden-BN-LReLU) -> FC nout
-local function fc_head(opt, nout)
-  local layers, nin = {nn.Flatten()}, 2 * opt.ch * 7 * 7
-  if opt.hidden > 0 then
-    for _, m in ipairs{nn.Linear(nin, opt.hidden), nn.BatchNorm1d(opt.hidden), nn.LeakyReLU(0.2)} do
-      layers[#layers + 1] = m
-    end
-    nin = opt.hidden
-  end
-  layers[#layers + 1] = nn.Linear(nin, nout)
-  return nn.Sequential(layers)
+-- conv4 s2 ch-LReLU -> conv4 s2 2ch-BN-LReLU (trunk: (N,1,28,28) -> (N,2ch,7,7)),
+-- then flatten -> (FC hidden-BN-LReLU) -> FC nout (head): the 28x28 DCGAN D
+-- of lg.nets in two parts
+local function trunk_and_head(opt, nout)
+  local L = nets.dcgan_D_layers{ch = opt.ch, hidden = opt.hidden, out = nout}
+  return nets.seq(L, 1, 5), nets.seq(L, 6)
 end
 
 -- Enc(x) -> mu (N,nz), log variance (N,nz)
 local Encoder = nn.Module:extend("Encoder")
 function Encoder:init(opt)
   self.nz = opt.nz
-  self.trunk = conv_trunk(opt.ch)
-  self.head = fc_head(opt, 2 * opt.nz)
+  local trunk, head = trunk_and_head(opt, 2 * opt.nz)
+  self.trunk = trunk      -- registered before the head: the order of init and state
+  self.head = head
 end
 function Encoder:forward(x)
   local h = self.head(self.trunk(x))
@@ -90,8 +61,9 @@ end
 -- Dis(x) -> logits (N,1), Dis_l(x) (N, 2ch*7*7)
 local Dis = nn.Module:extend("Dis")
 function Dis:init(opt)
-  self.trunk = conv_trunk(opt.ch)
-  self.head = fc_head(opt, 1)
+  local trunk, head = trunk_and_head(opt, 1)
+  self.trunk = trunk
+  self.head = head
 end
 function Dis:forward(x)
   local f = self.trunk(x)
@@ -101,29 +73,6 @@ end
 -- Set p.grad for each parameter of params from the list grads (nil: unused).
 local function set_grads(params, grads)
   for i, p in ipairs(params) do p.grad = grads[i] end
-end
-
-local function encode_all(E, x)
-  return lg.no_grad(function()
-    E:eval()
-    local parts = {}
-    for i = 1, x:size(1), 500 do
-      local mu = E(x:narrow(1, i, math.min(500, x:size(1) - i + 1)))
-      parts[#parts + 1] = mu
-    end
-    E:train()
-    return lg.cat(parts, 1)
-  end)
-end
-
-local function decode_all(G, z)
-  return lg.no_grad(function()
-    G:eval()
-    local parts = {}
-    for i = 1, z:size(1), 500 do parts[#parts + 1] = G(z:narrow(1, i, math.min(500, z:size(1) - i + 1))) end
-    G:train()
-    return lg.cat(parts, 1)
-  end)
 end
 
 local EQUILIBRIUM = 0.68
@@ -143,35 +92,26 @@ return require("luagan.recipe"){
     {"lr", 2e-4, "Adam learning rate (all three nets)"},
     {"beta1", 0.5, "Adam beta1"},
     {"beta2", 0.999, "Adam beta2"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
-    {"eval_n", 2000, "test images for the reconstruction error and probe at the end (0 = skip)"},
-    {"probe_n", 10000, "training images for the linear probe"},
+    kit.LIMIT,
+    kit.RECON_EVAL,
     {"sample_every", 500, "write samples_STEP.png every N steps"},
     {"ckpt_every", 1000, "write the checkpoint every N steps"},
   },
   smoke = {steps = 3, batch = 8, limit = 64, ch = 4, nz = 4, eval_n = 0},
 
   setup = function(opt)
-    local limit = opt.limit > 0 and opt.limit or nil
-    local ds = data.fashion_mnist{limit = limit}
-    local test = data.fashion_mnist{split = "test", limit = limit}
+    local ds, test = kit.fashion_mnist(opt), kit.fashion_mnist(opt, "test")
     local E = nn.init.dcgan(Encoder(opt))
-    local G = nn.init.dcgan(make_G(opt))
+    local G = nets.dcgan_G{nz = opt.nz, ch = opt.ch, hidden = opt.hidden}
     local D = nn.init.dcgan(Dis(opt))
-    local betas = {opt.beta1, opt.beta2}
-    local idx = {}
-    for i = 1, 20 do idx[i] = (i - 1) % test.images:size(1) + 1 end
-    return {
-      opt = opt, E = E, G = G, D = D,
-      optE = optim.Adam(E:parameters(), {lr = opt.lr, betas = betas}),
-      optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
-      data = lg.train.stream(data.DataLoader(ds.images,
-        {batch_size = opt.batch, shuffle = true, drop_last = true, seed = opt.seed})),
-      fixed_z = lg.randn(40, opt.nz),
-      fixed_x = test.images:index_select(1, lg.tensor(idx)),   -- 20 test images for the grid
-      sets = {train = ds, test = test},                          -- not checkpointed (no state_dict)
-    }
+    local s = {opt = opt, E = E, G = G, D = D}
+    s.optE, s.optG = kit.adam_pair(E, G, opt)
+    s.optD = lg.optim.Adam(D:parameters(), {lr = opt.lr, betas = {opt.beta1, opt.beta2}})
+    s.data = kit.stream(opt, ds.images)
+    s.fixed_z = lg.randn(40, opt.nz)
+    s.fixed_x = kit.fixed_images(test.images)    -- 20 test images for the grid
+    s.sets = {train = ds, test = test}             -- not checkpointed (no state_dict)
+    return s
   end,
 
   step = function(s)
@@ -216,44 +156,8 @@ return require("luagan.recipe"){
 
   -- Test images / reconstructions Dec(mu(x)) in alternating rows, then
   -- random samples; with o.n, n random samples Dec(z).
-  sample = function(s, path, o)
-    s.G:eval()
-    if o.n then
-      local x = s.G(lg.randn(o.n, s.opt.nz))
-      s.G:train()
-      image.save_grid(path, x, {nrow = math.max(1, math.ceil(math.sqrt(o.n)))})
-      return x
-    end
-    s.E:eval()
-    local rec = s.G((s.E(s.fixed_x)))
-    s.E:train()
-    local gen = s.G(s.fixed_z)
-    s.G:train()
-    local rows = {}
-    for r = 0, 1 do
-      rows[#rows + 1] = s.fixed_x:narrow(1, r * 10 + 1, 10)
-      rows[#rows + 1] = rec:narrow(1, r * 10 + 1, 10)
-    end
-    rows[#rows + 1] = gen
-    image.save_grid(path, lg.cat(rows, 1), {nrow = 10})
-    return gen
-  end,
+  sample = kit.recon_sampler(),
 
   -- Test reconstruction error of Dec(mu(x)) and a linear probe on mu(x).
-  finish = function(s, out)
-    local n = math.min(s.opt.eval_n, s.sets.test.images:size(1))
-    if n <= 0 then return end
-    local xt, yt = s.sets.test.images:narrow(1, 1, n), s.sets.test.labels:narrow(1, 1, n)
-    local zt = encode_all(s.E, xt)
-    local err = lg.eval.reconstruction_error(xt, decode_all(s.G, zt))
-    local m = math.min(s.opt.probe_n, s.sets.train.images:size(1))
-    local ztr = encode_all(s.E, s.sets.train.images:narrow(1, 1, m))
-    local acc, acc_tr = lg.eval.linear_probe(ztr, s.sets.train.labels:narrow(1, 1, m), zt, yt)
-    local r = {recipe = "vaegan", recon_mse = err.mse, recon_l1 = err.l1, probe_test = acc,
-               probe_train = acc_tr, n_test = n, n_probe_train = m}
-    lg.io.write_atomic(out .. "/eval.json", lg.io.json_encode(r) .. "\n")
-    print(string.format("vaegan: test reconstruction mse %.4f l1 %.4f (%d images); linear probe on mu(x): " ..
-                        "%.4f test, %.4f train (%d train images) (%s/eval.json)",
-                        err.mse, err.l1, n, acc, acc_tr, m, out))
-  end,
+  finish = function(s, out) kit.recon_probe(s, out, {recipe = "vaegan", code = "mu(x)"}) end,
 }

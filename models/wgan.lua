@@ -26,7 +26,7 @@
 -- estimate of the Wasserstein distance, E f(x) - E f(G(z))) rises first,
 -- then falls slowly as G improves: it is the curve to watch, not loss_g.
 local lg = require "luagan"
-local optim, data, image, nets = lg.optim, lg.data, lg.image, require "luagan.nets"
+local kit, nets = lg.recipe_kit, lg.nets
 
 return require("luagan.recipe"){
   name = "wgan",
@@ -38,8 +38,8 @@ return require("luagan.recipe"){
     {"clip", 0.01, "clip every critic weight to [-clip, clip]"},
     {"lr", 5e-5, "RMSprop learning rate (both nets)"},
     {"burst", false, "100 critic updates before each of the first 25 and every 500th G update"},
-    {"nz", 100, "noise dimension"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    kit.NZ,
+    kit.LIMIT,
     {"sample_every", 100, "write samples_STEP.png every N steps"},
     {"ckpt_every", 250, "write the checkpoint every N steps"},
   },
@@ -48,47 +48,25 @@ return require("luagan.recipe"){
   setup = function(opt)
     if opt.n_critic < 1 then require("luagan.recipe").fail("wgan: --n-critic must be >= 1") end
     if opt.clip <= 0 then require("luagan.recipe").fail("wgan: --clip must be > 0") end
-    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
     local G, D = nets.dcgan_G{nz = opt.nz}, nets.dcgan_D{}
     lg.penalties.clip_weights(D, opt.clip)      -- start inside the constraint
-    return {
-      opt = opt, G = G, D = D,
-      optG = optim.RMSprop(G:parameters(), {lr = opt.lr}),
-      optD = optim.RMSprop(D:parameters(), {lr = opt.lr}),
-      data = lg.train.stream(data.DataLoader(ds.images, {batch_size = opt.batch, shuffle = true,
-                                                         drop_last = true, seed = opt.seed})),
-      loss = lg.losses.wgan(),
-      sched = lg.tricks.Schedule{d_steps = opt.n_critic, burst = opt.burst or nil},
-      fixed_z = lg.randn(64, opt.nz),
-    }
+    local s = kit.gan_state{opt = opt, G = G, D = D, optim = "rmsprop", data = kit.fashion_mnist(opt).images,
+                            loss = lg.losses.wgan()}
+    s.sched = lg.tricks.Schedule{d_steps = opt.n_critic, burst = opt.burst or nil}
+    return s
   end,
 
-  step = function(s)
-    local B, nz = s.opt.batch, s.opt.nz
-    local ld
-    for _ = 1, s.sched:d_steps() do
-      local x = s.data:next()
-      local fake = lg.no_grad(function() return s.G(lg.randn(B, nz)) end)
-      ld = s.loss.d(s.D(x), s.D(fake))
-      s.optD:zero_grad()
-      ld:backward()
-      s.optD:step()
-      lg.penalties.clip_weights(s.D, s.opt.clip)
-    end
-    s.sched.g_iter = s.sched.g_iter + 1
-    local lgen = s.loss.g(s.D(s.G(lg.randn(B, nz))))
-    s.optG:zero_grad()
-    lgen:backward()
-    s.optG:step()
-    return {loss_d = ld, loss_g = lgen, wdist = -ld:item()}
+  -- the schedule's critic updates on fresh fakes, each followed by the
+  -- clipping; then G on a fresh batch
+  step = function(s, i)
+    return kit.gan_step(s, {
+      fresh = true,
+      n_d = function() return s.sched:d_steps() end,
+      after_d = function() lg.penalties.clip_weights(s.D, s.opt.clip) end,
+      after_g = function() s.sched.g_iter = s.sched.g_iter + 1 end,
+      metrics = function(c, out) out.wdist = -c.loss_d:item() end,
+    }, i)
   end,
 
-  sample = function(s, path, o)
-    local z = o.n and lg.randn(o.n, s.opt.nz) or s.fixed_z
-    s.G:eval()
-    local x = s.G(z)
-    s.G:train()
-    image.save_grid(path, x, {nrow = math.max(1, math.ceil(math.sqrt(x:size(1))))})
-    return x
-  end,
+  sample = kit.sampler(),
 }

@@ -32,14 +32,14 @@
 -- is the paper's schedule. wdist (E f(x) - E f(G(z))) falls steadily and
 -- grad_norm (the mean input-gradient norm at x_hat) stays near 1.
 local lg = require "luagan"
-local optim, data, image, nets = lg.optim, lg.data, lg.image, require "luagan.nets"
+local kit, nets = lg.recipe_kit, lg.nets
 
 return require("luagan.recipe"){
   name = "wgan_gp",
   about = "WGAN with gradient penalty at 28x28 on Fashion-MNIST (Gulrajani et al. 2017)",
   options = {
     {"steps", 1500, "generator updates (each after --n-critic critic updates)"},
-    {"batch", 64, "batch size"},
+    kit.BATCH,
     {"n_critic", 1, "critic updates per generator update (5: the paper's Algorithm 1)"},
     {"lambda", 10.0, "gradient-penalty weight"},
     {"critic_norm", "layer", "normalisation in the critic (no batch norm with a gradient penalty)",
@@ -47,8 +47,8 @@ return require("luagan.recipe"){
     {"lr", 1e-4, "Adam learning rate (both nets)"},
     {"beta1", 0.5, "Adam beta1 (0: the paper's Algorithm 1)"},
     {"beta2", 0.9, "Adam beta2"},
-    {"nz", 100, "noise dimension"},
-    {"limit", 0, "train on the first N images only (0 = all 60000)"},
+    kit.NZ,
+    kit.LIMIT,
     {"sample_every", 500, "write samples_STEP.png every N steps"},
     {"ckpt_every", 500, "write the checkpoint every N steps"},
   },
@@ -56,45 +56,21 @@ return require("luagan.recipe"){
 
   setup = function(opt)
     if opt.n_critic < 1 then require("luagan.recipe").fail("wgan_gp: --n-critic must be >= 1") end
-    local ds = data.fashion_mnist{limit = opt.limit > 0 and opt.limit or nil}
-    local G, D = nets.dcgan_G{nz = opt.nz}, nets.dcgan_D{norm = opt.critic_norm}
-    local betas = {opt.beta1, opt.beta2}
-    return {
-      opt = opt, G = G, D = D,
-      optG = optim.Adam(G:parameters(), {lr = opt.lr, betas = betas}),
-      optD = optim.Adam(D:parameters(), {lr = opt.lr, betas = betas}),
-      data = lg.train.stream(data.DataLoader(ds.images, {batch_size = opt.batch, shuffle = true,
-                                                         drop_last = true, seed = opt.seed})),
-      loss = lg.losses.wgan(),
-      fixed_z = lg.randn(64, opt.nz),
-    }
+    return kit.gan_state{opt = opt, G = nets.dcgan_G{nz = opt.nz}, D = nets.dcgan_D{norm = opt.critic_norm},
+                         data = kit.fashion_mnist(opt).images, loss = lg.losses.wgan()}
   end,
 
-  step = function(s)
-    local B, nz = s.opt.batch, s.opt.nz
-    local ld, gp, st
-    for _ = 1, s.opt.n_critic do
-      local x = s.data:next()
-      local fake = lg.no_grad(function() return s.G(lg.randn(B, nz)) end)
-      ld = s.loss.d(s.D(x), s.D(fake))
-      gp, st = lg.penalties.gradient_penalty(s.D, x, fake, {lambda = s.opt.lambda})
-      s.optD:zero_grad()
-      ;(ld + gp):backward()
-      s.optD:step()
-    end
-    local lgen = s.loss.g(s.D(s.G(lg.randn(B, nz))))
-    s.optG:zero_grad()
-    lgen:backward()
-    s.optG:step()
-    return {loss_d = ld, loss_g = lgen, gp = gp, wdist = -ld:item(), grad_norm = st.grad_norm}
+  -- n_critic critic updates on fresh fakes with the penalty, then G
+  step = function(s, i)
+    return kit.gan_step(s, {
+      fresh = true,
+      n_d = s.opt.n_critic,
+      d_loss = function(c) return kit.d_loss(c), c:gradient_penalty(s.opt.lambda) end,
+      metrics = function(c, out)
+        out.gp, out.wdist, out.grad_norm = c.penalty, -c.loss_d:item(), c.gp_stats.grad_norm
+      end,
+    }, i)
   end,
 
-  sample = function(s, path, o)
-    local z = o.n and lg.randn(o.n, s.opt.nz) or s.fixed_z
-    s.G:eval()
-    local x = s.G(z)
-    s.G:train()
-    image.save_grid(path, x, {nrow = math.max(1, math.ceil(math.sqrt(x:size(1))))})
-    return x
-  end,
+  sample = kit.sampler(),
 }

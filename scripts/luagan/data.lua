@@ -547,14 +547,20 @@ function data.transforms.rotate(x)
   return x:transpose(3, 4):index_select(3, rev)
 end
 
+-- T^-1 where it exists (invert is its own inverse; rotating thrice undoes a rotation)
+local INVERSES = {
+  invert = function(x, scale) return data.transforms.invert(x, scale) end,
+  rotate = function(x) local r = data.transforms.rotate; return r(r(r(x))) end,
+}
+
 -- unpaired{transform = "invert"|"edges"|"rotate", split=, path=, scale=, limit=, seed=}
 -- Domain A: the originals of one random half of the images; domain B: the
 -- transform of the other half. Training sees a and b only, which never hold
 -- the same image, so no pair exists to learn from; evaluation gets the ground
 -- truth through `transform` (T(a) is the true translation of any a) and
 -- `truth` (for each row of a / b, the index of its source image).
--- Returns {a=, a_labels=, b=, b_labels=, transform = fn(x), truth = {a_index=, b_index=},
---          classes=, scale=}. With a byte data set (the default), a and b are
+-- Returns {a=, a_labels=, b=, b_labels=, transform = fn(x), inverse = fn(x) (T^-1;
+--          nil for edges), truth = {a_index=, b_index=}, classes=, scale=}. With a byte data set (the default), a and b are
 -- byte image sets too: rows drawn from b are transformed as they are drawn.
 function data.unpaired(o)
   o = check_opts("data.unpaired", o, {"transform", "split", "path", "scale", "limit", "seed", "dataset"})
@@ -583,6 +589,7 @@ function data.unpaired(o)
     a = a, a_labels = ds.labels:index_select(1, ia),
     b = b, b_labels = ds.labels:index_select(1, ib),
     transform = transform, transform_name = name,
+    inverse = INVERSES[name] and function(x) return INVERSES[name](x, scale) end or nil,
     truth = {a_index = ia, b_index = ib},
     classes = ds.classes, scale = scale,
   }

@@ -182,6 +182,16 @@ function E.classifier_path()
   return current_path
 end
 
+-- true when a classifier is there to use: one chosen by set_classifier, or
+-- the default weights file (models/weights/, written by `luagan
+-- models/classifier.lua`). Recipes skip their classifier scores without it.
+function E.has_classifier()
+  if current then return true end
+  local ok, C = pcall(require, "classifier")
+  if not ok or type(C) ~= "table" or type(C.WEIGHTS) ~= "string" then return false end
+  return require("luagan.core").isfile(C.WEIGHTS)
+end
+
 -- logits (N,10) and penultimate features (N,128) of images in [-1,1].
 function E.features(x, o)
   o = check_opts("eval.features", o, {"net"})

@@ -19,7 +19,6 @@
 -- where N is the normalisation the variant allows (batch norm by default;
 -- layer norm or none for gradient penalties, which need per-sample gradients).
 -- Weights start N(0, 0.02) (the DCGAN init; batch-norm gamma N(1, 0.02)).
--- models/dcgan.lua keeps its own copy of the plain nets, so it reads on its own.
 local lg = require "luagan"
 local nn = require "luagan.nn"
 
@@ -180,29 +179,52 @@ function nets.packed_D(o) return PackedD(o) end
 ---------------------------------------------------------------------------
 -- 28x28 generator
 
--- dcgan_G{nz = 100, norm = "batch", channels = 1, extra = 0}
+-- dcgan_G{nz = 100, norm = "batch", channels = 1, extra = 0, ch = 64, hidden = 1024}
 -- (N, nz + extra) -> (N, channels, 28, 28) in [-1, 1]. norm "batch" (the
 -- reference), "vbn" (virtual batch norm: call nn.VirtualBatchNorm.reference(G,
 -- z_ref) before each G(z)) or "none". `extra` widens the input for
--- conditioning codes (one-hot labels, InfoGAN codes).
-function nets.dcgan_G(o)
-  local who = "nets.dcgan_G"
-  o = check_opts(who, o, {"nz", "norm", "channels", "extra", "init"})
-  local nz = pos_int(who, "nz", o.nz or 100)
+-- conditioning codes (one-hot labels, InfoGAN codes). ch: the width of the
+-- last deconv's input (2ch before it; 64 = the reference); hidden: the first
+-- FC layer's width (0 = no such layer: z goes straight to FC 2ch*7*7).
+local G_OPTS = {"nz", "norm", "channels", "extra", "ch", "hidden", "head"}
+
+-- dcgan_G_layers{... as dcgan_G, head = true} -> the list of G's layers,
+-- default-initialised (no DCGAN init): for a recipe that builds its own
+-- module around them. head = false leaves out the last deconv and tanh.
+function nets.dcgan_G_layers(o, who)
+  who = who or "nets.dcgan_G_layers"
+  o = check_opts(who, o, G_OPTS)
+  local nin = pos_int(who, "nz", o.nz or 100) + (o.extra or 0)
   local c = pos_int(who, "channels", o.channels or 1)
-  local extra = o.extra or 0
+  local ch = pos_int(who, "ch", o.ch or 64)
+  local hidden = o.hidden or 1024
+  if math.type(hidden) ~= "integer" or hidden < 0 then
+    error(string.format("%s: hidden must be an integer >= 0, got %s", who, tostring(hidden)), 3)
+  end
   local norm = one_of(who, "norm", o.norm or "batch", {"batch", "vbn", "none"})
   local L = {}
-  push(L, nn.Linear(nz + extra, 1024)); push(L, norm_layer(norm, 1024, 1024, false)); push(L, nn.ReLU())
-  push(L, nn.Linear(1024, 128 * 7 * 7)); push(L, norm_layer(norm, 128 * 7 * 7, 128 * 7 * 7, false))
+  if hidden > 0 then
+    push(L, nn.Linear(nin, hidden)); push(L, norm_layer(norm, hidden, hidden, false)); push(L, nn.ReLU())
+    nin = hidden
+  end
+  push(L, nn.Linear(nin, 2 * ch * 7 * 7)); push(L, norm_layer(norm, 2 * ch * 7 * 7, 2 * ch * 7 * 7, false))
   push(L, nn.ReLU())
-  push(L, nn.Reshape(128, 7, 7))
-  push(L, nn.ConvTranspose2d(128, 64, 4, {stride = 2, padding = 1}))
-  push(L, norm_layer(norm, 64, {64, 14, 14}, true)); push(L, nn.ReLU())
-  push(L, nn.ConvTranspose2d(64, c, 4, {stride = 2, padding = 1}))
-  push(L, nn.Tanh())
-  local G = nn.Sequential(L)
-  if o.init ~= false then nn.init.dcgan(G) end
+  push(L, nn.Reshape(2 * ch, 7, 7))
+  push(L, nn.ConvTranspose2d(2 * ch, ch, 4, {stride = 2, padding = 1}))
+  push(L, norm_layer(norm, ch, {ch, 14, 14}, true)); push(L, nn.ReLU())
+  if o.head ~= false then
+    push(L, nn.ConvTranspose2d(ch, c, 4, {stride = 2, padding = 1}))
+    push(L, nn.Tanh())
+  end
+  return L
+end
+
+function nets.dcgan_G(o)
+  local opts = check_opts("nets.dcgan_G", o, {"nz", "norm", "channels", "extra", "ch", "hidden", "init"})
+  local lo = {}
+  for k, v in pairs(opts) do if k ~= "init" then lo[k] = v end end
+  local G = nn.Sequential(nets.dcgan_G_layers(lo, "nets.dcgan_G"))
+  if opts.init ~= false then nn.init.dcgan(G) end
   return G
 end
 
@@ -210,46 +232,83 @@ end
 -- 28x28 discriminator / critic
 
 -- dcgan_D{norm = "batch", spectral = false, minibatch = nil, channels = 1,
---         out = 1, slope = 0.2}
+--         out = 1, slope = 0.2, ch = 64, hidden = 1024}
 -- (N, channels, 28, 28) -> (N, out). norm: "batch" (reference), "layer"
 -- (per-sample: safe under gradient penalties) or "none". spectral = true
 -- wraps every conv and linear in nn.SpectralNorm (Miyato et al. 2018).
--- minibatch = {B, C} inserts nn.MinibatchDiscrimination(1024, B, C) before the
--- last layer (which then reads 1024 + B features).
+-- minibatch = {B, C} inserts nn.MinibatchDiscrimination(hidden, B, C) before
+-- the last layer (which then reads hidden + B features). ch: the first
+-- conv's width (2ch the second's); hidden: the FC layer's width (0 = none:
+-- the last layer reads the 2ch*7*7 conv features).
 -- The returned Sequential has a field `features`: the name of the child whose
--- output is the 1024-unit feature layer (after its activation), for feature
+-- output is the hidden feature layer (after its activation), for feature
 -- matching with lg.tricks.features(D, x, {D.features}).
-function nets.dcgan_D(o)
-  local who = "nets.dcgan_D"
-  o = check_opts(who, o, {"norm", "spectral", "minibatch", "channels", "out", "slope", "init"})
+local D_OPTS = {"norm", "spectral", "minibatch", "channels", "out", "slope", "ch", "hidden"}
+
+-- dcgan_D_layers{... as dcgan_D} -> the list of D's layers (its field
+-- `features`: the index of the feature layer), default-initialised (no DCGAN
+-- init). out = 0 leaves out
+-- the last layer: the trunk, (N, channels, 28, 28) -> (N, hidden or
+-- 2ch*7*7), for a recipe's own heads (InfoGAN's Q, encoders).
+function nets.dcgan_D_layers(o, who)
+  who = who or "nets.dcgan_D_layers"
+  o = check_opts(who, o, D_OPTS)
   local norm = one_of(who, "norm", o.norm or "batch", {"batch", "layer", "none"})
   local c = pos_int(who, "channels", o.channels or 1)
-  local n_out = pos_int(who, "out", o.out or 1)
+  local n_out = o.out or 1
+  if math.type(n_out) ~= "integer" or n_out < 0 then
+    error(string.format("%s: out must be an integer >= 0, got %s", who, tostring(n_out)), 3)
+  end
+  local ch = pos_int(who, "ch", o.ch or 64)
+  local hidden = o.hidden or 1024
+  if math.type(hidden) ~= "integer" or hidden < 0 then
+    error(string.format("%s: hidden must be an integer >= 0, got %s", who, tostring(hidden)), 3)
+  end
   local slope = o.slope or 0.2
   local s = o.spectral and true or false
   local L = {}
-  push(L, sn(s, nn.Conv2d(c, 64, 4, {stride = 2, padding = 1}))); push(L, nn.LeakyReLU(slope))
-  push(L, sn(s, nn.Conv2d(64, 128, 4, {stride = 2, padding = 1})))
-  push(L, norm_layer(norm, 128, {128, 7, 7}, true)); push(L, nn.LeakyReLU(slope))
+  push(L, sn(s, nn.Conv2d(c, ch, 4, {stride = 2, padding = 1}))); push(L, nn.LeakyReLU(slope))
+  push(L, sn(s, nn.Conv2d(ch, 2 * ch, 4, {stride = 2, padding = 1})))
+  push(L, norm_layer(norm, 2 * ch, {2 * ch, 7, 7}, true)); push(L, nn.LeakyReLU(slope))
   push(L, nn.Flatten())
-  push(L, sn(s, nn.Linear(128 * 7 * 7, 1024)))
-  push(L, norm_layer(norm, 1024, 1024, false)); push(L, nn.LeakyReLU(slope))
-  local features = tostring(#L)
-  local width = 1024
+  local width = 2 * ch * 7 * 7
+  if hidden > 0 then
+    push(L, sn(s, nn.Linear(width, hidden)))
+    push(L, norm_layer(norm, hidden, hidden, false)); push(L, nn.LeakyReLU(slope))
+    width = hidden
+  end
+  local features = #L
   if o.minibatch ~= nil then
     local mb = o.minibatch
-    if type(mb) ~= "table" then error(who .. ": minibatch must be {B, C}, got " .. type(mb), 2) end
+    if type(mb) ~= "table" then error(who .. ": minibatch must be {B, C}, got " .. type(mb), 3) end
     pos_int(who, "minibatch[1] (B)", mb[1]); pos_int(who, "minibatch[2] (C)", mb[2])
-    push(L, nn.MinibatchDiscrimination(1024, mb[1], mb[2]))
-    width = 1024 + mb[1]
+    push(L, nn.MinibatchDiscrimination(width, mb[1], mb[2]))
+    width = width + mb[1]
   end
-  push(L, sn(s, nn.Linear(width, n_out)))
+  if n_out > 0 then push(L, sn(s, nn.Linear(width, n_out))) end
+  L.features = features
+  return L
+end
+
+function nets.dcgan_D(o)
+  local opts = check_opts("nets.dcgan_D", o, {"norm", "spectral", "minibatch", "channels", "out", "slope",
+                                              "ch", "hidden", "init"})
+  local lo = {}
+  for k, v in pairs(opts) do if k ~= "init" then lo[k] = v end end
+  if lo.out == 0 then error("nets.dcgan_D: out must be >= 1 (dcgan_D_layers gives the trunk)", 2) end
+  local L = nets.dcgan_D_layers(lo, "nets.dcgan_D")
   -- init before nothing else touches the weights; SpectralNorm keeps the same
   -- tensors as weight_orig, so the init reaches them
   local D = nn.Sequential(L)
-  if o.init ~= false then nets.dcgan_init(D) end
-  rawset(D, "features", features)
+  if opts.init ~= false then nets.dcgan_init(D) end
+  rawset(D, "features", tostring(L.features))
   return D
+end
+
+-- seq(list, from, to) -> nn.Sequential of list[from..to] (default: to the
+-- end): a slice of a *_layers list as one module.
+function nets.seq(list, from, to)
+  return nn.Sequential(table.move(list, from or 1, to or #list, 1, {}))
 end
 
 -- The DCGAN init, also through SpectralNorm wrappers (their weight_orig).

@@ -190,7 +190,13 @@ local function new(spec)
     list[#list + 1] = o
     index[o.name] = o
   end
-  for pos, e in ipairs(spec.options or {}) do
+  -- a group (a list of entries, e.g. lg.recipe_kit.BETAS) stands for its entries
+  local entries = {}
+  for _, e in ipairs(spec.options or {}) do
+    local group = type(e) == "table" and type(e[1]) == "table"
+    for _, g in ipairs(group and e or {e}) do entries[#entries + 1] = g end
+  end
+  for pos, e in ipairs(entries) do
     local o = check_entry(who, e, pos)
     local c = index[o.name]
     if c and c.recipe then error(who .. ": option '" .. o.name .. "' is declared twice", 2) end

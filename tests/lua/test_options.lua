@@ -147,6 +147,8 @@ local CASES = {
   ["nets.autoencoder_D"] = function(o) return lg.nets.autoencoder_D(o) end,
   ["nets.dcgan_G"] = function(o) return lg.nets.dcgan_G(o) end,
   ["nets.dcgan_D"] = function(o) return lg.nets.dcgan_D(o) end,
+  ["nets.dcgan_G_layers"] = function(o) return lg.nets.dcgan_G_layers(o) end,
+  ["nets.dcgan_D_layers"] = function(o) return lg.nets.dcgan_D_layers(o) end,
 }
 
 -- Public functions and classes that take no options table, and why.
@@ -194,6 +196,7 @@ local NO_OPTIONS = {
   -- eval
   ["eval.as_images"] = "x, who", ["eval.classifier"] = "no arguments",
   ["eval.classifier_path"] = "no arguments", ["eval.classifier_score"] = "probs",
+  ["eval.has_classifier"] = "no arguments", ["nets.seq"] = "list, from, to",
   ["eval.clear_cache"] = "no arguments", ["eval.format"] = "report", ["eval.frechet"] = "a, b",
   ["eval.hungarian"] = "matrix", ["eval.load_samples"] = "path", ["eval.save_samples"] = "path, x",
   ["eval.set_classifier"] = "weights", ["eval.stats"] = "features",

@@ -6,7 +6,7 @@
 --   Module:NAME            every method of lg.nn.Module
 --   lg.MOD.NAME            every key of lg.nn, lg.nn.init, lg.optim, lg.losses,
 --                          lg.penalties, lg.tricks, lg.data, lg.io, lg.image, lg.eval,
---                          lg.eval2d, lg.train, lg.recipe, lg.nets, lg.linalg
+--                          lg.eval2d, lg.train, lg.recipe, lg.recipe_kit, lg.nets, lg.linalg
 --   lg.NAME                every Lua module file scripts/luagan/NAME.lua
 --   luagan NAME            every CLI command (luagan.cli's commands and the files of
 --                          scripts/luagan/commands/)
@@ -47,7 +47,7 @@ local function api_names()
     if not seen[n] and not internal[n] then seen[n] = true; names[#names + 1] = n end
   end
   local submodules = {"nn", "optim", "losses", "penalties", "tricks", "data", "io",
-                      "image", "eval", "eval2d", "train", "recipe", "nets"}
+                      "image", "eval", "eval2d", "train", "recipe", "nets", "recipe_kit"}
   for _, m in ipairs(submodules) do assert(lg[m], "lg." .. m .. " did not load") end
   for _, k in ipairs(sorted_keys(lg)) do
     if public(k) then add("lg." .. k) end
