@@ -80,22 +80,10 @@ function train.stream(loader)
   return setmetatable({loader = loader, epoch = 0}, Stream)
 end
 
--- Under lg.dist with N ranks, every rank walks the same shuffled sequence
--- (the loader's own seed) and takes batch k*N + rank + 1 of it: rank r's
--- slice of each global batch of N loader batches.
+-- Under lg.dist the loader is sharded (train.run calls loader:set_shard):
+-- every rank walks the same shuffled order and takes its slice of each
+-- global batch.
 function Stream:next()
-  local dist = package.loaded["luagan.dist"]
-  local n = dist and dist.size() or 1
-  if n == 1 then return self:next_local() end
-  local mine
-  for k = 0, n - 1 do
-    if k == dist.rank() then mine = table.pack(self:next_local())
-    else self:next_local() end
-  end
-  return table.unpack(mine, 1, mine.n)
-end
-
-function Stream:next_local()
   for _ = 1, 2 do
     if not self.it then
       self.it = self.loader:epoch()
@@ -456,8 +444,15 @@ end
 
 -- After setup: rank 0's weights everywhere, then a noise stream per rank
 -- (rank 0 keeps the seed's own, so one rank runs exactly as without MPI).
+-- Every data loader of the state (streams' included) takes this rank's
+-- slice of each global batch (DataLoader:set_shard).
 local function dist_start(dist, state, opt, start)
   for _, m in ipairs(state_modules(state)) do dist.broadcast_module(m) end
+  for _, k in ipairs(state_keys(state)) do
+    local v = state[k]
+    local loader = train.is_stream(v) and v.loader or v
+    if type(loader) == "table" and type(loader.set_shard) == "function" then loader:set_shard(true) end
+  end
   if dist.rank() > 0 then lg.manual_seed(opt.seed * 1000003 + start * 7919 + dist.rank()) end
 end
 

@@ -117,6 +117,16 @@ for _, np in ipairs{2, 4} do
   end)
 end
 
+T.test("DataLoader{shard}: rank slices make the global batch; resume on another rank count", function()
+  local ok, err = pcall(dofile, "tests/dist/shard.lua")
+  T.ok(ok, tostring(err))
+end)
+
+mpi_test("DataLoader{shard = true} at np 2: the gathered slices are the global batch", function()
+  local out, ok = mpirun(2, "shard.lua")
+  T.ok(ok and out:find("ok shard 2", 1, true), out)
+end)
+
 local function read_lines(path)
   local out = {}
   for l in io.lines(path) do out[#out + 1] = l end
