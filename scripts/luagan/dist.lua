@@ -165,6 +165,69 @@ function dist.same(s)
   return mpi.same(tostring(s))
 end
 
+-- The chunks [lo, hi) (1-based chunk numbers) rank r computes: a
+-- contiguous run of about nchunks / size of them, so that the ranks'
+-- results joined in rank order are in index order.
+local function chunk_range(nchunks, r, size)
+  return r * nchunks // size + 1, (r + 1) * nchunks // size + 1
+end
+
+-- split_map(n, chunk, fn) -> tensor (n, ...) on every rank: fn(first, count)
+-- -> tensor (count, ...) for the items first..first+count-1 of the chunks
+-- 1..chunk, chunk+1..2*chunk, ... of items 1..n; each rank computes a
+-- contiguous run of the chunks and the results are gathered in index order.
+-- The same as one process calling fn on every chunk in order and joining
+-- the results (bit for bit when fn's rows do not depend on which rank runs
+-- it). Every rank must call it with the same n and chunk.
+function dist.split_map(n, chunk, fn)
+  if math.type(n) ~= "integer" or n < 0 or math.type(chunk) ~= "integer" or chunk < 1 then
+    error(string.format("dist.split_map: n must be an integer >= 0 and chunk >= 1, got %s, %s",
+                        tostring(n), tostring(chunk)), 2)
+  end
+  if type(fn) ~= "function" then error("dist.split_map: fn must be a function, got " .. type(fn), 2) end
+  local size, rank = dist.size(), dist.rank()
+  local nchunks = (n + chunk - 1) // chunk
+  local function rows_of(r)
+    local lo, hi = chunk_range(nchunks, r, size)
+    return math.max(0, math.min(n, (hi - 1) * chunk) - (lo - 1) * chunk)
+  end
+  local lo, hi = chunk_range(nchunks, rank, size)
+  local parts = {}
+  for c = lo, hi - 1 do
+    local first = (c - 1) * chunk + 1
+    local count = math.min(chunk, n - first + 1)
+    local t = fn(first, count)
+    if not core.is_tensor(t) or t:dim() < 1 or t:shape()[1] ~= count then
+      error(string.format("dist.split_map: fn(%d, %d) must return a tensor of %d rows, got %s", first,
+                          count, count, core.is_tensor(t) and shape_sig(t) or type_name(t)), 2)
+    end
+    parts[#parts + 1] = t
+  end
+  local mine = #parts == 1 and parts[1] or (#parts > 1 and core.cat(parts, 1) or nil)
+  if size == 1 then return mine or core.zeros(0) end
+  -- every rank learns the rows' shape (a rank without chunks has none)
+  local dims = {}
+  local s = mine and mine:shape() or {}
+  for d = 1, 8 do dims[d] = s[d + 1] or 0 end
+  dims[9] = mine and #s or 0
+  local agreed = dist.allreduce(core.tensor(dims), {op = "max"}):totable()
+  local ndim = math.tointeger(agreed[9])
+  if ndim == 0 then return core.zeros(0) end
+  local most = 0
+  for r = 0, size - 1 do most = math.max(most, rows_of(r)) end
+  local shape = {most}
+  for d = 2, ndim do shape[d] = math.tointeger(agreed[d - 1]) end
+  local buf = core.zeros(table.unpack(shape))
+  if mine then core.no_grad(function() buf:narrow(1, 1, mine:shape()[1]):copy_(mine) end) end
+  local all = dist.allgather(buf)                 -- (size * most, ...)
+  local out = {}
+  for r = 0, size - 1 do
+    local k = rows_of(r)
+    if k > 0 then out[#out + 1] = all:narrow(1, r * most + 1, k) end
+  end
+  return core.cat(out, 1)
+end
+
 ---------------------------------------------------------------------------
 -- modules and gradients
 
