@@ -28,6 +28,14 @@ local mpi          -- the C module, once init() found it
 local exact = false
 local sync_step = true
 
+-- LUAGAN_DIST_PROFILE=1: seconds spent waiting for the other ranks (the
+-- agreement check that opens a gradient allreduce returns when the slowest
+-- rank arrives), communicating (the allreduces) and copying gradients in
+-- and out of buckets, and the bytes reduced; train.run prints them per step
+-- (dist.profile_take). nil when off: the timers cost nothing then.
+local prof
+local function clock() return mpi.wtime() end
+
 -- Was this process started by an MPI launcher (mpirun / mpiexec / srun)?
 function dist.launched()
   for _, v in ipairs{"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"} do
@@ -64,8 +72,20 @@ function dist.init(opts)
   end
   mpi = m
   mpi.init()
+  if os.getenv("LUAGAN_DIST_PROFILE") == "1" then dist.profile_take() end
+  dist.set_bucket_mb(tonumber(os.getenv("LUAGAN_DIST_BUCKET_MB") or "") or nil)
   return dist.rank(), dist.size()
 end
+
+-- profile_take() -> {wait, comm, copy = seconds, bytes, buckets} since the
+-- last call (and starts counting), or nil when profiling is off and was
+-- never asked for. LUAGAN_DIST_PROFILE=1 turns it on at init().
+function dist.profile_take()
+  local p = prof
+  prof = {wait = 0.0, comm = 0.0, copy = 0.0, bytes = 0, buckets = 0}
+  return p
+end
+function dist.profiling() return prof ~= nil end
 
 function dist.is_initialized() return mpi ~= nil end
 -- true when optimizers must average their gradients in step()
@@ -103,10 +123,14 @@ end
 -- Run fn(buf) on a contiguous tensor with t's values and put the result back
 -- into t (t itself when it is contiguous).
 local function in_place(t, fn)
-  if t:is_contiguous() then fn(t) return t end
-  local c = t:contiguous()
-  fn(c)
-  core.no_grad(function() t:copy_(c) end)
+  local t0 = prof and clock()
+  if t:is_contiguous() then fn(t)
+  else
+    local c = t:contiguous()
+    fn(c)
+    core.no_grad(function() t:copy_(c) end)
+  end
+  if prof then prof.comm = prof.comm + (clock() - t0) end
   return t
 end
 
@@ -155,7 +179,9 @@ function dist.allreduce_number(x, op)
   op = op or "mean"
   if not OPS[op] then error("dist.allreduce_number: bad op " .. tostring(op), 2) end
   if not mpi then return x end
+  local t0 = prof and clock()
   local v = mpi.allreduce_number(x, OPS[op])
+  if prof then prof.comm = prof.comm + (clock() - t0) end
   return op == "mean" and v / dist.size() or v
 end
 
@@ -279,7 +305,26 @@ local function bucket(n)
   return b
 end
 
-local BUCKET_ELEMS = 25 * 1024 * 1024 // 4      -- 25 MB of float32
+local BUCKET_ELEMS = 25 * 1024 * 1024 // 4      -- 25 MiB of float32
+
+-- set_bucket_mb(mb): the largest gradient bucket, in MiB (default 25; nil
+-- restores it; LUAGAN_DIST_BUCKET_MB at init). Over 32 MiB, glibc's mmap
+-- threshold stops adapting: Open MPI's temporaries of each allreduce are
+-- then mapped and unmapped on every call (bench/dist_allreduce.lua), so a
+-- warning says so.
+function dist.set_bucket_mb(mb)
+  if mb == nil then BUCKET_ELEMS = 25 * 1024 * 1024 // 4 return end
+  if type(mb) ~= "number" or mb <= 0 or mb ~= mb then
+    error("dist.set_bucket_mb: expected a size in MiB > 0, got " .. tostring(mb), 2)
+  end
+  if mb > 32 and dist.rank() == 0 then
+    io.stderr:write(string.format("luagan: dist: gradient buckets of %g MiB: above 32 MiB glibc " ..
+                                  "maps and unmaps the allreduce's buffers on every call (slow); " ..
+                                  "25 is the default\n", mb))
+  end
+  BUCKET_ELEMS = math.max(1, math.floor(mb * 1024 * 1024 / 4))
+end
+function dist.bucket_mb() return BUCKET_ELEMS * 4 / (1024 * 1024) end
 
 -- allreduce_grads(opt_or_module_or_list, {op = "mean"|"sum"}): replace each
 -- parameter's .grad by its mean (default) or sum over ranks, in buckets of at
@@ -299,9 +344,12 @@ function dist.allreduce_grads(x, opts)
     sig[i] = g and shape_sig(g) or "-"
     if g then grads[#grads + 1] = g end
   end
-  agree("allreduce_grads", table.concat(sig, ","))
+  local t0 = prof and clock()
+  agree("allreduce_grads", table.concat(sig, ","))   -- returns when the slowest rank arrives
   local scale = op == "mean" and 1 / dist.size() or nil
   core.no_grad(function()
+    local t1 = prof and clock()
+    if prof then prof.wait = prof.wait + (t1 - t0) end
     local i = 1
     while i <= #grads do
       -- fill one bucket with whole gradients (a larger one goes alone)
@@ -317,13 +365,22 @@ function dist.allreduce_grads(x, opts)
         b:narrow(1, off, g:numel()):copy_(g:reshape(g:numel()))
         off = off + g:numel()
       end
+      local t2 = prof and clock()
       mpi.allreduce_(b, "sum", exact)
+      local t3 = prof and clock()
       if scale then b:mul_(scale) end
       off = 1
       for k = i, j - 1 do
         local g = grads[k]
         g:copy_(b:narrow(1, off, g:numel()):view(g:shape()))
         off = off + g:numel()
+      end
+      if prof then
+        local t4 = clock()
+        prof.copy = prof.copy + (t2 - t1) + (t4 - t3)
+        prof.comm = prof.comm + (t3 - t2)
+        prof.bytes, prof.buckets = prof.bytes + 4 * n, prof.buckets + 1
+        t1 = t4
       end
       i = j
     end
@@ -341,7 +398,11 @@ local AllreduceSum
 AllreduceSum = core.Function{name = "dist.allreduce_sum",
   forward = function(_, t)
     local out = t:contiguous():clone()
-    if mpi then mpi.allreduce_(out, "sum", exact) end
+    if mpi then
+      local t0 = prof and clock()
+      mpi.allreduce_(out, "sum", exact)
+      if prof then prof.comm = prof.comm + (clock() - t0) end
+    end
     return out
   end,
   backward = function(_, g) return AllreduceSum(g) end}

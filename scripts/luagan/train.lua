@@ -481,6 +481,26 @@ local function dist_metrics(dist, m)
   return m
 end
 
+-- LUAGAN_DIST_PROFILE=1: per step, averaged over the steps since the last
+-- log record and over the ranks, the wall time split into compute (the
+-- rest), waiting for the slowest rank, communication (every collective)
+-- and copies into and out of the gradient buckets; one line on stderr from
+-- rank 0 (docs/distributed.md, "Profiling").
+local function dist_profile(dist, r, from, to, secs)
+  local p = dist.profile_take()
+  local steps = to - from
+  local v = dist.allreduce(lg.tensor{secs, p.wait, p.comm, p.copy, p.bytes, p.buckets},
+                           {op = "mean"}):totable()
+  if not dist.is_main() then return end
+  local ms = 1000 / steps
+  local step, wait, comm, copy = v[1] * ms, v[2] * ms, v[3] * ms, v[4] * ms
+  io.stderr:write(string.format("%s: dist profile, steps %d-%d, ms per step (mean of %d ranks): " ..
+                                "step %.1f = compute %.1f + wait %.1f + comm %.1f + copy %.1f; " ..
+                                "allreduce %.2f MB in %.1f buckets per step\n", r.name, from + 1, to,
+                                dist.size(), step, step - wait - comm - copy, wait, comm, copy,
+                                v[5] / steps / 1e6, v[6] / steps))
+end
+
 function train.run(r, args)
   if type(r) == "string" then
     local path
@@ -567,6 +587,7 @@ function train.run(r, args)
   local function flush_log(i)
     if count == 0 then return end
     local now = clock()
+    if nranks > 1 and dist.profiling() then dist_profile(dist, r, i_log, i, now - t_log) end
     local rec = {step = i, time = elapsed0 + (now - t0),
                  steps_per_s = (i - i_log) / math.max(now - t_log, 1e-9)}
     if stream then rec.epoch = stream.epoch end
