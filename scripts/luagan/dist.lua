@@ -306,6 +306,8 @@ local function bucket(n)
 end
 
 local BUCKET_ELEMS = 25 * 1024 * 1024 // 4      -- 25 MiB of float32
+-- gradients of at least this many elements (1 MiB) are reduced in place
+local DIRECT_ELEMS = 256 * 1024
 
 -- set_bucket_mb(mb): the largest gradient bucket, in MiB (default 25; nil
 -- restores it; LUAGAN_DIST_BUCKET_MB at init). Over 32 MiB, glibc's mmap
@@ -327,8 +329,9 @@ end
 function dist.bucket_mb() return BUCKET_ELEMS * 4 / (1024 * 1024) end
 
 -- allreduce_grads(opt_or_module_or_list, {op = "mean"|"sum"}): replace each
--- parameter's .grad by its mean (default) or sum over ranks, in buckets of at
--- most 25 MB. A parameter without a gradient on every rank is skipped; one
+-- parameter's .grad by its mean (default) or sum over ranks: gradients of
+-- 1 MiB or more in place, the others packed into reused buckets of at most
+-- 25 MiB (dist.set_bucket_mb). A parameter without a gradient on every rank is skipped; one
 -- with a gradient on some ranks only is an error (the ranks' graphs differ).
 function dist.allreduce_grads(x, opts)
   util.check_opts("dist.allreduce_grads", opts, {"op"})
@@ -347,43 +350,59 @@ function dist.allreduce_grads(x, opts)
   local t0 = prof and clock()
   agree("allreduce_grads", table.concat(sig, ","))   -- returns when the slowest rank arrives
   local scale = op == "mean" and 1 / dist.size() or nil
+  -- a large contiguous gradient is reduced where it lies (slices of at most
+  -- a bucket): copying it into a bucket and back cost as much as the sum
+  local direct, small = {}, {}
+  for _, g in ipairs(grads) do
+    if g:numel() >= DIRECT_ELEMS and g:is_contiguous() then direct[#direct + 1] = g
+    else small[#small + 1] = g end
+  end
   core.no_grad(function()
     local t1 = prof and clock()
     if prof then prof.wait = prof.wait + (t1 - t0) end
+    local function reduce(buf, n)          -- buf: (n,) contiguous, summed (or averaged) in place
+      local t2 = prof and clock()
+      mpi.allreduce_(buf, "sum", exact)
+      local t3 = prof and clock()
+      if scale then buf:mul_(scale) end
+      if prof then
+        prof.comm, prof.copy = prof.comm + (t3 - t2), prof.copy + (t2 - t1)
+        prof.bytes, prof.buckets = prof.bytes + 4 * n, prof.buckets + 1
+        t1 = t3
+      end
+    end
+    for _, g in ipairs(direct) do
+      local flat = g:view(g:numel())
+      for off = 1, g:numel(), BUCKET_ELEMS do
+        local len = math.min(BUCKET_ELEMS, g:numel() - off + 1)
+        reduce(flat:narrow(1, off, len), len)
+      end
+    end
     local i = 1
-    while i <= #grads do
-      -- fill one bucket with whole gradients (a larger one goes alone)
+    while i <= #small do
+      -- fill one bucket with whole gradients
       local j, n = i, 0
       repeat
-        n = n + grads[j]:numel()
+        n = n + small[j]:numel()
         j = j + 1
-      until j > #grads or n + grads[j]:numel() > BUCKET_ELEMS
+      until j > #small or n + small[j]:numel() > BUCKET_ELEMS
       local b = bucket(n)
       local off = 1
       for k = i, j - 1 do
-        local g = grads[k]
+        local g = small[k]
         b:narrow(1, off, g:numel()):copy_(g:reshape(g:numel()))
         off = off + g:numel()
       end
-      local t2 = prof and clock()
-      mpi.allreduce_(b, "sum", exact)
-      local t3 = prof and clock()
-      if scale then b:mul_(scale) end
+      reduce(b, n)
       off = 1
       for k = i, j - 1 do
-        local g = grads[k]
+        local g = small[k]
         g:copy_(b:narrow(1, off, g:numel()):view(g:shape()))
         off = off + g:numel()
       end
-      if prof then
-        local t4 = clock()
-        prof.copy = prof.copy + (t2 - t1) + (t4 - t3)
-        prof.comm = prof.comm + (t3 - t2)
-        prof.bytes, prof.buckets = prof.bytes + 4 * n, prof.buckets + 1
-        t1 = t4
-      end
       i = j
     end
+    if prof then prof.copy = prof.copy + (clock() - t1) end
   end)
 end
 
