@@ -8,7 +8,8 @@
 #        waiting, communication and copies, and the bytes reduced per step
 #   bash bench/dist_scaling.sh fd [STEPS]        FD (luagan eval, 10000 samples) of dcgan
 #        trained at np 1 x batch 64 and np 2 x batch 32 (the same global batch and
-#        samples seen), at STEPS/2 and STEPS (default 1000), one seed
+#        samples seen), at STEPS/2 and STEPS (default 1000), one seed; FD_CONFIGS="1x64"
+#        runs one of them (NPxBATCH), so the two can run side by side
 #
 # Environment: LUAGAN (default build/luagan), OUT (default /tmp/luagan_dist_scaling).
 # On a machine with fewer cores than ranks the runs are oversubscribed: say so when
@@ -46,7 +47,7 @@ if [ "$part" = scaling ]; then
       LUAGAN_DIST_PROFILE=1 run_np $np run $recipe $extra --steps "$steps" --batch $b --threads 1 \
         --log-every 10 --sample-every 0 --ckpt-every 0 --quiet --out "$dir" 2> "$dir.err" >/dev/null
       r=$(rate "$dir/metrics.jsonl")
-      prof=$(grep "dist profile" "$dir.err" | tail -1 | sed 's/.*ms per step ([^)]*): //')
+      prof=$(grep "dist profile" "$dir.err" | tail -1 | sed 's/.*ms per step ([^)]*): //' || true)
       printf '%-8s %3d %6d %9s %10.1f  %s\n' $recipe $np $b "$r" "$(echo "$r * 64" | bc -l)" "${prof:--}"
     done
   done
@@ -54,9 +55,8 @@ if [ "$part" = scaling ]; then
 elif [ "$part" = fd ]; then
   steps=${2:-1000}
   half=$((steps / 2))
-  for cfg in "1 64" "2 32"; do
-    set -- $cfg
-    np=$1 b=$2
+  for cfg in ${FD_CONFIGS:-1x64 2x32}; do
+    np=${cfg%x*} b=${cfg#*x}
     dir=$out/fd_np$np
     rm -rf "$dir"
     t0=$(date +%s)
