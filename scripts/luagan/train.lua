@@ -94,8 +94,10 @@ function Stream:next()
     self.it = nil
   end
   local l = self.loader
-  recipe.fail(string.format("train: the data loader yields no batches (%s examples, batch size %s%s): " ..
+  local ranks = type(l.shard_info) == "function" and select(2, l:shard_info()) or 1
+  recipe.fail(string.format("train: the data loader yields no batches (%s examples, batch size %s%s%s): " ..
                             "give a smaller --batch or more data", tostring(l.n), tostring(l.batch_size),
+                            ranks > 1 and string.format(" x %d ranks", ranks) or "",
                             l.drop_last and ", incomplete batches dropped" or ""))
 end
 
