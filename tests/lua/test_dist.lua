@@ -144,11 +144,15 @@ end)
 
 mpi_test("mpirun -np 2 luagan run dcgan: one valid checkpoint, resumable on another rank count", function()
   local d = tmpdir()
-  local cmd = string.format(MPI_ENV .. "OMP_NUM_THREADS=1 " ..
-    "timeout 120 mpirun --oversubscribe --bind-to none -np 2 '%s' run dcgan --steps 4 --batch 8 " ..
-    "--limit 64 --threads 1 --quiet --sample-every 0 --out '%s/run' 2>&1", exe, d)
+  local cmd = string.format(MPI_ENV .. "OMP_NUM_THREADS=1 LUAGAN_DIST_PROFILE=1 " ..
+    "timeout 120 mpirun --oversubscribe --bind-to none -np 2 -x LUAGAN_DIST_PROFILE '%s' run dcgan " ..
+    "--steps 4 --batch 8 --limit 64 --threads 1 --quiet --sample-every 0 --out '%s/run' 2>&1", exe, d)
   local p = io.popen(cmd); local out = p:read("a"); local ok = p:close()
   T.ok(ok, out)
+  -- LUAGAN_DIST_PROFILE: one line from rank 0 splitting the step
+  local _, lines = out:gsub("dist profile, steps 1%-4, ms per step %(mean of 2 ranks%): step [%d.]+ = " ..
+                            "compute [-%d.]+ %+ wait [%d.]+ %+ comm [%d.]+ %+ copy [%d.]+; allreduce [%d.]+ MB", "")
+  T.eq(lines, 1, out)
   local ck = lg.io.load_checkpoint(d .. "/run/checkpoint.safetensors")
   T.eq(ck.train.step, 4)
   local n = 0
