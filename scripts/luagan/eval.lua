@@ -66,6 +66,14 @@ local function with_seed(seed, fn, ...)
   return table.unpack(res, 2, res.n)
 end
 
+-- The option dist = true: split over the ranks when there are several
+-- (lg.dist started here when the process was launched by mpirun).
+local function split_over_ranks(flag)
+  if not flag then return false end
+  if lg.dist.launched() then lg.dist.init() end
+  return lg.dist.size() > 1
+end
+
 -- map_chunks(n, chunk, fn, dist) -> fn(first, count) for the chunks of
 -- 1..n joined along dim 1. With dist (under mpirun, lg.dist initialised)
 -- the chunks are spread over the ranks and gathered on every rank in index
@@ -216,7 +224,7 @@ function E.features(x, o)
   x = E.as_images(x, "eval.features")
   local C = require "classifier"
   local net = o.net or E.classifier()
-  if not (o.dist and lg.dist.size() > 1) then
+  if not split_over_ranks(o.dist) then
     return C.forward(net, x, {batch_size = E.FEATURE_BATCH})
   end
   -- the chunks are the classifier's own batches: the same rows, bit for bit
@@ -436,7 +444,7 @@ function E.memorisation(samples, o)
   if ntest < 2 then fail("eval.memorisation: need at least 2 test images") end
   local q = x:narrow(1, 1, n):reshape(n, 784)
   local ratio, dtr, dte
-  if o.dist and lg.dist.size() > 1 then
+  if split_over_ranks(o.dist) then
     -- the samples split over the ranks: each row's distances are its own
     local all = lg.dist.split_map(n, MEMO_CHUNK, function(first, count)
       return lg.stack({nn_ratios(q:narrow(1, first, count), train, test, false)}, 2)
@@ -823,7 +831,7 @@ function E.sample_checkpoint(path, n, o)
            s:dim() < 1 and "no" or tostring(s:shape()[1]), count)
     end
     return s:detach():narrow(1, 1, count)
-  end, o.dist and lg.dist.size() > 1)
+  end, split_over_ranks(o.dist))
   os.remove(tmp); os.remove(tmp .. ".png")
   if not ok then error(x, 0) end
   state = nil   -- the nets (and optimizer states) go before the rest of the run
