@@ -647,8 +647,9 @@ static void usage(const char *badopt)
 
 /* OpenMP threads that spin-wait between parallel regions take the cores from
  * the thread with the work whenever a machine has more runnable threads than
- * cores: a 2-thread GAN step ran 7-70x slower under load with libgomp's
- * default spinning than with OMP_WAIT_POLICY=PASSIVE (BENCHMARKS.md).
+ * cores: a 2-thread GAN step under load ran many times slower with libgomp's
+ * default spinning than with OMP_WAIT_POLICY=PASSIVE (BENCHMARKS.md has the
+ * measurements).
  * libgomp reads the policy once, while it loads, before main(): so when the
  * user chose none, set it and start this program again (exec keeps the pid,
  * arguments and open files). OMP_WAIT_POLICY=active brings spinning back. */

@@ -304,8 +304,8 @@ static void lg_conv_bwdw_range(const float *x, const float *gy, float *acc, floa
 /* gw[0..n) = the sum of the `used` threads' partials (at part_off in their
  * slots), added in thread order. Blocks of a few thousand, each partial's
  * pointer taken once: the element-wise form (a slot address per element and
- * thread) did not vectorise and cost ~0.5 ms a dcgan28 step, on one thread
- * while the others waited. */
+ * thread) did not vectorise, and ran on one thread while the others waited
+ * (docs/perf_notes.md, section 8, has the measurement). */
 #define LG_CONV_SUM_BLK 4096
 
 static void lg_conv_sum_partials(float *gw, const lg_conv_plan *pl, float *scratch,

@@ -23,7 +23,8 @@
  * (the padding points at a zero cell past the plane), so each plane becomes
  * KH*KW branch-free gathers of OH*OW elements. With small maps and strides
  * (a 4x4/stride-2 conv on 14x14 has 7-element rows) the direct form spends
- * its time on loop bounds; the table form runs ~10x faster there.
+ * its time on loop bounds, which the table form does not have (BENCHMARKS.md,
+ * "What was changed", Convolutions, has the figure).
  */
 #include <stdint.h>
 #include <string.h>
@@ -226,9 +227,10 @@ void lg_col2im_tab_scalar(const float *col, const lg_conv_geom *g, const int32_t
 }
 
 /* ---- AVX-512 col2im ----------------------------------------------------------------
- * The col2im loop 16 cells at a time with hardware gathers: ~15% faster than
- * the scalar loop on a Zen 5 (for im2col, where each lane is a plain copy,
- * gathers were slower than scalar loads, so it has no such form). Built with
+ * The col2im loop 16 cells at a time with hardware gathers: faster than the
+ * scalar loop on AVX-512 (BENCHMARKS.md, "What was changed", Convolutions;
+ * for im2col, where each lane is a plain copy, gathers were slower than
+ * scalar loads, so it has no such form). Built with
  * a target attribute and chosen at run time, so the library still runs on
  * any x86-64; masks take the row tail and the absent entries (a masked-off
  * lane loads nothing). The summation order per cell is the scalar one, so
@@ -285,8 +287,8 @@ static int lg_use_avx512(void)
  * col2im the other way round: an input row ih sums, for each tap (kh,kw)
  * that reaches it, the output row oh it feeds, permuted onto the input
  * columns (absent lanes zeroed), taps in (kh,kw) order: the order of the
- * table form, so both give identical sums. The 4x4/stride-2 convs of a
- * 28x28 DCGAN spent ~10 % of a training step in the table loops. */
+ * table form, so both give identical sums. The table loops were a sizeable
+ * part of a 28x28 DCGAN's step (docs/perf_notes.md, baseline profile). */
 #define LG_ROWS_KW 16   /* most kernel columns the lane tables hold */
 #define LG_PERM_H 64    /* col2im: most input rows, */
 #define LG_PERM_KH 16   /* and kernel rows, of its row tables */

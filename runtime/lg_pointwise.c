@@ -110,8 +110,8 @@ static inline float lg_exp_tanh(float y)
   return (1.0f + r * p) * sc.f;
 }
 
-/* tanh within ~2 ulp (glibc's tanhf is a scalar call; this loop vectorises,
- * ~15x faster): tanh(x) = x + x^3 Q(x^2) below 0.625 (degree-4 minimax Q),
+/* tanh within ~2 ulp (glibc's tanhf is a scalar call; this loop vectorises:
+ * BENCHMARKS.md, "What was changed", Elementwise): tanh(x) = x + x^3 Q(x^2) below 0.625 (degree-4 minimax Q),
  * 1 - 2/(e^2|x| + 1) above (|x| clamped at 10: past 9.02 tanh rounds to 1), the
  * sign copied back, NaN passed through. Reference: tests/c/test_kernels_pointwise.c. */
 static inline float lg_tanhf(float v)

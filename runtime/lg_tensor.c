@@ -492,8 +492,8 @@ char *openblas_get_corename(void);
 /* ---- OpenBLAS kernels -------------------------------------------------------------
  * OpenBLAS 0.3.21 (Debian 12) predates AMD Zen 4/5: on those AVX-512 CPUs its
  * runtime dispatch falls back to the Haswell (AVX2) kernels (and some
- * environments pin OPENBLAS_CORETYPE=Haswell), half the sgemm throughput:
- * measured 108 vs 205 GFLOP/s per core at n=1024 on a Zen 5. Later OpenBLAS
+ * environments pin OPENBLAS_CORETYPE=Haswell), about half the sgemm
+ * throughput (BENCHMARKS.md has the measurement). Later OpenBLAS
  * releases run the SkylakeX kernels there; do the same by re-running the
  * library's dispatch once at load time, before any BLAS call, when the CPU
  * has the AVX-512 subsets those kernels use and the choice was a generic AVX2

@@ -88,14 +88,6 @@ local function list_recipes()
   return lines
 end
 
--- the bundled recipes' names on one line, for error messages
-local function recipe_names()
-  local names = {}
-  for n in pairs(require("luagan.recipe").list()) do names[#names + 1] = n end
-  table.sort(names)
-  return #names > 0 and table.concat(names, ", ") or "none found"
-end
-
 cli.commands.run = {
   help = "train a recipe (no NAME: list the recipes; NAME --help: its options)",
   usage = "usage: luagan run NAME [--option value ...]   (luagan run NAME --help)",
@@ -110,18 +102,7 @@ cli.commands.run = {
     end
     -- a path (a slash, or .lua at the end) is the user's own file; a bare
     -- name is only ever a bundled recipe, never ./NAME.lua
-    local path
-    if recipe.is_path(name) then
-      path = name
-      if not require("luagan.core").isfile(path) then recipe.fail("run: no recipe file " .. path) end
-    else
-      path = recipe.find(name)
-      if not path then
-        local hint = require("luagan.core").isfile(name .. ".lua")
-                     and string.format("; for the file in this directory: luagan run ./%s.lua", name) or ""
-        recipe.fail("run: no recipe named '" .. name .. "' (recipes: " .. recipe_names() .. ")" .. hint)
-      end
-    end
+    local path = recipe.resolve(name, "run")
     local chunk = recipe.loadfile(path, "run")
     local rest = table.move(args, 2, #args, 1, {})
     local m = chunk(table.unpack(rest))

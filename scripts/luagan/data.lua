@@ -21,18 +21,7 @@ local data = {}
 data.load_idx = core.load_idx
 data.save_idx = core.save_idx
 
--- Run fn() with the global generator seeded to seed, then put the global
--- state back: randomness that is reproducible on its own and does not
--- disturb the caller's stream. seed nil: fn runs on the global generator.
-local function with_seed(seed, fn, ...)
-  if seed == nil then return fn(...) end
-  local saved = lg.get_rng_state()
-  lg.manual_seed(seed)
-  local res = table.pack(pcall(fn, ...))
-  lg.set_rng_state(saved)
-  if not res[1] then error(res[2], 0) end
-  return table.unpack(res, 2, res.n)
-end
+local with_seed = util.with_seed
 
 -- Run fn() on a generator whose state is the string st; returns the new
 -- state string and fn's results.
@@ -44,12 +33,6 @@ local function with_state(st, fn, ...)
   lg.set_rng_state(saved)
   if not res[1] then error(res[2], 0) end
   return after, table.unpack(res, 2, res.n)
-end
-
-local function file_exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
 end
 
 ---------------------------------------------------------------------------
@@ -64,7 +47,7 @@ local SPLIT_PREFIX = {train = "train", test = "t10k"}
 -- The file <dir>/<stem> or <dir>/<stem>.gz, or nil.
 local function find_file(dir, stem)
   for _, p in ipairs{dir .. "/" .. stem .. ".gz", dir .. "/" .. stem} do
-    if file_exists(p) then return p end
+    if core.isfile(p) then return p end
   end
 end
 

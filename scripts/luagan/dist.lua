@@ -297,7 +297,8 @@ end
 
 -- Gradient buckets are reused between steps: glibc maps and unmaps every
 -- buffer over its mmap threshold on each allocation, which made one large
--- allreduce 10-20x slower than the same bytes in reused buckets.
+-- allreduce many times slower than the same bytes in reused buckets
+-- (docs/distributed.md has the figure).
 local buckets = {}
 local function bucket(n)
   local b = buckets[n]

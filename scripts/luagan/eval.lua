@@ -48,23 +48,9 @@ local function fail(fmt, ...) error(string.format(fmt, ...), 0) end
 local util = require "luagan.util"
 local check_opts, check_num = util.check_opts, util.check_num
 
-local function shape_str(t)
-  local s = t:shape()
-  return #s == 0 and "scalar" or table.concat(s, "x")
-end
-
-local function is_tensor(v) return lg.is_tensor(v) end
-
--- Run fn on the global generator seeded with seed, then put the caller's
--- state back (metrics must not disturb a training run's random stream).
-local function with_seed(seed, fn, ...)
-  local saved = lg.get_rng_state()
-  lg.manual_seed(seed)
-  local res = table.pack(pcall(fn, ...))
-  lg.set_rng_state(saved)
-  if not res[1] then error(res[2], 0) end
-  return table.unpack(res, 2, res.n)
-end
+local shape_str, is_tensor = util.shape_str, util.is_tensor
+-- metrics must not disturb a training run's random stream
+local with_seed = util.with_seed
 
 -- The option dist = true: split over the ranks when there are several
 -- (lg.dist started here when the process was launched by mpirun).

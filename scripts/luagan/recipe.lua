@@ -12,6 +12,11 @@
 -- The option's type is its default's: integer, float (any number), string
 -- (or one of choices) or boolean. Every recipe also gets the common options
 -- of recipe.COMMON; declaring one of them in `options` changes its default.
+--
+-- This module owns command-line options: the luagan commands parse theirs
+-- with the same parser (recipe.options{...}:parse(args), below), so every
+-- command reads --name value, --name=value, --flag/--no-flag and --help the
+-- same way and says the same about a bad one.
 local recipe = {}
 
 -- {name, default, help}: the options the training loop itself reads.
@@ -54,7 +59,14 @@ function recipe.fail(msg)
   error(setmetatable({message = msg, usage = true}, UsageError), 0)
 end
 
-local Recipe = {}
+-- An option set: name (for messages), _options (the checked entries in
+-- order), _index (name -> entry), _args (where arguments that are no option
+-- go, or nil: none allowed), _max_args, _help_cmd (the command whose --help
+-- lists the options). Recipes are option sets; so are the commands' options.
+local Options = {}
+Options.__index = Options
+
+local Recipe = setmetatable({}, {__index = Options})
 Recipe.__index = Recipe
 recipe.Recipe = Recipe
 
@@ -73,13 +85,18 @@ local function check_entry(who, e, pos)
   local where = string.format("%s: option %d", who, pos)
   if type(e) ~= "table" then error(where .. ": expected {name, default, help}, got " .. type(e), 3) end
   local name, default, help = e[1], e[2], e[3]
-  if type(name) ~= "string" or not name:match("^[%a][%w_]*$") then
+  if type(name) ~= "string" or not name:match("^[%w][%w_]*$") then
     error(where .. ": the name must be a word (letters, digits, _), got " .. tostring(name), 3)
   end
   where = string.format("%s: option '%s'", who, name)
-  local k = kind_of(default)
+  -- no default (nil: "not given", the command picks) needs the type named
+  local k = default == nil and e.type or kind_of(default)
   if k ~= "integer" and k ~= "float" and k ~= "string" and k ~= "boolean" then
-    error(where .. ": the default must be a number, string or boolean, got " .. type(default), 3)
+    error(where .. ": the default must be a number, string or boolean (or nil with type = " ..
+          "\"integer\", \"float\", \"string\" or \"boolean\"), got " .. type(default), 3)
+  end
+  if e.type ~= nil and e.type ~= k then
+    error(where .. ": type " .. tostring(e.type) .. " does not match the default's, " .. k, 3)
   end
   if type(help) ~= "string" or help == "" then error(where .. ": needs a help string", 3) end
   if e.choices ~= nil then
@@ -105,12 +122,12 @@ local function check_entry(who, e, pos)
     end
   end
   for key in pairs(e) do
-    if not (key == 1 or key == 2 or key == 3 or key == "choices" or range[key] ~= nil) then
+    if not (key == 1 or key == 2 or key == 3 or key == "choices" or key == "type" or range[key] ~= nil) then
       error(where .. ": unknown field '" .. tostring(key) ..
-            "' (fields: name, default, help, choices, min, max, above, below)", 3)
+            "' (fields: name, default, help, choices, type, min, max, above, below)", 3)
     end
   end
-  if next(range) == nil and (k == "integer" or k == "float") then
+  if next(range) == nil and (k == "integer" or k == "float") and default ~= nil then
     local c = conventional(name)
     if c then
       for f, v in pairs(c) do range[f] = v end
@@ -121,7 +138,7 @@ local function check_entry(who, e, pos)
   local o = {name = name, default = default, help = help, kind = k, choices = e.choices}
   if next(range) ~= nil then
     o.range = range
-    local why = recipe.out_of_range(o, default)
+    local why = default ~= nil and recipe.out_of_range(o, default)
     if why then error(where .. ": the default " .. tostring(default) .. " " .. why, 3) end
   end
   return o
@@ -157,7 +174,7 @@ local function new(spec)
     end
   end
   for k in pairs(spec) do
-    if rawget(Recipe, k) ~= nil then
+    if Recipe[k] ~= nil then
       error(string.format("%s: field '%s' is the name of a recipe method; choose another name", who, k), 2)
     end
   end
@@ -191,6 +208,7 @@ local function new(spec)
     end
   end
   spec._options, spec._index = list, index
+  spec._help_cmd = "luagan run " .. spec.name .. " --help"
   return setmetatable(spec, Recipe)
 end
 
@@ -213,7 +231,7 @@ local function cli_name(name) return (name:gsub("_", "-")) end
 -- Levenshtein distance, for "did you mean" (the one luagan.util shares).
 local distance = require("luagan.util").distance
 
-function Recipe:unknown_option(name)
+function Options:unknown_option(name)
   local best, bd = nil, math.huge
   for _, o in ipairs(self._options) do
     local d = distance(name, o.name)
@@ -223,14 +241,14 @@ function Recipe:unknown_option(name)
   if best and bd <= math.max(2, #name // 3) then
     msg = msg .. " (did you mean --" .. cli_name(best) .. "?)"
   end
-  return msg .. "; `luagan run " .. self.name .. " --help` lists the options"
+  return msg .. "; `" .. self._help_cmd .. "` lists the options"
 end
 
 local TRUE = {["true"] = true, ["1"] = true, yes = true, on = true}
 local FALSE = {["false"] = true, ["0"] = true, no = true, off = true}
 
 -- Convert v (a string from the command line, or a Lua value) to option o's type.
-function Recipe:convert(o, v)
+function Options:convert(o, v)
   local function bad(why)
     recipe.fail(string.format("%s: option --%s %s, got %s", self.name, cli_name(o.name), why,
                               type(v) == "string" and string.format("%q", v) or tostring(v)))
@@ -271,9 +289,15 @@ function Recipe:convert(o, v)
 end
 
 -- The defaults as a table name -> value.
-function Recipe:defaults()
+function Options:defaults()
   local t = {}
   for _, o in ipairs(self._options) do t[o.name] = o.default end
+  return t
+end
+
+-- A recipe's out defaults to out/NAME.
+function Recipe:defaults()
+  local t = Options.defaults(self)
   if t.out == "" then t.out = "out/" .. self.name end
   return t
 end
@@ -281,11 +305,14 @@ end
 -- parse(args) -> opt, given   (opt: every option; given: the names set by args)
 -- args: a list of strings ("--lr", "1e-4", "--flag", "--key=value", "--no-flag")
 -- or a table name -> value (Lua callers); mixed is fine. Returns nil, "help"
--- for --help / -h. Errors name the option and what was wrong.
-function Recipe:parse(args)
+-- for --help / -h (or help first). Errors name the option and what was wrong.
+-- Arguments that are no option go to the list opt[self._args] when the set
+-- takes them (at most self._max_args), else they are an error.
+function Options:parse(args)
   args = args or {}
   if type(args) ~= "table" then error(self.name .. ": options must be a table, got " .. type(args), 2) end
   local opt, given = self:defaults(), {}
+  if self._args then opt[self._args] = {} end
   local function set(name, v)
     local key = name:gsub("-", "_")
     local o = self._index[key]
@@ -310,8 +337,14 @@ function Recipe:parse(args)
     if a == "--help" or a == "-h" or a == "help" and i == 1 then return nil, "help" end
     local body = a:match("^%-%-(.+)$")
     if not body then
-      recipe.fail(string.format("%s: unexpected argument %q (options look like --name value; " ..
-                                "`luagan run %s --help` lists them)", self.name, a, self.name))
+      local list = self._args and opt[self._args]
+      if not list or #list >= (self._max_args or math.huge) then
+        recipe.fail(string.format("%s: unexpected argument %q (options look like --name value; " ..
+                                  "`%s` lists them)", self.name, a, self._help_cmd))
+      end
+      list[#list + 1] = a
+      i = i + 1
+      goto continue
     end
     local name, value = body:match("^([^=]+)=(.*)$")
     name = name or body
@@ -335,16 +368,41 @@ function Recipe:parse(args)
     else
       local nxt = args[i + 1]
       if nxt == nil or (type(nxt) == "string" and nxt:match("^%-%-%a")) then
-        recipe.fail(string.format("%s: option --%s needs a value (%s, default %s)", self.name,
-                                  cli_name(key), o.kind, fmt_value(o.default)))
+        recipe.fail(string.format("%s: option --%s needs a value (%s%s)", self.name, cli_name(key),
+                                  o.kind, o.default == nil and "" or ", default " .. fmt_value(o.default)))
       end
       set(key, nxt)
       i = i + 1
     end
     i = i + 1
+    ::continue::
   end
-  if opt.out == "" then opt.out = "out/" .. self.name end
   return opt, given
+end
+
+function Recipe:parse(args)
+  local opt, given = Options.parse(self, args)
+  if opt and opt.out == "" then opt.out = "out/" .. self.name end
+  return opt, given
+end
+
+-- recipe.options{name = "sample", options = {entries}, args = "paths",
+-- max_args = 1} -> an option set for a command's own options (entries as a
+-- recipe's; {name, nil, help, type = "integer"} for one the command defaults
+-- itself). set:parse(args) as a recipe's; the arguments that are no option
+-- go to opt[args] (a list; none allowed without `args`).
+function recipe.options(spec)
+  local who = type(spec) == "table" and spec.name
+  if type(who) ~= "string" then error("recipe.options: expected {name = ..., options = {...}}", 2) end
+  local list, index = {}, {}
+  for pos, e in ipairs(spec.options or {}) do
+    local o = check_entry(who, e, pos)
+    if index[o.name] then error(who .. ": option '" .. o.name .. "' is declared twice", 2) end
+    list[#list + 1] = o
+    index[o.name] = o
+  end
+  return setmetatable({name = who, _options = list, _index = index, _args = spec.args,
+                       _max_args = spec.max_args, _help_cmd = "luagan " .. who .. " --help"}, Options)
 end
 
 -- The --help text: the recipe's line, its options, then the common ones.
@@ -453,29 +511,43 @@ function recipe.loadfile(path, who)
   return chunk
 end
 
+-- resolve(name_or_path [, who]) -> the path of the recipe file it names: a
+-- path (with a slash or ending in .lua) as it is, a name looked up in
+-- recipe.dirs() (models/NAME.lua; never ./NAME.lua). What names no recipe
+-- is a usage error, prefixed "who: ", listing the bundled recipes.
+function recipe.resolve(what, who)
+  if type(what) ~= "string" or what == "" then
+    error("recipe.resolve: expected a recipe name or a path, got " .. tostring(what), 2)
+  end
+  local pre = who and (who .. ": ") or ""
+  if is_path(what) then
+    if not core.isfile(what) and not core.isdir(what) then recipe.fail(pre .. "no recipe file " .. what) end
+    return what
+  end
+  if not what:match("^[%w_]+$") then
+    recipe.fail(pre .. "bad recipe name '" .. what .. "' (a name is letters, digits and _; a file needs a path)")
+  end
+  local path = recipe.find(what)
+  if path then return path end
+  local names = {}
+  for n in pairs(recipe.list()) do names[#names + 1] = n end
+  table.sort(names)
+  local hint = core.isfile(what .. ".lua")
+               and string.format("; for the file in this directory: luagan run ./%s.lua", what) or ""
+  recipe.fail(string.format("%sno recipe named '%s' (recipes: %s)%s", pre, what,
+                            #names > 0 and table.concat(names, ", ")
+                            or "none found in " .. table.concat(recipe.dirs(), ", "), hint))
+end
+
 -- load(name_or_path) -> recipe, path. A name is looked up in recipe.dirs()
 -- (models/NAME.lua); a path (with a slash or ending in .lua) is loaded as a
--- file. Only call it with what the user typed or wrote in code: a name read
--- from a data file goes through recipe.find, never a path.
+-- file (recipe.resolve). Only call it with what the user typed or wrote in
+-- code: a name read from a data file goes through recipe.find, never a path.
 function recipe.load(what)
   if type(what) ~= "string" or what == "" then
     error("recipe.load: expected a recipe name or a path, got " .. tostring(what), 2)
   end
-  local path
-  if is_path(what) then
-    path = what
-    if not core.isfile(path) and not core.isdir(path) then recipe.fail("no recipe file " .. path) end
-  else
-    if not what:match("^[%w_]+$") then
-      recipe.fail("bad recipe name '" .. what .. "' (a name is letters, digits and _; a file needs a path)")
-    end
-    path = recipe.find(what)
-    if not path then
-      recipe.fail(string.format("no recipe named '%s' (looked for models/%s.lua in %s; " ..
-                                "`luagan run` lists the bundled ones)", what, what,
-                                table.concat(recipe.dirs(), ", ")))
-    end
-  end
+  local path = recipe.resolve(what)
   local r = recipe.loadfile(path)(what)
   if not recipe.is_recipe(r) then
     recipe.fail(string.format("%s does not return a recipe (expected `return require(\"luagan.recipe\"){...}`," ..

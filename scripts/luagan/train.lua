@@ -38,8 +38,6 @@ function train.mkdir(dir)
   if not core.writable(dir) then recipe.fail("train: the output directory " .. dir .. " is not writable") end
 end
 
-local function file_exists(p) return core.isfile(p) end
-
 -- Replace path with text atomically (luagan.io.write_atomic: exclusive
 -- temporary, every write checked, the previous file kept on failure). A
 -- failure (full disk, no permission) is the system's, not a bug: one line.
@@ -219,7 +217,7 @@ end
 -- error naming it.
 local function read_checkpoint(path, where)
   if core.isdir(path) then recipe.fail(where .. ": " .. path .. " is a directory, not a checkpoint file") end
-  if not file_exists(path) then recipe.fail(where .. ": no checkpoint file " .. path) end
+  if not core.isfile(path) then recipe.fail(where .. ": no checkpoint file " .. path) end
   local ok, ck = pcall(lgio.load_checkpoint, path)
   if not ok then
     recipe.fail(string.format("%s: %s is not a readable checkpoint: %s", where, path, first_line(ck)))
@@ -410,7 +408,7 @@ end
 -- Keep the records of a metrics log up to step (a resumed run rewrites what
 -- came after its checkpoint).
 local function truncate_log(path, step)
-  if not file_exists(path) then return end
+  if not core.isfile(path) then return end
   local ok, records = pcall(lgio.read_jsonl, path)
   if not ok then return end
   local lines = {}
@@ -653,7 +651,7 @@ function train.run(r, args)
   flush_log(i)
   if log then log:close() end
   checkpoint(i)
-  local final = i > start or not file_exists(out .. "/samples_final.png")
+  local final = i > start or not core.isfile(out .. "/samples_final.png")
   if nranks > 1 then final = dist.allreduce_number(final and 1 or 0, "max") > 0 end  -- hosts agree
   if final then sample_to("samples_final.png") end
   local ok, err = pcall(function()
@@ -672,7 +670,7 @@ function train.run(r, args)
   else
     local wrote = {}
     for _, f in ipairs{"samples_final.png", "checkpoint.safetensors", "metrics.jsonl", "loss_curve.png"} do
-      if file_exists(out .. "/" .. f) then wrote[#wrote + 1] = f end
+      if core.isfile(out .. "/" .. f) then wrote[#wrote + 1] = f end
     end
     progress:say(string.format("%s: %d steps in %s (%.2f it/s); wrote %s/{%s}", r.name,
                                i - start, fmt_time(secs), (i - start) / math.max(secs, 1e-9), out,

@@ -32,6 +32,21 @@ end
 -- helper; lg.shape_str, nn.shape_str and every module use it)
 function util.shape_str(t) return tostring(t:shape()) end
 
+-- Run fn(...) with the global generator seeded to seed, then put the global
+-- state back, also when fn raises: randomness that is reproducible on its
+-- own and does not disturb the caller's stream (a data set's draw, an
+-- evaluation's subsets during training). seed nil: fn runs on the global
+-- generator as it stands.
+function util.with_seed(seed, fn, ...)
+  if seed == nil then return fn(...) end
+  local saved = core.get_rng_state()
+  core.manual_seed(seed)
+  local res = table.pack(pcall(fn, ...))
+  core.set_rng_state(saved)
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
 -- Levenshtein distance between two strings (for "did you mean").
 function util.distance(a, b)
   local prev = {}

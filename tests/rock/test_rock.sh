@@ -6,6 +6,7 @@
 # 1. Copies this checkout (tracked and untracked-but-not-ignored files, no
 #    build dirs) to a fresh temp dir and runs `luarocks make` there into a
 #    fresh tree, then deletes the copy: nothing may lean on the source tree.
+#    The rockspec's external_dependencies dirs reach CMake (-DOPENBLAS_LIBDIR=...).
 # 2. A stock lua5.4, with LUA_PATH/LUA_CPATH from `luarocks path`, loads
 #    luagan from the tree and trains small models (train_small.lua).
 # 3. The installed `luagan` executable reads its scripts/ and models/ from the
@@ -46,15 +47,29 @@ if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
 else
   tar -C "$src" --exclude='./build*' --exclude='./out' -cf - . | tar -C "$tmp/src" -xf -
 fi
-[ -f "$tmp/src/rocks/luagan-scm-1.rockspec" ] || fail "the copy has no rocks/luagan-scm-1.rockspec"
+spec=$(cd "$tmp/src" && ls rocks/luagan-*.rockspec 2>/dev/null | head -n 1)
+[ -n "$spec" ] || fail "the copy has no rocks/luagan-*.rockspec"
 
 step "luarocks make into the fresh tree $tree"
 if ! (cd "$tmp/src" && CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
-      "${lr[@]}" --tree "$tree" make rocks/luagan-scm-1.rockspec) >"$tmp/make.log" 2>&1; then
+      "${lr[@]}" --tree "$tree" make "$spec") >"$tmp/make.log" 2>&1; then
   tail -n 40 "$tmp/make.log"
   fail "luarocks make"
 fi
 tail -n 3 "$tmp/make.log"
+# the directories of the rockspec's external_dependencies reached CMake as
+# existing directories (not an unsubstituted "$(OPENBLAS_LIBDIR)")
+cache=$tmp/src/build.luarocks/CMakeCache.txt
+[ -f "$cache" ] || fail "no $cache"
+for dep in LUA OPENBLAS ZLIB STB PNG JPEG; do
+  for kind in INCDIR LIBDIR; do
+    val=$(sed -n "s/^${dep}_${kind}:[A-Z]*=//p" "$cache")
+    # LuaRocks leaves LUA_LIBDIR empty unless a rock must link liblua (luagan's don't)
+    [ "$dep$kind" = LUALIBDIR ] && [ -z "$val" ] && continue
+    [ -n "$val" ] && [ -d "$val" ] || fail "CMake got ${dep}_${kind}='$val' from the rockspec"
+  done
+done
+echo "CMake got the rockspec's dependency dirs (OPENBLAS_LIBDIR=$(sed -n 's/^OPENBLAS_LIBDIR:[A-Z]*=//p' "$cache"))"
 rockdir=$("${lr[@]}" --tree "$tree" show --rock-dir luagan)
 echo "rock dir: $rockdir"
 luagan_root() { env -u LUAGAN_ROOT "$tree/bin/luagan" -e 'io.write(require("luagan.config").root)'; }

@@ -35,46 +35,34 @@ local function fail(msg)
   error(msg, 0)
 end
 
-local INT = {n = true, k = true, ["kid-subsets"] = true, ["kid-size"] = true, memo = true,
-             seed = true, seeds = true, threads = true, ["test-limit"] = true}
-local STR = {classifier = true, ["save-samples"] = true, json = true, ["2d"] = true, recipe = true}
-local FLAG = {["no-floor"] = true, calibrate = true, help = true}
+-- The options, parsed by the one command-line parser (luagan.recipe); nil
+-- defaults are the documented ones the code below picks.
+local OPTIONS = require("luagan.recipe").options{name = "eval", args = "paths", options = {
+  {"n", nil, "samples scored", type = "integer", min = 1},
+  {"k", nil, "k of the k-NN manifolds", type = "integer", min = 1},
+  {"kid_subsets", nil, "KID subsets", type = "integer", min = 1},
+  {"kid_size", nil, "KID subset size", type = "integer", min = 1},
+  {"memo", nil, "samples in the memorisation check", type = "integer", min = 0},
+  {"no_floor", false, "skip the real-train-images reference row"},
+  {"seed", nil, "seed", type = "integer", min = 1},
+  {"classifier", nil, "classifier weights", type = "string"},
+  {"recipe", nil, "recipe file of a checkpoint", type = "string"},
+  {"save_samples", nil, "write the scored samples as IDX", type = "string"},
+  {"json", nil, "write the report as JSON", type = "string"},
+  {"2d", nil, "2D mixture: ring or grid", type = "string"},
+  {"seeds", nil, "with --2d: expand {seed} to 1..N", type = "integer", min = 1},
+  {"threads", nil, "CPU threads", type = "integer", min = 1, max = 4096},
+  {"calibrate", false, "the metrics on real and perturbed real images"},
+  {"test_limit", nil, "only the first N test images as the reference", type = "integer", min = 1},
+}}
 
+-- {paths = {...}, ["kid-subsets"] = ..., ...}: the options by their
+-- command-line names; {help = true} for --help.
 local function parse(args)
-  local o = {paths = {}}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local key, val = a:match("^%-%-([%w_-]+)=(.*)$")
-    if not key then key = a:match("^%-%-([%w_-]+)$") end
-    if a == "-h" then key = "help" end
-    if key then
-      if FLAG[key] then
-        if val ~= nil then fail("eval: --" .. key .. " takes no value") end
-        o[key] = true
-      elseif INT[key] or STR[key] then
-        if val == nil then val = args[i + 1]; i = i + 1 end
-        if val == nil then fail("eval: --" .. key .. " needs a value\n" .. USAGE) end
-        if INT[key] then
-          local v = math.tointeger(tonumber(val))
-          if not v or v < 0 or (v == 0 and key ~= "memo") then
-            fail(string.format("eval: --%s takes a %s integer, got %q", key,
-                               key == "memo" and "non-negative" or "positive", val))
-          end
-          if key == "threads" and v > 4096 then
-            fail(string.format("eval: --threads takes an integer in 1..4096, got %q", val))
-          end
-          val = v
-        end
-        o[key] = val
-      else
-        fail("eval: unknown option --" .. key .. "\n" .. USAGE)
-      end
-    else
-      o.paths[#o.paths + 1] = a
-    end
-    i = i + 1
-  end
+  local opt = OPTIONS:parse(args)
+  if not opt then return {help = true, paths = {}} end
+  local o = {}
+  for k, v in pairs(opt) do o[(k:gsub("_", "-"))] = v end
   return o
 end
 

@@ -10,39 +10,20 @@ local fail = recipe.fail
 local USAGE = "usage: luagan sample CKPT [--n 64] [--out FILE.png] [--seed 1] [--recipe FILE.lua]"
 local MAX_N = 10000        -- one picture: a 100 x 100 grid at most
 
+-- parsed by the one command-line parser (luagan.recipe); the one argument
+-- that is no option is the checkpoint
+local OPTIONS = recipe.options{name = "sample", args = "paths", max_args = 1, options = {
+  {"n", 64, "samples drawn", min = 1, max = MAX_N},
+  {"seed", 1, "random seed"},
+  {"out", nil, "the PNG (default: samples.png beside the checkpoint)", type = "string"},
+  {"recipe", nil, "the recipe file of a checkpoint from the user's own recipe", type = "string"},
+}}
+
+-- the options, with ckpt; nil for --help
 local function parse(args)
-  local o = {n = 64, seed = 1}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--help" or a == "-h" then return nil end
-    local key, val = a:match("^%-%-([%w_-]+)=(.*)$")
-    if not key then key = a:match("^%-%-([%w_-]+)$") end
-    if key then
-      if val == nil then
-        val = args[i + 1]
-        i = i + 1
-      end
-      if val == nil then fail("sample: --" .. key .. " needs a value; " .. USAGE) end
-      if key == "n" or key == "seed" then
-        local v = math.tointeger(tonumber(val))
-        if not v or (key == "n" and (v < 1 or v > MAX_N)) then
-          fail(string.format("sample: --%s takes %s, got %q", key,
-                              key == "n" and ("an integer in 1.." .. MAX_N) or "an integer", val))
-        end
-        o[key] = v
-      elseif key == "out" or key == "recipe" then
-        o[key] = val
-      else
-        fail("sample: unknown option --" .. key .. " (options: --n, --out, --seed, --recipe); " .. USAGE)
-      end
-    elseif not o.ckpt then
-      o.ckpt = a
-    else
-      fail("sample: unexpected argument " .. string.format("%q", a) .. "; " .. USAGE)
-    end
-    i = i + 1
-  end
+  local o = OPTIONS:parse(args)
+  if not o then return nil end
+  o.ckpt = o.paths[1]
   if not o.ckpt then fail("sample: which checkpoint? " .. USAGE) end
   return o
 end
