@@ -315,7 +315,8 @@ local function as_tensor_list(who, ds)
   return ds
 end
 
--- DataLoader(tensors, {batch_size = 64, shuffle = false, drop_last = false, seed = nil})
+-- DataLoader(tensors, {batch_size = 64, shuffle = false, drop_last = false, seed = nil,
+--                      shard = nil | true | {rank = r, size = n}})
 -- tensors: one tensor, a list of tensors sharing dim 1, or {images=, labels=};
 -- ByteImages (fashion_mnist's images) count as tensors: their batches are
 -- converted from the bytes as they are drawn.
@@ -323,9 +324,14 @@ end
 -- from the global generator when no seed is given), so its order depends
 -- only on the seed and the epoch, and state_dict()/load_state_dict() resume
 -- it exactly, even in the middle of an epoch.
+-- shard (data parallel, docs/distributed.md): every rank walks the same
+-- shuffled order (give the same seed everywhere) in global batches of
+-- size x batch_size and takes its own contiguous slice of each; true means
+-- lg.dist's rank and size (looked up when an epoch starts). The position is
+-- counted in samples, so a run can resume on another number of ranks.
 function data.DataLoader(ds, o)
   local who = "data.DataLoader"
-  o = check_opts(who, o, {"batch_size", "shuffle", "drop_last", "seed"})
+  o = check_opts(who, o, {"batch_size", "shuffle", "drop_last", "seed", "shard"})
   local tensors = as_tensor_list(who, ds)
   local bs = o.batch_size or 64
   if math.type(bs) ~= "integer" or bs < 1 then
@@ -339,20 +345,71 @@ function data.DataLoader(ds, o)
   local self = setmetatable({
     tensors = tensors, n = n, batch_size = bs,
     shuffle = o.shuffle and true or false, drop_last = o.drop_last and true or false,
-    seed = seed, epochs = 0, start_pos = 0,
+    seed = seed, epochs = 0, start_sample = 0, shard = false,
   }, Loader)
   if self.shuffle then
     self.next_rng = with_seed(seed, lg.get_rng_state)
   end
+  if o.shard ~= nil then self:set_shard(o.shard) end
   return self
 end
 
--- Batches per epoch.
+-- set_shard(true | {rank = r, size = n} | false) -> self: take rank r's slice
+-- (0-based, the MPI convention) of every global batch of n x batch_size
+-- samples; true follows lg.dist; false reads the whole data again. Takes
+-- effect at the next epoch() (a resumed position stays where it was).
+function Loader:set_shard(s)
+  local who = "DataLoader:set_shard"
+  if s == nil or s == false or s == true then
+    self.shard = s or false
+    return self
+  end
+  if type(s) ~= "table" then
+    error(who .. ": expected true, false or {rank = r, size = n}, got " .. util.what(s), 2)
+  end
+  check_opts(who, s, {"rank", "size"})
+  local r, n = s.rank, s.size
+  if math.type(n) ~= "integer" or n < 1 then
+    error(who .. ": size must be an integer >= 1, got " .. tostring(n), 2)
+  end
+  if math.type(r) ~= "integer" or r < 0 or r >= n then
+    error(string.format("%s: rank must be an integer in [0, %d), got %s", who, n, tostring(r)), 2)
+  end
+  self.shard = {rank = r, size = n}
+  return self
+end
+
+-- rank, size of the current shard (0, 1 without one)
+function Loader:shard_info()
+  local s = self.shard
+  if s == true then
+    local dist = package.loaded["luagan.dist"]
+    if not dist then return 0, 1 end
+    return dist.rank(), dist.size()
+  end
+  if s then return s.rank, s.size end
+  return 0, 1
+end
+
+-- Batches per epoch (global batches of a sharded loader). A sharded final
+-- batch of fewer samples than ranks is dropped: every rank must get one.
 function Loader:__len()
-  if self.drop_last then return self.n // self.batch_size end
-  return (self.n + self.batch_size - 1) // self.batch_size
+  local _, size = self:shard_info()
+  local gb = self.batch_size * size
+  local full, rem = self.n // gb, self.n % gb
+  if self.drop_last or rem < size then return full end
+  return full + 1
 end
 Loader.num_batches = Loader.__len
+
+-- This rank's part (first, count; first 0-based within the batch) of a
+-- global batch of len samples: b each when it is full, else near-equal
+-- contiguous parts (the first len % size ranks one more).
+local function shard_part(len, bs, rank, size)
+  if len == bs * size then return rank * bs, bs end
+  local q, r = len // size, len % size
+  return rank * q + math.min(rank, r), q + (rank < r and 1 or 0)
+end
 
 -- for x, y in loader:epoch() do ... end: one pass over the data in batches
 -- (copies, never views of the data set). Starting a new epoch() abandons
@@ -360,29 +417,32 @@ Loader.num_batches = Loader.__len
 function Loader:epoch()
   self.epochs = self.epochs + 1
   local perm
-  local cur = {epoch = self.epochs, pos = self.start_pos, rng = self.next_rng}
+  local cur = {epoch = self.epochs, sample = self.start_sample, rng = self.next_rng}
   if self.shuffle then
     self.next_rng, perm = with_state(self.next_rng, lg.randperm, self.n)
   end
   self.cur = cur
-  self.start_pos = 0
-  local nb, bs, n = #self, self.batch_size, self.n
+  self.start_sample = 0
+  local rank, size = self:shard_info()
+  local bs, n = self.batch_size, self.n
+  local gb = bs * size
   return function()
-    if self.cur ~= cur or cur.pos >= nb then
+    local len = self.cur == cur and math.min(gb, n - cur.sample) or 0
+    if len <= 0 or len < size or (self.drop_last and len < gb) then
       if self.cur == cur then self.cur = nil end
       return nil
     end
-    local start = cur.pos * bs + 1
-    local len = math.min(bs, n - start + 1)
-    cur.pos = cur.pos + 1
+    local first, cnt = shard_part(len, bs, rank, size)
+    local start = cur.sample + first + 1
+    cur.sample = cur.sample + len
     local out = {}
     if perm then
-      local idx = perm:narrow(1, start, len)
+      local idx = perm:narrow(1, start, cnt)
       for i, t in ipairs(self.tensors) do out[i] = t:index_select(1, idx) end
     else
       for i, t in ipairs(self.tensors) do
         -- a byte set's narrow is already a fresh float copy
-        out[i] = is_byte_images(t) and t:narrow(1, start, len) or t:narrow(1, start, len):clone()
+        out[i] = is_byte_images(t) and t:narrow(1, start, cnt) or t:narrow(1, start, cnt):clone()
       end
     end
     return table.unpack(out, 1, #self.tensors)
@@ -390,29 +450,40 @@ function Loader:epoch()
 end
 
 -- The position to resume from: inside an epoch, its start state and the
--- number of batches already handed out; between epochs, the next epoch.
+-- samples already handed out (over all ranks: the same on every rank, and
+-- valid for another number of ranks); between epochs, the next epoch.
+-- pos: the same position in (global) batches, for reading.
 function Loader:state_dict()
+  local _, size = self:shard_info()
+  local gb = self.batch_size * size
   if self.cur then
-    return {epoch = self.cur.epoch, pos = self.cur.pos, rng = self.cur.rng or "",
-            seed = self.seed or -1}
+    return {epoch = self.cur.epoch, sample = self.cur.sample, pos = self.cur.sample // gb,
+            rng = self.cur.rng or "", seed = self.seed or -1}
   end
-  return {epoch = self.epochs + 1, pos = self.start_pos, rng = self.next_rng or "",
-          seed = self.seed or -1}
+  return {epoch = self.epochs + 1, sample = self.start_sample, pos = self.start_sample // gb,
+          rng = self.next_rng or "", seed = self.seed or -1}
 end
 
+-- Accepts the states of older luagan too (pos in batches, no sample).
 function Loader:load_state_dict(s)
   local who = "DataLoader:load_state_dict"
   if type(s) ~= "table" then error(who .. ": expected a table", 2) end
-  local epoch, pos = math.tointeger(tonumber(s.epoch)), math.tointeger(tonumber(s.pos))
-  if not epoch or epoch < 1 or not pos or pos < 0 or pos > #self then
-    error(who .. ": bad state (epoch " .. tostring(s.epoch) .. ", pos " .. tostring(s.pos) .. ")", 2)
+  local epoch = math.tointeger(tonumber(s.epoch))
+  local sample = math.tointeger(tonumber(s.sample))
+  if s.sample == nil then
+    local pos = math.tointeger(tonumber(s.pos))
+    sample = pos and pos * self.batch_size
+  end
+  if not epoch or epoch < 1 or not sample or sample < 0 or sample > self.n then
+    error(string.format("%s: bad state (epoch %s, sample %s, pos %s) for %d samples", who,
+                        tostring(s.epoch), tostring(s.sample), tostring(s.pos), self.n), 2)
   end
   if self.shuffle then
     if type(s.rng) ~= "string" or s.rng == "" then error(who .. ": missing generator state", 2) end
     self.next_rng = s.rng
   end
   self.epochs = epoch - 1
-  self.start_pos = pos
+  self.start_sample = sample
   self.cur = nil
 end
 

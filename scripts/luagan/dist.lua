@@ -28,6 +28,14 @@ local mpi          -- the C module, once init() found it
 local exact = false
 local sync_step = true
 
+-- LUAGAN_DIST_PROFILE=1: seconds spent waiting for the other ranks (the
+-- agreement check that opens a gradient allreduce returns when the slowest
+-- rank arrives), communicating (the allreduces) and copying gradients in
+-- and out of buckets, and the bytes reduced; train.run prints them per step
+-- (dist.profile_take). nil when off: the timers cost nothing then.
+local prof
+local function clock() return mpi.wtime() end
+
 -- Was this process started by an MPI launcher (mpirun / mpiexec / srun)?
 function dist.launched()
   for _, v in ipairs{"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"} do
@@ -64,8 +72,20 @@ function dist.init(opts)
   end
   mpi = m
   mpi.init()
+  if os.getenv("LUAGAN_DIST_PROFILE") == "1" then dist.profile_take() end
+  dist.set_bucket_mb(tonumber(os.getenv("LUAGAN_DIST_BUCKET_MB") or "") or nil)
   return dist.rank(), dist.size()
 end
+
+-- profile_take() -> {wait, comm, copy = seconds, bytes, buckets} since the
+-- last call (and starts counting), or nil when profiling is off and was
+-- never asked for. LUAGAN_DIST_PROFILE=1 turns it on at init().
+function dist.profile_take()
+  local p = prof
+  prof = {wait = 0.0, comm = 0.0, copy = 0.0, bytes = 0, buckets = 0}
+  return p
+end
+function dist.profiling() return prof ~= nil end
 
 function dist.is_initialized() return mpi ~= nil end
 -- true when optimizers must average their gradients in step()
@@ -103,10 +123,14 @@ end
 -- Run fn(buf) on a contiguous tensor with t's values and put the result back
 -- into t (t itself when it is contiguous).
 local function in_place(t, fn)
-  if t:is_contiguous() then fn(t) return t end
-  local c = t:contiguous()
-  fn(c)
-  core.no_grad(function() t:copy_(c) end)
+  local t0 = prof and clock()
+  if t:is_contiguous() then fn(t)
+  else
+    local c = t:contiguous()
+    fn(c)
+    core.no_grad(function() t:copy_(c) end)
+  end
+  if prof then prof.comm = prof.comm + (clock() - t0) end
   return t
 end
 
@@ -155,7 +179,9 @@ function dist.allreduce_number(x, op)
   op = op or "mean"
   if not OPS[op] then error("dist.allreduce_number: bad op " .. tostring(op), 2) end
   if not mpi then return x end
+  local t0 = prof and clock()
   local v = mpi.allreduce_number(x, OPS[op])
+  if prof then prof.comm = prof.comm + (clock() - t0) end
   return op == "mean" and v / dist.size() or v
 end
 
@@ -163,6 +189,69 @@ end
 function dist.same(s)
   if not mpi then return true end
   return mpi.same(tostring(s))
+end
+
+-- The chunks [lo, hi) (1-based chunk numbers) rank r computes: a
+-- contiguous run of about nchunks / size of them, so that the ranks'
+-- results joined in rank order are in index order.
+local function chunk_range(nchunks, r, size)
+  return r * nchunks // size + 1, (r + 1) * nchunks // size + 1
+end
+
+-- split_map(n, chunk, fn) -> tensor (n, ...) on every rank: fn(first, count)
+-- -> tensor (count, ...) for the items first..first+count-1 of the chunks
+-- 1..chunk, chunk+1..2*chunk, ... of items 1..n; each rank computes a
+-- contiguous run of the chunks and the results are gathered in index order.
+-- The same as one process calling fn on every chunk in order and joining
+-- the results (bit for bit when fn's rows do not depend on which rank runs
+-- it). Every rank must call it with the same n and chunk.
+function dist.split_map(n, chunk, fn)
+  if math.type(n) ~= "integer" or n < 0 or math.type(chunk) ~= "integer" or chunk < 1 then
+    error(string.format("dist.split_map: n must be an integer >= 0 and chunk >= 1, got %s, %s",
+                        tostring(n), tostring(chunk)), 2)
+  end
+  if type(fn) ~= "function" then error("dist.split_map: fn must be a function, got " .. type(fn), 2) end
+  local size, rank = dist.size(), dist.rank()
+  local nchunks = (n + chunk - 1) // chunk
+  local function rows_of(r)
+    local lo, hi = chunk_range(nchunks, r, size)
+    return math.max(0, math.min(n, (hi - 1) * chunk) - (lo - 1) * chunk)
+  end
+  local lo, hi = chunk_range(nchunks, rank, size)
+  local parts = {}
+  for c = lo, hi - 1 do
+    local first = (c - 1) * chunk + 1
+    local count = math.min(chunk, n - first + 1)
+    local t = fn(first, count)
+    if not core.is_tensor(t) or t:dim() < 1 or t:shape()[1] ~= count then
+      error(string.format("dist.split_map: fn(%d, %d) must return a tensor of %d rows, got %s", first,
+                          count, count, core.is_tensor(t) and shape_sig(t) or type_name(t)), 2)
+    end
+    parts[#parts + 1] = t
+  end
+  local mine = #parts == 1 and parts[1] or (#parts > 1 and core.cat(parts, 1) or nil)
+  if size == 1 then return mine or core.zeros(0) end
+  -- every rank learns the rows' shape (a rank without chunks has none)
+  local dims = {}
+  local s = mine and mine:shape() or {}
+  for d = 1, 8 do dims[d] = s[d + 1] or 0 end
+  dims[9] = mine and #s or 0
+  local agreed = dist.allreduce(core.tensor(dims), {op = "max"}):totable()
+  local ndim = math.tointeger(agreed[9])
+  if ndim == 0 then return core.zeros(0) end
+  local most = 0
+  for r = 0, size - 1 do most = math.max(most, rows_of(r)) end
+  local shape = {most}
+  for d = 2, ndim do shape[d] = math.tointeger(agreed[d - 1]) end
+  local buf = core.zeros(table.unpack(shape))
+  if mine then core.no_grad(function() buf:narrow(1, 1, mine:shape()[1]):copy_(mine) end) end
+  local all = dist.allgather(buf)                 -- (size * most, ...)
+  local out = {}
+  for r = 0, size - 1 do
+    local k = rows_of(r)
+    if k > 0 then out[#out + 1] = all:narrow(1, r * most + 1, k) end
+  end
+  return core.cat(out, 1)
 end
 
 ---------------------------------------------------------------------------
@@ -217,11 +306,33 @@ local function bucket(n)
   return b
 end
 
-local BUCKET_ELEMS = 25 * 1024 * 1024 // 4      -- 25 MB of float32
+local BUCKET_ELEMS = 25 * 1024 * 1024 // 4      -- 25 MiB of float32
+-- gradients of at least this many elements (1 MiB) are reduced in place
+local DIRECT_ELEMS = 256 * 1024
+
+-- set_bucket_mb(mb): the largest gradient bucket, in MiB (default 25; nil
+-- restores it; LUAGAN_DIST_BUCKET_MB at init). Over 32 MiB, glibc's mmap
+-- threshold stops adapting: Open MPI's temporaries of each allreduce are
+-- then mapped and unmapped on every call (bench/dist_allreduce.lua), so a
+-- warning says so.
+function dist.set_bucket_mb(mb)
+  if mb == nil then BUCKET_ELEMS = 25 * 1024 * 1024 // 4 return end
+  if type(mb) ~= "number" or mb <= 0 or mb ~= mb then
+    error("dist.set_bucket_mb: expected a size in MiB > 0, got " .. tostring(mb), 2)
+  end
+  if mb > 32 and dist.rank() == 0 then
+    io.stderr:write(string.format("luagan: dist: gradient buckets of %g MiB: above 32 MiB glibc " ..
+                                  "maps and unmaps the allreduce's buffers on every call (slow); " ..
+                                  "25 is the default\n", mb))
+  end
+  BUCKET_ELEMS = math.max(1, math.floor(mb * 1024 * 1024 / 4))
+end
+function dist.bucket_mb() return BUCKET_ELEMS * 4 / (1024 * 1024) end
 
 -- allreduce_grads(opt_or_module_or_list, {op = "mean"|"sum"}): replace each
--- parameter's .grad by its mean (default) or sum over ranks, in buckets of at
--- most 25 MB. A parameter without a gradient on every rank is skipped; one
+-- parameter's .grad by its mean (default) or sum over ranks: gradients of
+-- 1 MiB or more in place, the others packed into reused buckets of at most
+-- 25 MiB (dist.set_bucket_mb). A parameter without a gradient on every rank is skipped; one
 -- with a gradient on some ranks only is an error (the ranks' graphs differ).
 function dist.allreduce_grads(x, opts)
   util.check_opts("dist.allreduce_grads", opts, {"op"})
@@ -237,34 +348,62 @@ function dist.allreduce_grads(x, opts)
     sig[i] = g and shape_sig(g) or "-"
     if g then grads[#grads + 1] = g end
   end
-  agree("allreduce_grads", table.concat(sig, ","))
+  local t0 = prof and clock()
+  agree("allreduce_grads", table.concat(sig, ","))   -- returns when the slowest rank arrives
   local scale = op == "mean" and 1 / dist.size() or nil
+  -- a large contiguous gradient is reduced where it lies (slices of at most
+  -- a bucket): copying it into a bucket and back cost as much as the sum
+  local direct, small = {}, {}
+  for _, g in ipairs(grads) do
+    if g:numel() >= DIRECT_ELEMS and g:is_contiguous() then direct[#direct + 1] = g
+    else small[#small + 1] = g end
+  end
   core.no_grad(function()
+    local t1 = prof and clock()
+    if prof then prof.wait = prof.wait + (t1 - t0) end
+    local function reduce(buf, n)          -- buf: (n,) contiguous, summed (or averaged) in place
+      local t2 = prof and clock()
+      mpi.allreduce_(buf, "sum", exact)
+      local t3 = prof and clock()
+      if scale then buf:mul_(scale) end
+      if prof then
+        prof.comm, prof.copy = prof.comm + (t3 - t2), prof.copy + (t2 - t1)
+        prof.bytes, prof.buckets = prof.bytes + 4 * n, prof.buckets + 1
+        t1 = t3
+      end
+    end
+    for _, g in ipairs(direct) do
+      local flat = g:view(g:numel())
+      for off = 1, g:numel(), BUCKET_ELEMS do
+        local len = math.min(BUCKET_ELEMS, g:numel() - off + 1)
+        reduce(flat:narrow(1, off, len), len)
+      end
+    end
     local i = 1
-    while i <= #grads do
-      -- fill one bucket with whole gradients (a larger one goes alone)
+    while i <= #small do
+      -- fill one bucket with whole gradients
       local j, n = i, 0
       repeat
-        n = n + grads[j]:numel()
+        n = n + small[j]:numel()
         j = j + 1
-      until j > #grads or n + grads[j]:numel() > BUCKET_ELEMS
+      until j > #small or n + small[j]:numel() > BUCKET_ELEMS
       local b = bucket(n)
       local off = 1
       for k = i, j - 1 do
-        local g = grads[k]
+        local g = small[k]
         b:narrow(1, off, g:numel()):copy_(g:reshape(g:numel()))
         off = off + g:numel()
       end
-      mpi.allreduce_(b, "sum", exact)
-      if scale then b:mul_(scale) end
+      reduce(b, n)
       off = 1
       for k = i, j - 1 do
-        local g = grads[k]
+        local g = small[k]
         g:copy_(b:narrow(1, off, g:numel()):view(g:shape()))
         off = off + g:numel()
       end
       i = j
     end
+    if prof then prof.copy = prof.copy + (clock() - t1) end
   end)
 end
 
@@ -279,7 +418,11 @@ local AllreduceSum
 AllreduceSum = core.Function{name = "dist.allreduce_sum",
   forward = function(_, t)
     local out = t:contiguous():clone()
-    if mpi then mpi.allreduce_(out, "sum", exact) end
+    if mpi then
+      local t0 = prof and clock()
+      mpi.allreduce_(out, "sum", exact)
+      if prof then prof.comm = prof.comm + (clock() - t0) end
+    end
     return out
   end,
   backward = function(_, g) return AllreduceSum(g) end}

@@ -52,6 +52,26 @@ local shape_str, is_tensor = util.shape_str, util.is_tensor
 -- metrics must not disturb a training run's random stream
 local with_seed = util.with_seed
 
+-- The option dist = true: split over the ranks when there are several
+-- (lg.dist started here when the process was launched by mpirun).
+local function split_over_ranks(flag)
+  if not flag then return false end
+  if lg.dist.launched() then lg.dist.init() end
+  return lg.dist.size() > 1
+end
+
+-- map_chunks(n, chunk, fn, dist) -> fn(first, count) for the chunks of
+-- 1..n joined along dim 1. With dist (under mpirun, lg.dist initialised)
+-- the chunks are spread over the ranks and gathered on every rank in index
+-- order (lg.dist.split_map): the same rows as one process computes.
+local function map_chunks(n, chunk, fn, dist)
+  if dist then return lg.dist.split_map(n, chunk, fn) end
+  local parts = {}
+  for first = 1, n, chunk do parts[#parts + 1] = fn(first, math.min(chunk, n - first + 1)) end
+  if #parts == 1 then return parts[1] end
+  return lg.cat(parts, 1)
+end
+
 ---------------------------------------------------------------------------
 -- images
 
@@ -193,12 +213,23 @@ function E.has_classifier()
 end
 
 -- logits (N,10) and penultimate features (N,128) of images in [-1,1].
+-- o.dist: split the images over the ranks of lg.dist (under mpirun) and
+-- gather the results on every rank (the same numbers as one process).
 function E.features(x, o)
-  o = check_opts("eval.features", o, {"net"})
+  o = check_opts("eval.features", o, {"net", "dist"})
   x = E.as_images(x, "eval.features")
   local C = require "classifier"
   local net = o.net or E.classifier()
-  return C.forward(net, x, {batch_size = E.FEATURE_BATCH})
+  if not split_over_ranks(o.dist) then
+    return C.forward(net, x, {batch_size = E.FEATURE_BATCH})
+  end
+  -- the chunks are the classifier's own batches: the same rows, bit for bit
+  local both = lg.dist.split_map(x:shape()[1], E.FEATURE_BATCH, function(first, count)
+    local l, f = C.forward(net, x:narrow(1, first, count), {batch_size = E.FEATURE_BATCH})
+    return lg.cat({l, f}, 2)
+  end)
+  local nl = C.NUM_CLASSES
+  return both:narrow(2, 1, nl):contiguous(), both:narrow(2, nl + 1, both:shape()[2] - nl):contiguous()
 end
 
 -- Predicted classes (N) 1..10 and probabilities (N,10).
@@ -341,6 +372,8 @@ end
 -- score them (the same distances, bit for bit), and only 25 MB of the set is
 -- ever float at once.
 local KNN_CHUNK = 4 * 2048
+-- samples per rank's share of the memorisation check under lg.dist
+local MEMO_CHUNK = 100
 
 -- Distance from each row of x (N,784) to its nearest row of rows (M,784),
 -- or of a byte image set (M,1,28,28) converted one chunk at a time.
@@ -392,7 +425,7 @@ end
 -- copy_threshold, copy_fraction, flagged, d_train_median, d_test_median, n}.
 function E.memorisation(samples, o)
   local who = "eval.memorisation"
-  o = check_opts(who, o, {"train", "test", "n", "n_ref", "flag_fraction"})
+  o = check_opts(who, o, {"train", "test", "n", "n_ref", "flag_fraction", "dist"})
   check_num(who, "n", o.n, {int = true, lo = 1, optional = true})
   check_num(who, "n_ref", o.n_ref, {int = true, lo = 1, optional = true})
   check_num(who, "flag_fraction", o.flag_fraction, {lo = 0, hi = 1, optional = true})
@@ -406,7 +439,17 @@ function E.memorisation(samples, o)
   local ntest = test:shape()[1]
   if ntest < 2 then fail("eval.memorisation: need at least 2 test images") end
   local q = x:narrow(1, 1, n):reshape(n, 784)
-  local ratio, dtr, dte = nn_ratios(q, train, test, false)
+  local ratio, dtr, dte
+  if split_over_ranks(o.dist) then
+    -- the samples split over the ranks: each row's distances are its own
+    local all = lg.dist.split_map(n, MEMO_CHUNK, function(first, count)
+      return lg.stack({nn_ratios(q:narrow(1, first, count), train, test, false)}, 2)
+    end)
+    ratio, dtr, dte = all:select(2, 1):contiguous(), all:select(2, 2):contiguous(),
+                      all:select(2, 3):contiguous()
+  else
+    ratio, dtr, dte = nn_ratios(q, train, test, false)
+  end
   local nref = math.min(o.n_ref or n, ntest - 1)
   local rratio = nn_ratios(test:narrow(1, 1, nref), train, test, true)
   local rs = sorted_list(rratio)
@@ -445,13 +488,13 @@ function E.clear_cache() ref_cache = nil end
 -- train_pixels() its full float copy (188 MB: only for callers that need
 -- one tensor; nothing here does).
 function E.reference(o)
-  check_opts("eval.reference", o, {"test_limit", "reload"})
+  check_opts("eval.reference", o, {"test_limit", "reload", "dist"})
   if ref_cache and not (o and o.reload) then return ref_cache end
   local data = require "luagan.data"
   local test = data.fashion_mnist{split = "test", limit = o and o.test_limit}
   local test_images = test.images:float()
   local r = {test_images = test_images, test_labels = test.labels}
-  local _, f = E.features(test_images)
+  local _, f = E.features(test_images, {dist = o and o.dist})
   r.test_feats = f
   -- the RMS of the test features: the fixed scale of the KID kernel
   r.feature_rms = math.sqrt((f * f):mean():item())
@@ -490,7 +533,7 @@ end
 -- seed = 1 (KID subsets, floor subset).
 function E.fashion(samples, o)
   local who = "eval.fashion"
-  o = check_opts(who, o, {"n", "k", "kid_subsets", "kid_size", "memo", "floor", "seed"})
+  o = check_opts(who, o, {"n", "k", "kid_subsets", "kid_size", "memo", "floor", "seed", "dist"})
   check_num(who, "n", o.n, {int = true, lo = 1, optional = true})
   check_num(who, "memo", o.memo, {int = true, lo = 0, optional = true})
   local x = E.as_images(samples, "eval.fashion")
@@ -502,10 +545,10 @@ function E.fashion(samples, o)
          "(scores are then only comparable with other n = %d scores)", have, n, n, have, have)
   end
   x = x:narrow(1, 1, n)
-  local ref = E.reference()
+  local ref = E.reference{dist = o.dist}
   local real = ref.test_feats
   local t0 = lg.clock and lg.clock() or os.time()
-  local logits, f = E.features(x)
+  local logits, f = E.features(x, {dist = o.dist})
   local report = {n = n, n_real = real:shape()[1], classifier = E.classifier_path(),
                   kid_scale = ref.feature_rms}
   report.fd = E.frechet(ref.test_stats(), f)
@@ -518,14 +561,14 @@ function E.fashion(samples, o)
   report.class_counts, report.coverage, report.kl_uniform = cs.counts, cs.coverage, cs.kl_uniform
   report.cs = E.classifier_score(lg.softmax(logits, 2))
   if (o.memo or E.MEMO_SAMPLES) > 0 then
-    report.memorisation = E.memorisation(x, {n = o.memo})
+    report.memorisation = E.memorisation(x, {n = o.memo, dist = o.dist})
   end
   if o.floor then
     local train = ref.train_images()
     local idx = with_seed(o.seed or 1, lg.randperm, train:shape()[1]):narrow(1, 1, n)
     local fl = E.fashion(train:index_select(1, idx), {n = n, k = o.k, kid_subsets = o.kid_subsets,
                                                       kid_size = o.kid_size, memo = 0,
-                                                      seed = o.seed})
+                                                      seed = o.seed, dist = o.dist})
     report.floor = fl
   end
   report.seconds = (lg.clock and lg.clock() or os.time()) - t0
@@ -756,11 +799,13 @@ end
 -- n samples from the checkpoint at path, drawn in chunks of 250 (each chunk
 -- under its own seed, since train.sample restores the generator state): a
 -- chunk's activations, not n samples', are what sampling holds at once.
--- o.recipe and o.hint go to train.load (a run of a user's own recipe file).
+-- o.recipe and o.hint go to train.load (a run of a user's own recipe file);
+-- o.dist: the chunks split over the ranks of lg.dist and gathered on every
+-- rank (chunk i is drawn under the same seed wherever it runs).
 -- -> tensor (n, ...) as the recipe's sample function returns it.
 function E.sample_checkpoint(path, n, o)
   local who = "eval.sample_checkpoint"
-  o = check_opts(who, o, {"chunk", "seed", "recipe", "hint"})
+  o = check_opts(who, o, {"chunk", "seed", "recipe", "hint", "dist"})
   n = check_num(who, "n", n, {int = true, lo = 1})
   check_num(who, "chunk", o.chunk, {int = true, lo = 1, optional = true})
   local train = require "luagan.train"
@@ -769,27 +814,23 @@ function E.sample_checkpoint(path, n, o)
   trim()
   local chunk = o.chunk or E.SAMPLE_CHUNK
   local tmp = os.tmpname()
-  local parts, got = {}, 0
   local seed = o.seed or 1
-  local i = 0
-  while got < n do
-    i = i + 1
-    local m = math.min(chunk, n - got)
+  local ok, x = pcall(map_chunks, n, chunk, function(first, count)
+    local i = (first - 1) // chunk + 1
     lg.manual_seed(seed * 100003 + i)
-    local x = train.sample(r, state, tmp .. ".png", {n = m})
-    if not is_tensor(x) then
-      os.remove(tmp); os.remove(tmp .. ".png")
+    local s = train.sample(r, state, tmp .. ".png", {n = count})
+    if not is_tensor(s) then
       fail("eval: recipe '%s': sample() must return the tensor it drew to be evaluated", r.name)
     end
-    parts[#parts + 1] = x:detach()
-    got = got + x:shape()[1]
-  end
+    if s:dim() < 1 or s:shape()[1] < count then
+      fail("eval: recipe '%s': sample() drew %s samples when asked for %d", r.name,
+           s:dim() < 1 and "no" or tostring(s:shape()[1]), count)
+    end
+    return s:detach():narrow(1, 1, count)
+  end, split_over_ranks(o.dist))
   os.remove(tmp); os.remove(tmp .. ".png")
-  state = nil   -- the nets (and optimizer states) go before the parts are joined
-  trim()
-  local x = #parts == 1 and parts[1] or lg.cat(parts, 1)
-  parts = nil
-  x = x:narrow(1, 1, n)
+  if not ok then error(x, 0) end
+  state = nil   -- the nets (and optimizer states) go before the rest of the run
   trim()
   return x, r
 end

@@ -78,22 +78,10 @@ function train.stream(loader)
   return setmetatable({loader = loader, epoch = 0}, Stream)
 end
 
--- Under lg.dist with N ranks, every rank walks the same shuffled sequence
--- (the loader's own seed) and takes batch k*N + rank + 1 of it: rank r's
--- slice of each global batch of N loader batches.
+-- Under lg.dist the loader is sharded (train.run calls loader:set_shard):
+-- every rank walks the same shuffled order and takes its slice of each
+-- global batch.
 function Stream:next()
-  local dist = package.loaded["luagan.dist"]
-  local n = dist and dist.size() or 1
-  if n == 1 then return self:next_local() end
-  local mine
-  for k = 0, n - 1 do
-    if k == dist.rank() then mine = table.pack(self:next_local())
-    else self:next_local() end
-  end
-  return table.unpack(mine, 1, mine.n)
-end
-
-function Stream:next_local()
   for _ = 1, 2 do
     if not self.it then
       self.it = self.loader:epoch()
@@ -104,8 +92,10 @@ function Stream:next_local()
     self.it = nil
   end
   local l = self.loader
-  recipe.fail(string.format("train: the data loader yields no batches (%s examples, batch size %s%s): " ..
+  local ranks = type(l.shard_info) == "function" and select(2, l:shard_info()) or 1
+  recipe.fail(string.format("train: the data loader yields no batches (%s examples, batch size %s%s%s): " ..
                             "give a smaller --batch or more data", tostring(l.n), tostring(l.batch_size),
+                            ranks > 1 and string.format(" x %d ranks", ranks) or "",
                             l.drop_last and ", incomplete batches dropped" or ""))
 end
 
@@ -454,8 +444,15 @@ end
 
 -- After setup: rank 0's weights everywhere, then a noise stream per rank
 -- (rank 0 keeps the seed's own, so one rank runs exactly as without MPI).
+-- Every data loader of the state (streams' included) takes this rank's
+-- slice of each global batch (DataLoader:set_shard).
 local function dist_start(dist, state, opt, start)
   for _, m in ipairs(state_modules(state)) do dist.broadcast_module(m) end
+  for _, k in ipairs(state_keys(state)) do
+    local v = state[k]
+    local loader = train.is_stream(v) and v.loader or v
+    if type(loader) == "table" and type(loader.set_shard) == "function" then loader:set_shard(true) end
+  end
   if dist.rank() > 0 then lg.manual_seed(opt.seed * 1000003 + start * 7919 + dist.rank()) end
 end
 
@@ -482,6 +479,26 @@ local function dist_metrics(dist, m)
   local t = dist.allreduce(lg.tensor(v), {op = "mean"})
   for i, k in ipairs(keys) do m[k] = t[i] end
   return m
+end
+
+-- LUAGAN_DIST_PROFILE=1: per step, averaged over the steps since the last
+-- log record and over the ranks, the wall time split into compute (the
+-- rest), waiting for the slowest rank, communication (every collective)
+-- and copies into and out of the gradient buckets; one line on stderr from
+-- rank 0 (docs/distributed.md, "Profiling").
+local function dist_profile(dist, r, from, to, secs)
+  local p = dist.profile_take()
+  local steps = to - from
+  local v = dist.allreduce(lg.tensor{secs, p.wait, p.comm, p.copy, p.bytes, p.buckets},
+                           {op = "mean"}):totable()
+  if not dist.is_main() then return end
+  local ms = 1000 / steps
+  local step, wait, comm, copy = v[1] * ms, v[2] * ms, v[3] * ms, v[4] * ms
+  io.stderr:write(string.format("%s: dist profile, steps %d-%d, ms per step (mean of %d ranks): " ..
+                                "step %.1f = compute %.1f + wait %.1f + comm %.1f + copy %.1f; " ..
+                                "allreduce %.2f MB in %.1f buckets per step\n", r.name, from + 1, to,
+                                dist.size(), step, step - wait - comm - copy, wait, comm, copy,
+                                v[5] / steps / 1e6, v[6] / steps))
 end
 
 function train.run(r, args)
@@ -570,6 +587,7 @@ function train.run(r, args)
   local function flush_log(i)
     if count == 0 then return end
     local now = clock()
+    if nranks > 1 and dist.profiling() then dist_profile(dist, r, i_log, i, now - t_log) end
     local rec = {step = i, time = elapsed0 + (now - t0),
                  steps_per_s = (i - i_log) / math.max(now - t_log, 1e-9)}
     if stream then rec.epoch = stream.epoch end

@@ -70,5 +70,37 @@ dist.allreduce_grads({p, q})
 check(maxdiff(p.grad, lg.full({5}, (size + 1) / 2)) < 1e-6, "allreduce_grads mean")
 check(q.grad == nil, "a parameter without gradients stays without")
 
+-- gradients of every kind with a small bucket (0.5 MiB = 131072 floats): a
+-- large contiguous one (reduced in place, in 3 slices), a large
+-- non-contiguous one (alone in a bucket larger than the limit), and small
+-- ones packed together; each must become the mean of every rank's values
+dist.set_bucket_mb(0.5)
+check(dist.bucket_mb() == 0.5, "set_bucket_mb")
+local function grad_of(r, shape, k)
+  lg.manual_seed(1000 * k + r)
+  return lg.randn(table.unpack(shape))
+end
+local shapes = {{300000}, {600, 400}, {7}, {3, 5}, {1000}, {2, 2, 2}}
+local ps = {}
+for k, shape in ipairs(shapes) do
+  local p = lg.zeros(table.unpack(shape)):requires_grad_()
+  p.grad = grad_of(rank, shape, k)
+  if k == 2 then p.grad = grad_of(rank, {400, 600}, k):t() end   -- not contiguous
+  ps[k] = p
+end
+dist.allreduce_grads(ps)
+for k, shape in ipairs(shapes) do
+  local want = k == 2 and grad_of(0, {400, 600}, k):t() or grad_of(0, shape, k)
+  for r = 1, size - 1 do
+    want = want + (k == 2 and grad_of(r, {400, 600}, k):t() or grad_of(r, shape, k))
+  end
+  want = want * (1 / size)
+  check(maxdiff(ps[k].grad, want) < 1e-5, "allreduce_grads, gradient " .. k .. " of shape " ..
+        table.concat(shape, "x"))
+end
+dist.set_bucket_mb(nil)
+check(dist.bucket_mb() == 25, "the default bucket is 25 MiB")
+check(not pcall(dist.set_bucket_mb, 0), "a bucket of 0 MiB is an error")
+
 dist.barrier()
 if dist.is_main() then print("ok " .. size) end

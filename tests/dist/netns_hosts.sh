@@ -8,6 +8,10 @@
 # bridge this script makes. Exit 77 (skipped) without root, ip netns,
 # unshare or mpirun.
 #   bash tests/dist/netns_hosts.sh LUAGAN_EXE
+# Measuring (BENCHMARKS.md): NETNS_RATE=1gbit limits what each host sends
+# (tc tbf on its interface); NETNS_BENCH="dcgan --steps 20 --batch 32" then
+# also trains that recipe on the two hosts with LUAGAN_DIST_PROFILE=1 and
+# prints its per-step profile (compute, wait, communication, copies).
 set -euo pipefail
 exe=$(realpath "$1")
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,6 +43,10 @@ for h in $h1 $h2; do
   ip netns exec $h ip addr add 10.231.$net.$i/24 dev e$i$tag
   ip netns exec $h ip link set e$i$tag up
   ip netns exec $h ip link set lo up
+  if [ -n "${NETNS_RATE:-}" ]; then
+    command -v tc >/dev/null || skip "NETNS_RATE needs tc (iproute2)"
+    ip netns exec $h tc qdisc add dev e$i$tag root tbf rate "$NETNS_RATE" burst 1mb latency 100ms
+  fi
   mkdir -p "$tmp/$h"
   i=$((i + 1))
 done
@@ -79,4 +87,13 @@ paste -d'\n' "$tmp/one.txt" "$tmp/two.txt" | awk '
       if (d / m > worst) worst = d / m } }
   END { printf "netns_hosts: 2 hosts over TCP vs 1 process: worst relative difference %.3g\n", worst
         exit !(worst < 1e-6) }'
+if [ -n "${NETNS_BENCH:-}" ]; then
+  echo "netns_hosts: 2 hosts${NETNS_RATE:+, each sending at most $NETNS_RATE}: luagan run $NETNS_BENCH"
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LUAGAN_DIST_PROFILE=1 timeout 600 mpirun \
+    --hostfile "$tmp/hosts" -np 2 --bind-to none -x OMP_NUM_THREADS=1 -x LUAGAN_DIST_PROFILE \
+    --mca plm_rsh_agent "$tmp/agent" --mca oob_tcp_if_include 10.231.$net.0/24 \
+    --mca btl tcp,self --mca btl_tcp_if_include 10.231.$net.0/24 \
+    "$exe" run $NETNS_BENCH --threads 1 --log-every 10 --sample-every 0 --ckpt-every 0 --quiet \
+    --out "$tmp/bench" 2>&1 | grep "dist profile"
+fi
 echo "netns_hosts: ok"

@@ -64,47 +64,8 @@ T.test("convert_sync_batchnorm keeps the state and settings; bad use is an error
 end)
 
 -- ---- under mpirun ------------------------------------------------------------
-local exe = arg and arg[-1]
-if exe and exe:find("/") and exe:sub(1, 1) ~= "/" then exe = (os.getenv("PWD") or ".") .. "/" .. exe end
-local have_mpi = exe and os.execute("command -v mpirun >/dev/null 2>&1") and pcall(require, "luagan.mpi")
-
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  lg.core.mkdir_p(d)
-  return d
-end
-
--- The environment of every mpirun: root allowed (containers, CI), and, in
--- the sanitizer build, no leak report at exit: Open MPI keeps allocations
--- of components it has unloaded (LeakSanitizer shows them as "unknown
--- module"); the single-process tests above keep leak detection.
-local asan = os.getenv("ASAN_OPTIONS")
-local MPI_ENV = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " ..
-  (asan and string.format("ASAN_OPTIONS='%s:detect_leaks=0' ", asan) or "")
-
--- Run a script under mpirun: its output and whether it exited 0.
-local function mpirun(np, script, args, env)
-  local export = (env or ""):gsub("([%w_]+)=%S*", "-x %1")    -- mpirun -x NAME: to every rank
-  local cmd = string.format(MPI_ENV ..
-    "OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1 %s timeout 60 mpirun %s " ..
-    "--oversubscribe --bind-to none -np %d '%s' tests/dist/%s %s 2>&1",
-    env or "", export, np, exe, script, args or "")
-  local p = io.popen(cmd)
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok, code
-end
-
-local function mpi_test(name, fn)
-  T.test(name, function()
-    if not have_mpi then
-      print("  skipped: no mpirun or no luagan.mpi module (apt-get install libopenmpi-dev openmpi-bin)")
-      return
-    end
-    fn()
-  end)
-end
+local H = dofile("tests/dist/harness.lua")(T)
+local exe, tmpdir, MPI_ENV, mpirun, mpi_test = H.exe, H.tmpdir, H.MPI_ENV, H.mpirun, H.mpi_test
 
 for _, np in ipairs{2, 4} do
   mpi_test("collectives at np " .. np, function()
@@ -116,6 +77,16 @@ for _, np in ipairs{2, 4} do
     T.ok(ok and out:find("ok " .. np, 1, true), out)
   end)
 end
+
+T.test("DataLoader{shard}: rank slices make the global batch; resume on another rank count", function()
+  local ok, err = pcall(dofile, "tests/dist/shard.lua")
+  T.ok(ok, tostring(err))
+end)
+
+mpi_test("DataLoader{shard = true} at np 2: the gathered slices are the global batch", function()
+  local out, ok = mpirun(2, "shard.lua")
+  T.ok(ok and out:find("ok shard 2", 1, true), out)
+end)
 
 local function read_lines(path)
   local out = {}
@@ -173,11 +144,15 @@ end)
 
 mpi_test("mpirun -np 2 luagan run dcgan: one valid checkpoint, resumable on another rank count", function()
   local d = tmpdir()
-  local cmd = string.format(MPI_ENV .. "OMP_NUM_THREADS=1 " ..
-    "timeout 120 mpirun --oversubscribe --bind-to none -np 2 '%s' run dcgan --steps 4 --batch 8 " ..
-    "--limit 64 --threads 1 --quiet --sample-every 0 --out '%s/run' 2>&1", exe, d)
+  local cmd = string.format(MPI_ENV .. "OMP_NUM_THREADS=1 LUAGAN_DIST_PROFILE=1 " ..
+    "timeout 120 mpirun --oversubscribe --bind-to none -np 2 -x LUAGAN_DIST_PROFILE '%s' run dcgan " ..
+    "--steps 4 --batch 8 --limit 64 --threads 1 --quiet --sample-every 0 --out '%s/run' 2>&1", exe, d)
   local p = io.popen(cmd); local out = p:read("a"); local ok = p:close()
   T.ok(ok, out)
+  -- LUAGAN_DIST_PROFILE: one line from rank 0 splitting the step
+  local _, lines = out:gsub("dist profile, steps 1%-4, ms per step %(mean of 2 ranks%): step [%d.]+ = " ..
+                            "compute [-%d.]+ %+ wait [%d.]+ %+ comm [%d.]+ %+ copy [%d.]+; allreduce [%d.]+ MB", "")
+  T.eq(lines, 1, out)
   local ck = lg.io.load_checkpoint(d .. "/run/checkpoint.safetensors")
   T.eq(ck.train.step, 4)
   local n = 0

@@ -23,7 +23,11 @@ options:
   --save-samples F   write the scored samples to F as IDX (ubyte)
   --json FILE        write the report as JSON
   --seeds N          with --2d: expand {seed} in PATH to 1..N
-  --threads N        CPU threads]]
+  --threads N        CPU threads (under mpirun: cores / ranks on the host by default)
+  --test-limit N     only the first N test images as the reference (quick checks;
+                     scores are then not the protocol's)
+under mpirun (mpirun -np N luagan eval ...) sampling and feature extraction are
+split over the ranks; rank 0 prints and writes the same numbers as one process]]
 
 local function fail(msg)
   local ok, recipe = pcall(require, "luagan.recipe")
@@ -49,6 +53,7 @@ local OPTIONS = require("luagan.recipe").options{name = "eval", args = "paths", 
   {"seeds", nil, "with --2d: expand {seed} to 1..N", type = "integer", min = 1},
   {"threads", nil, "CPU threads", type = "integer", min = 1, max = 4096},
   {"calibrate", false, "the metrics on real and perturbed real images"},
+  {"test_limit", nil, "only the first N test images as the reference", type = "integer", min = 1},
 }}
 
 -- {paths = {...}, ["kid-subsets"] = ..., ...}: the options by their
@@ -63,6 +68,10 @@ end
 
 local core = require "luagan.core"
 local exists, is_dir = core.isfile, core.isdir
+
+-- Under mpirun every rank runs this command; rank 0 alone prints and writes.
+local main_rank = true
+local function print(...) if main_rank then _G.print(...) end end
 
 -- how to name the recipe file of a checkpoint that is not from a bundled recipe
 local function hint(file) return "luagan eval " .. file .. " --recipe path/to/recipe.lua" end
@@ -108,6 +117,7 @@ local function read_text(lg, path)
 end
 
 local function write_json(path, value)
+  if not main_rank then return end
   local lgio = require "luagan.io"
   local f, err = io.open(path, "w")
   if not f then fail("eval: cannot write " .. path .. ": " .. tostring(err)) end
@@ -127,7 +137,8 @@ local function eval_fashion(lg, ev, o)
   if kind == "checkpoint" then
     print(string.format("sampling %d images from %s", n, file))
     local r
-    x, r = ev.sample_checkpoint(file, n, {seed = o.seed, recipe = o.recipe, hint = hint(file)})
+    x, r = ev.sample_checkpoint(file, n, {seed = o.seed, recipe = o.recipe, hint = hint(file),
+                                          dist = o.dist})
     if x:numel() ~= n * 784 then
       fail(string.format("eval: recipe '%s' draws %s samples, not 28x28 images (2D? use --2d)",
                          r.name, table.concat(x:shape(), "x")))
@@ -138,13 +149,13 @@ local function eval_fashion(lg, ev, o)
   else
     x = ev.load_samples(file)
   end
-  if o["save-samples"] then
+  if o["save-samples"] and main_rank then
     ev.save_samples(o["save-samples"], x)
     print("wrote " .. o["save-samples"])
   end
   local r = ev.fashion(x, {n = n, k = o.k, kid_subsets = o["kid-subsets"],
                            kid_size = o["kid-size"], memo = o.memo, floor = not o["no-floor"],
-                           seed = o.seed})
+                           seed = o.seed, dist = o.dist})
   r.source = file
   print(ev.format(r))
   print(string.format("(%.1f s)", r.seconds))
@@ -164,7 +175,7 @@ local function calibrate(lg, ev, o)
   local rows = {}
   local function run(name, x)
     local r = ev.fashion(x, {n = n, k = o.k, kid_subsets = o["kid-subsets"],
-                             kid_size = o["kid-size"], memo = 0, seed = seed})
+                             kid_size = o["kid-size"], memo = 0, seed = seed, dist = o.dist})
     rows[#rows + 1] = {name = name, report = r}
     print(string.format("%-28s FD %8.3f  KID*1e3 %8.3f  P %.3f  R %.3f  cov %.2f  KL %.3f  CS %.2f",
                         name, r.fd, 1000 * r.kid, r.precision, r.recall, r.coverage, r.kl_uniform,
@@ -264,10 +275,17 @@ return {
     local o = parse(args)
     if o.help then print(USAGE) return 0 end
     local lg = require "luagan"
-    if o.threads then lg.set_num_threads(o.threads) end
+    -- under mpirun: the work split over the ranks (dist.split_map)
+    local dist = lg.dist
+    if dist.launched() then dist.init() end
+    o.dist = dist.size() > 1
+    main_rank = dist.is_main()
+    if o.threads then lg.set_num_threads(o.threads)
+    elseif o.dist then lg.set_num_threads(math.max(1, lg.get_num_threads() // dist.local_size())) end
     lg.manual_seed(o.seed or 1)
     local ev = lg.eval
     if o.classifier then ev.set_classifier(o.classifier) end
+    if o["test-limit"] then ev.reference{test_limit = o["test-limit"], reload = true, dist = o.dist} end
     if o["2d"] then
       if o["2d"] ~= "ring" and o["2d"] ~= "grid" then
         fail("eval: --2d takes ring or grid, got " .. o["2d"])
