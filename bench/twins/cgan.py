@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """bench/twins/cgan.py: the PyTorch twin of models/cgan.lua (conditional GAN).
 
-G(z, y): [z, code(y)] -> the half-width DCGAN G; D(x, y): the code tiled as
-constant extra image channels -> the half-width DCGAN D (common.half_G,
-conv_trunk). code: one-hot (--label onehot) or a learned N(0,1) embedding
+G(z, y): [z, code(y)] -> the half-width DCGAN G; D(x, y): the half-width
+DCGAN D trunk h(x) with a projection head w.h(x) + b + <V_y, h(x)> (--cond
+projection, the default) or the code tiled as constant extra image channels
+(--cond concat) (common.half_G, conv_trunk). code: one-hot (--label onehot) or a learned N(0,1) embedding
 (--label embed), a separate one in G and D. DCGAN init, non-saturating loss,
 Adam(2e-4, 0.5, 0.999), batch 64. A step: real (x, y); fakes of uniformly
 drawn classes; D on (x, y) and (detached fake, y_fake) [+ with --mismatch,
@@ -23,10 +24,10 @@ import common as C
 NCLS = 10
 
 OPTIONS = [
-    ("steps", 2000, "training steps (one D and one G update each)"),
+    ("steps", 4000, "training steps (one D and one G update each)"),
     ("batch", 64, "batch size"),
     ("nz", 100, "noise dimension"),
-    ("cond", "concat", "how D sees the label: image channels, or projected on its features",
+    ("cond", "projection", "how D sees the label: image channels, or projected on its features",
      ["concat", "projection"]),
     ("label", "onehot", "how the label enters G (and D with --cond concat)", ["onehot", "embed"]),
     ("embed_dim", 16, "embedding size with --label embed"),
