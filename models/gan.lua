@@ -13,13 +13,14 @@
 --   --loss mm: G minimises E[log(1 - D(G(z)))], whose gradient vanishes when D
 --              rejects the fakes confidently (early in training): the paper's
 --              reason to train G with ns instead.
--- What to expect (measured, seed 1, defaults: 4000 steps = 4.3 epochs; 1.6 CPU-minutes,
--- 11m37s wall with --threads 1 on a heavily shared 2-core machine): blurry but
--- recognisable shirts, trousers, sneakers, boots and bags with speckle noise.
--- For ns, loss_d climbs from 1.21 (steps 1-500) to 1.32 (steps 3500-4000, close
--- to 2 log 2 = 1.39, D nearly fooled) while loss_g peaks at 1.08 (steps 500-1000)
--- and falls to 0.90, and d_real / d_fake (mean D(x), D(G(z))) converge to
--- 0.53 / 0.47. For sharper samples train longer (--steps 20000) or use `dcgan`.
+-- What to expect (measured, docs/RESULTS.md "Budget curves"): an MLP GAN
+-- needs many more updates than the convolutional recipes. At 4000 steps (the
+-- old default) the samples are blurry shirts, trousers and shoes in speckle
+-- noise, FD 344; FD falls steadily to 183-192 at 15000-20000 steps and
+-- reaches 145 and 133 (seeds 1, 2) at the default 40000 steps (43 epochs),
+-- about 200 CPU s per 10000 steps on one loaded core (~100 steps/s on an idle
+-- one). For ns, loss_d climbs towards 2 log 2 = 1.39 (D nearly fooled) and
+-- d_real / d_fake (mean D(x), D(G(z))) settle near 0.52 / 0.48.
 local lg = require "luagan"
 local nn, kit, nets = lg.nn, lg.recipe_kit, lg.nets
 
@@ -40,7 +41,7 @@ return require("luagan.recipe"){
   name = "gan",
   about = "MLP GAN on Fashion-MNIST (Goodfellow et al. 2014), --loss ns|mm, k D steps per G step",
   options = {
-    {"steps", 4000, "generator updates"},
+    {"steps", 40000, "generator updates"},
     {"batch", 64, "batch size"},
     {"loss", "ns", "generator loss: ns non-saturating, mm minimax", choices = {"ns", "mm"}},
     {"k", 1, "discriminator updates per generator update"},
@@ -49,8 +50,8 @@ return require("luagan.recipe"){
     {"beta1", 0.5, "Adam beta1"},
     {"beta2", 0.999, "Adam beta2"},
     kit.LIMIT,
-    {"sample_every", 500, "write samples_STEP.png every N steps"},
-    {"ckpt_every", 1000, "write the checkpoint every N steps"},
+    {"sample_every", 5000, "write samples_STEP.png every N steps"},
+    {"ckpt_every", 5000, "write the checkpoint every N steps"},
   },
   smoke = {steps = 3, batch = 8, limit = 64, k = 2},
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 import common as C
 
 OPTIONS = [
-    ("steps", 4000, "generator updates"),
+    ("steps", 40000, "generator updates"),
     ("batch", 64, "batch size"),
     ("loss", "ns", "generator loss: ns non-saturating, mm minimax", ["ns", "mm"]),
     ("k", 1, "discriminator updates per generator update"),
