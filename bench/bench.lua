@@ -9,6 +9,15 @@
 --     --no-torch       luagan only (also automatic when torch does not import)
 --     --no-micro       skip the op microbenchmarks
 --     --torch-threads N  skip PyTorch's thread trial and use N threads
+--     --peers a,b      subset of luagan,pt2,pt2c,pt113 (PyTorch 2.x eager and
+--                      torch.compile from bench/.venv, made by bench/setup_peer.sh;
+--                      Debian's 1.13 from /usr/bin/python3); each that imports
+--     --models none    no training step (the op microbenchmarks alone)
+--     --models all     every model: mlp_gan, dcgan28_b16, dcgan28, dcgan28_b256,
+--                      wgangp_dcgan28, dcgan64, dcgan64_b128, resnet32
+--     --trial-secs S   seconds of each PyTorch configuration trial (1)
+--     --check          compare the nets' parameter counts and forward FLOPs with
+--                      PyTorch 2.x's (FlopCounterMode) and stop
 --
 -- Every round is a fresh worker process (this script with --worker, or
 -- python3 bench/torch_models.py), so each side's peak memory (VmHWM) is that of
@@ -58,6 +67,15 @@ local function worker(what, secs, threads)
   local out = {side = "luagan", what = what, threads = lg.get_num_threads()}
   if what == "import" then
     -- nothing: the peak RSS of a process that loaded luagan and the bench models
+  elseif what == "check" then
+    local nets = {}
+    for name, make in pairs(M.nets) do
+      local G, D = make()
+      local function count(m) local n = 0; for _, p in ipairs(m:parameters()) do n = n + p:numel() end; return n end
+      nets[name] = {G_params = count(G), D_params = count(D),
+                    G_flops_per_sample = M.net_flops[name].G, D_flops_per_sample = M.net_flops[name].D}
+    end
+    out.nets = nets
   elseif what == "micro" then
     local res = {}
     for _, case in ipairs(M.micro) do
@@ -127,6 +145,7 @@ local function parse_args(a)
     elseif k == "--peers" then o.peers = list(a[i + 1]); i = i + 1
     elseif k == "--no-torch" then o.peers = {"luagan"}
     elseif k == "--no-micro" then o.micro = false
+    elseif k == "--check" then o.check = true
     else error("bench: unknown option " .. k .. " (see the header of bench/bench.lua)", 0) end
     if (k == "--rounds" or k == "--secs" or k == "--threads" or k == "--torch-threads"
         or k == "--trial-secs") and not o[k:sub(3):gsub("-", "_")] then
@@ -216,6 +235,7 @@ local function main(a)
   local M = dofile(here() .. "/models.lua")
   local models = o.models or M.model_order
   if #models == 1 and models[1] == "all" then models = M.all_models end
+  if #models == 1 and models[1] == "none" then models = {} end   -- the op table alone
   for _, name in ipairs(models) do
     if not M.models[name] then error("bench: unknown model " .. name, 0) end
   end
@@ -304,6 +324,28 @@ local function main(a)
     for _, p in ipairs(peers) do t[#t + 1] = string.format("%s %.0f", PEER_LABEL[p], (import_rss[p] or 0) / 2^20) end
     return table.concat(t, ", ")
   end)())
+
+  if o.check then
+    local l = run_worker(lua_cmd("check", 0, 1)).nets
+    local t = has.pt2 and run_worker(torch_cmd("pt2", "check", 0, {threads = 1, env = {}})).nets
+              or run_worker(torch_cmd("pt113", "check", 0, {threads = 1, env = {}})).nets
+    print("\n| net | G params luagan / PyTorch | D params luagan / PyTorch | G fwd MFLOP/sample nominal / FlopCounterMode | D fwd MFLOP/sample nominal / FlopCounterMode | match |")
+    print("|---|---|---|---|---|---|")
+    local names = {}
+    for k in pairs(l) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do
+      local a, b = l[k], t[k]
+      local function mf(x) return x and string.format("%.2f", x / 1e6) or "-" end
+      local same = a.G_params == b.G_params and a.D_params == b.D_params
+                   and (not b.G_flops_per_sample or (math.abs(a.G_flops_per_sample - b.G_flops_per_sample) < 1
+                        and math.abs(a.D_flops_per_sample - b.D_flops_per_sample) < 1))
+      print(string.format("| %s | %d / %d | %d / %d | %s / %s | %s / %s | %s |", k, a.G_params, b.G_params,
+                          a.D_params, b.D_params, mf(a.G_flops_per_sample), mf(b.G_flops_per_sample),
+                          mf(a.D_flops_per_sample), mf(b.D_flops_per_sample), same and "yes" or "NO"))
+    end
+    return
+  end
 
   local rows = {}
   for _, name in ipairs(models) do

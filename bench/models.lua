@@ -280,15 +280,19 @@ M.all_models = {"mlp_gan", "dcgan28_b16", "dcgan28", "dcgan28_b256", "wgangp_dcg
 M.nets = {mlp_gan = mlp_nets, dcgan28 = function() return dcgan_nets(true) end,
           wgangp_dcgan28 = function() return dcgan_nets(false) end,
           dcgan64 = dcgan64_nets, resnet32 = resnet32_nets}
+-- Nominal forward FLOPs per sample of each net, checked against PyTorch's FlopCounterMode.
+M.net_flops = {mlp_gan = {G = mlp_G_f(1), D = mlp_D_f(1)},
+               dcgan28 = {G = dc_G_f(1), D = dc_D_f(1)}, wgangp_dcgan28 = {G = dc_G_f(1), D = dc_D_f(1)},
+               dcgan64 = {G = dc64_G_f(1), D = dc64_D_f(1)}, resnet32 = {G = res_G_f(1), D = res_D_f(1)}}
 
 -- ---------------------------------------------------------------------------
 -- microbenchmarks: each returns (function running the op once, its FLOPs)
-local function conv_case(x_shape, w_shape, f, transposed, backward)
+local function conv_case(x_shape, w_shape, f, transposed, backward, o)
   local x = lg.randn(table.unpack(x_shape))
   local w = lg.randn(table.unpack(w_shape)) * 0.05
   local b = lg.zeros(transposed and w_shape[2] or w_shape[1])
   local op = transposed and lg.conv_transpose2d or lg.conv2d
-  local o = {stride = 2, padding = 1}
+  o = o or {stride = 2, padding = 1}
   if not backward then
     return function() lg.no_grad(function() return op(x, w, b, o) end) end, f
   end
@@ -321,6 +325,21 @@ M.micro = {
       x.grad = nil
       m:zero_grad()
     end, 3 * linear_f(784, 512)
+  end},
+  -- the ops of dcgan64 and resnet32
+  {"D64.conv2 64x64x32x32 -> 64x128x16x16 fwd+bwd", function() return conv_case({B, 64, 32, 32}, {128, 64, 4, 4}, conv_f(64, 128, 4, 16, 16), false, true) end},
+  {"G64.convT1 64x512x4x4 -> 64x256x8x8 fwd+bwd", function() return conv_case({B, 512, 4, 4}, {512, 256, 4, 4}, convt_f(512, 256, 4, 4, 4), true, true) end},
+  {"R.conv3x3 64x128x32x32 fwd+bwd", function() return conv_case({B, RC, 32, 32}, {RC, RC, 3, 3}, conv_f(RC, RC, 3, 32, 32), false, true, {stride = 1, padding = 1}) end},
+  {"R.conv3x3 64x128x16x16 fwd+bwd", function() return conv_case({B, RC, 16, 16}, {RC, RC, 3, 3}, conv_f(RC, RC, 3, 16, 16), false, true, {stride = 1, padding = 1}) end},
+  {"R.conv3x3 64x128x8x8 fwd+bwd", function() return conv_case({B, RC, 8, 8}, {RC, RC, 3, 3}, conv_f(RC, RC, 3, 8, 8), false, true, {stride = 1, padding = 1}) end},
+  {"BatchNorm2d 64x128x16x16 fwd+bwd", function()
+    local m, x = nn.BatchNorm2d(RC), lg.randn(B, RC, 16, 16):requires_grad_()
+    return function()
+      local y = m(x)
+      y:backward(y)
+      x.grad = nil
+      m:zero_grad()
+    end, 0
   end},
   {"add 64 elements (per-op overhead)", function()
     local a, b = lg.randn(B), lg.randn(B)

@@ -227,7 +227,7 @@ NETS = {
 }
 
 
-def conv_case(x_shape, w_shape, transposed, backward):
+def conv_case(x_shape, w_shape, transposed, backward, stride=2, padding=1):
     x = torch.randn(*x_shape)
     w = torch.randn(*w_shape) * 0.05
     b = torch.zeros(w_shape[1] if transposed else w_shape[0])
@@ -235,12 +235,12 @@ def conv_case(x_shape, w_shape, transposed, backward):
     if not backward:
         def fwd():
             with torch.no_grad():
-                op(x, w, b, stride=2, padding=1)
+                op(x, w, b, stride=stride, padding=padding)
         return fwd
     x.requires_grad_(); w.requires_grad_(); b.requires_grad_()
 
     def fwdbwd():
-        y = op(x, w, b, stride=2, padding=1)
+        y = op(x, w, b, stride=stride, padding=padding)
         y.backward(y)
         x.grad = w.grad = b.grad = None
     return fwdbwd
@@ -255,6 +255,17 @@ def linear_case(backward):
                 m(x)
         return fwd
     x.requires_grad_()
+
+    def fwdbwd():
+        y = m(x)
+        y.backward(y)
+        x.grad = None
+        m.zero_grad(set_to_none=True)
+    return fwdbwd
+
+
+def bn_case():
+    m, x = nn.BatchNorm2d(RC), torch.randn(B, RC, 16, 16).requires_grad_()
 
     def fwdbwd():
         y = m(x)
@@ -281,6 +292,12 @@ MICRO = [
     ("G.convT2 fwd+bwd", lambda: conv_case((B, 64, 14, 14), (64, 1, 4, 4), True, True)),
     ("Linear(784, 512) 64x784", lambda: linear_case(False)),
     ("Linear(784, 512) fwd+bwd", lambda: linear_case(True)),
+    ("D64.conv2 64x64x32x32 -> 64x128x16x16 fwd+bwd", lambda: conv_case((B, 64, 32, 32), (128, 64, 4, 4), False, True)),
+    ("G64.convT1 64x512x4x4 -> 64x256x8x8 fwd+bwd", lambda: conv_case((B, 512, 4, 4), (512, 256, 4, 4), True, True)),
+    ("R.conv3x3 64x128x32x32 fwd+bwd", lambda: conv_case((B, RC, 32, 32), (RC, RC, 3, 3), False, True, 1, 1)),
+    ("R.conv3x3 64x128x16x16 fwd+bwd", lambda: conv_case((B, RC, 16, 16), (RC, RC, 3, 3), False, True, 1, 1)),
+    ("R.conv3x3 64x128x8x8 fwd+bwd", lambda: conv_case((B, RC, 8, 8), (RC, RC, 3, 3), False, True, 1, 1)),
+    ("BatchNorm2d 64x128x16x16 fwd+bwd", bn_case),
     ("add 64 elements (per-op overhead)", add_case),
 ]
 
