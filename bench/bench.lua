@@ -5,8 +5,8 @@
 --     --rounds N       timed rounds per model and side, alternating (3)
 --     --secs S         seconds per round (2)
 --     --threads N      luagan threads (lg.set_num_threads; 2)
---     --models a,b     subset of mlp_gan,dcgan28,wgangp_dcgan28
---     --no-torch       luagan only (also automatic when torch does not import)
+--     --models a,b     which models (mlp_gan,dcgan28,wgangp_dcgan28 by default)
+--     --no-torch       luagan only (also automatic when no torch imports)
 --     --no-micro       skip the op microbenchmarks
 --     --torch-threads N  skip PyTorch's thread trial and use N threads
 --     --peers a,b      subset of luagan,pt2,pt2c,pt113 (PyTorch 2.x eager and
@@ -23,8 +23,13 @@
 -- python3 bench/torch_models.py), so each side's peak memory (VmHWM) is that of
 -- a process that ran one model. A round warms up with 2 steps, then times
 -- single steps for S seconds (at least 3). steps/s median/min/max are over
--- all timed steps of all rounds. PyTorch runs in its faster configuration of
--- 1 and 2 threads, chosen per model by a short trial round of each.
+-- all timed steps of all rounds; the peers take turns within a round. Each
+-- PyTorch runs in its fastest configuration, chosen per model by a short trial
+-- of each: 1 thread, 2 threads, 2 threads with OMP_WAIT_POLICY=PASSIVE; Debian's
+-- 1.13 also with the faster (measured by torch.mm) of OPENBLAS_CORETYPE unset
+-- and SkylakeX. The compiled peer takes its eager twin's choice; its warm-up
+-- (torch.compile's compilation; kernels cached in /tmp/luagan_bench_inductor
+-- unless TORCHINDUCTOR_CACHE_DIR says otherwise) is timed and reported apart.
 local lg = require "luagan"
 
 local function vmhwm()
