@@ -216,13 +216,13 @@ local function cfg_str(c)
   return s
 end
 local function env_prefix(env)
-  local s, names = "env", {}
+  local unset, set, names = "", "", {}
   for k in pairs(env) do names[#names + 1] = k end
   table.sort(names)
-  for _, k in ipairs(names) do
-    s = s .. (env[k] and (" " .. k .. "=" .. sh_quote(env[k])) or (" -u " .. k))
+  for _, k in ipairs(names) do   -- env takes its -u options before the assignments
+    if env[k] then set = set .. " " .. k .. "=" .. sh_quote(env[k]) else unset = unset .. " -u " .. k end
   end
-  return s
+  return "env" .. unset .. set
 end
 local function merge(a, b)
   local t = {}
