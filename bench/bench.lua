@@ -8,7 +8,10 @@
 --     --models a,b     which models (mlp_gan,dcgan28,wgangp_dcgan28 by default)
 --     --no-torch       luagan only (also automatic when no torch imports)
 --     --no-micro       skip the op microbenchmarks
---     --torch-threads N  skip PyTorch's thread trial and use N threads
+--     --torch-threads N  skip PyTorch's configuration trial and use N threads
+--                      (Np: N threads with OMP_WAIT_POLICY=PASSIVE)
+--     --warmup N       untimed steps per round (2; compiled PyTorch: one more)
+--     --min-steps N    timed steps per round at least (3)
 --     --peers a,b      subset of luagan,pt2,pt2c,pt113 (PyTorch 2.x eager and
 --                      torch.compile from bench/.venv, made by bench/setup_peer.sh;
 --                      Debian's 1.13 from /usr/bin/python3); each that imports
@@ -64,7 +67,8 @@ local function time_calls(fn, secs, reps)
   return samples, cpu
 end
 
-local function worker(what, secs, threads)
+local function worker(what, secs, threads, warmup, min_steps)
+  warmup, min_steps = warmup or 2, min_steps or 3
   local M = dofile(here() .. "/models.lua")
   local io_ = require "luagan.io"
   lg.set_num_threads(threads)
@@ -111,11 +115,11 @@ local function worker(what, secs, threads)
   else
     local m = M.models[what] or error("unknown model " .. what)
     local step = m.build()
-    step(); step()
+    for _ = 1, warmup do step() end
     local times, t_end = {}, lg.clock() + secs
     local cpu = {}
     local allocs0 = lg.mem_sys_allocs()
-    while lg.clock() < t_end or #times < 3 do
+    while lg.clock() < t_end or #times < min_steps do
       local t0, c0 = lg.clock(), os.clock()
       step()
       times[#times + 1] = lg.clock() - t0
@@ -145,7 +149,11 @@ local function parse_args(a)
     elseif k == "--secs" then o.secs = tonumber(a[i + 1]); i = i + 1
     elseif k == "--trial-secs" then o.trial_secs = tonumber(a[i + 1]); i = i + 1
     elseif k == "--threads" then o.threads = tonumber(a[i + 1]); i = i + 1
-    elseif k == "--torch-threads" then o.torch_threads = tonumber(a[i + 1]); i = i + 1
+    elseif k == "--torch-threads" then
+      o.torch_passive = a[i + 1] and a[i + 1]:match("^%d+p$") ~= nil
+      o.torch_threads = tonumber(a[i + 1] and a[i + 1]:match("^(%d+)p?$")); i = i + 1
+    elseif k == "--warmup" then o.warmup = tonumber(a[i + 1]); i = i + 1
+    elseif k == "--min-steps" then o.min_steps = tonumber(a[i + 1]); i = i + 1
     elseif k == "--models" then o.models = list(a[i + 1]); i = i + 1
     elseif k == "--peers" then o.peers = list(a[i + 1]); i = i + 1
     elseif k == "--no-torch" then o.peers = {"luagan"}
@@ -153,7 +161,8 @@ local function parse_args(a)
     elseif k == "--check" then o.check = true
     else error("bench: unknown option " .. k .. " (see the header of bench/bench.lua)", 0) end
     if (k == "--rounds" or k == "--secs" or k == "--threads" or k == "--torch-threads"
-        or k == "--trial-secs") and not o[k:sub(3):gsub("-", "_")] then
+        or k == "--trial-secs" or k == "--warmup" or k == "--min-steps")
+       and not o[(k:sub(3):gsub("-", "_"))] then
       error("bench: " .. k .. " needs a number", 0)
     end
     i = i + 1
@@ -266,12 +275,15 @@ local function main(a)
   if not os.getenv("TORCHINDUCTOR_CACHE_DIR") then
     base_env.TORCHINDUCTOR_CACHE_DIR = "/tmp/luagan_bench_inductor"
   end
+  local steps_args = string.format(" %d %d", o.warmup or 2, o.min_steps or 3)
   local function lua_cmd(what, secs, thr)
-    return string.format("%s %s --worker %s %g %d", sh_quote(exe), sh_quote(self_path), what, secs, thr)
+    return string.format("%s %s --worker %s %g %d%s", sh_quote(exe), sh_quote(self_path), what, secs, thr,
+                         steps_args)
   end
   local function torch_cmd(peer, what, secs, c)
-    return string.format("%s %s %s %s %g %d%s", env_prefix(merge(base_env, c.env)), sh_quote(python[peer]),
-                         sh_quote(torch_py), what, secs, c.threads, peer == "pt2c" and " --compile" or "")
+    return string.format("%s %s %s %s %g %d%s%s", env_prefix(merge(base_env, c.env)), sh_quote(python[peer]),
+                         sh_quote(torch_py), what, secs, c.threads, steps_args,
+                         peer == "pt2c" and " --compile" or "")
   end
   local loads = {}
   local function sample_load()
@@ -360,7 +372,8 @@ local function main(a)
     -- compiled peer uses its eager twin's choice (a trial would compile again).
     for _, p in ipairs({"pt2", "pt113"}) do
       if on[p] or (p == "pt2" and on.pt2c) then
-        local cands = o.torch_threads and {{threads = o.torch_threads, env = {}}}
+        local cands = o.torch_threads
+                      and {{threads = o.torch_threads, env = o.torch_passive and {OMP_WAIT_POLICY = "PASSIVE"} or {}}}
                       or {{threads = 1, env = {}}, {threads = 2, env = {}},
                           {threads = 2, env = {OMP_WAIT_POLICY = "PASSIVE"}}}
         local best, bests
@@ -523,7 +536,7 @@ local function main(a)
 end
 
 if arg[1] == "--worker" then
-  worker(arg[2], tonumber(arg[3]), tonumber(arg[4]))
+  worker(arg[2], tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6]))
 else
   main(arg)
 end

@@ -1,7 +1,7 @@
 """bench/torch_models.py: the PyTorch twin of bench/models.lua, run as a worker
 process by bench/bench.lua (never imported by luagan itself).
 
-    python3 bench/torch_models.py MODEL SECONDS THREADS [--compile] [--profile FILE]
+    python3 bench/torch_models.py MODEL SECONDS THREADS [WARMUP MIN_STEPS] [--compile] [--profile FILE]
     python3 bench/torch_models.py micro SECONDS THREADS   # the op microbenchmarks
     python3 bench/torch_models.py check 0 1               # parameter counts, FLOPs per sample
     python3 bench/torch_models.py sgemm 0 THREADS         # torch.mm 2048^3, best of 10
@@ -390,6 +390,8 @@ def main():
         del args[i:i + 2]
     args = [a for a in args if a != "--compile"]
     what, secs, threads = args[0], float(args[1]), int(args[2])
+    warmup = int(args[3]) if len(args) > 3 else 2
+    min_steps = int(args[4]) if len(args) > 4 else 3
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     out = {"side": "torch", "what": what, "threads": torch.get_num_threads(),
@@ -417,13 +419,13 @@ def main():
         # warm-up: allocations, first-touch, thread start; with --compile the
         # compilation (every graph the step meets: D on real, on fake.detach(), on fake)
         t0 = time.perf_counter()
-        for _ in range(3 if compile_ else 2):
+        for _ in range(warmup + 1 if compile_ else warmup):
             step()
         out["warmup_s"] = time.perf_counter() - t0
         if prof_path:
             profile(step, 3, prof_path)
         times, cpu, t_end = [], [], time.perf_counter() + secs
-        while time.perf_counter() < t_end or len(times) < 3:
+        while time.perf_counter() < t_end or len(times) < min_steps:
             t0, c0 = time.perf_counter(), time.process_time()
             step()
             times.append(time.perf_counter() - t0)
