@@ -244,6 +244,7 @@ local function merge(a, b)
 end
 
 local function main(a)
+  io.stdout:setvbuf("line")   -- a long run shows its progress (and keeps it if stopped)
   local o = parse_args(a)
   local exe = arg[-1] or "luagan"
   local self_path = here() .. "/bench.lua"
