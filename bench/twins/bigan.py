@@ -23,10 +23,10 @@ import torch.nn.functional as F
 import common as C
 
 OPTIONS = [
-    ("steps", 2000, "training steps"),
+    ("steps", 4000, "training steps"),
     ("batch", 64, "batch size"),
     ("nz", 50, "latent dimension"),
-    ("prior", "normal", "distribution of z: N(0, I), or U(-1, 1) (the BiGAN paper)", ["normal", "uniform"]),
+    ("prior", "uniform", "distribution of z: N(0, I), or U(-1, 1) (the BiGAN paper)", ["normal", "uniform"]),
     ("dropout", 0.2, "dropout in D's joint layers"),
     ("ch", 32, "base channels (64 = the reference DCGAN widths)"),
     ("hidden", 0, "width of an extra FC layer in G and E (0 = none)"),
