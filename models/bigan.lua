@@ -73,7 +73,7 @@ return require("luagan.recipe"){
   about = "BiGAN / ALI on Fashion-MNIST (Donahue et al. 2017): encoder E, generator G, joint D(x, z)",
   options = {
     {"steps", 4000, "training steps (937 per epoch at batch 64)"},
-    {"batch", 64, "batch size"},
+    kit.BATCH,
     {"nz", 50, "latent dimension"},
     {"prior", "uniform", "distribution of z: N(0, I), or U(-1, 1) (the BiGAN paper)",
      choices = {"normal", "uniform"}},
@@ -81,8 +81,7 @@ return require("luagan.recipe"){
     {"ch", 32, "base channels (64 = the reference DCGAN widths)"},
     {"hidden", 0, "width of an extra FC layer in G and E (0 = none)"},
     {"lr", 2e-4, "Adam learning rate (all nets)"},
-    {"beta1", 0.5, "Adam beta1"},
-    {"beta2", 0.999, "Adam beta2"},
+    kit.BETAS,
     kit.LIMIT,
     kit.RECON_EVAL,
     {"sample_every", 500, "write samples_STEP.png every N steps"},

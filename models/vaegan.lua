@@ -82,7 +82,7 @@ return require("luagan.recipe"){
   about = "VAE-GAN on Fashion-MNIST (Larsen et al. 2016): reconstruction in D's feature space",
   options = {
     {"steps", 2000, "training steps (937 per epoch at batch 64)"},
-    {"batch", 64, "batch size"},
+    kit.BATCH,
     {"nz", 32, "latent dimension"},
     {"gamma", 1e-2, "weight of L_llike in the decoder's loss (against the GAN loss)"},
     {"beta", 1.0, "weight of the KL prior term in the encoder's loss"},
@@ -90,8 +90,7 @@ return require("luagan.recipe"){
     {"ch", 32, "base channels (64 = the reference DCGAN widths)"},
     {"hidden", 0, "width of an extra FC layer in Enc, Dec and Dis (0 = none)"},
     {"lr", 2e-4, "Adam learning rate (all three nets)"},
-    {"beta1", 0.5, "Adam beta1"},
-    {"beta2", 0.999, "Adam beta2"},
+    kit.BETAS,
     kit.LIMIT,
     kit.RECON_EVAL,
     {"sample_every", 500, "write samples_STEP.png every N steps"},
