@@ -401,10 +401,14 @@ lg_tensor *lg_sin(lg_tensor *a) { return lg_unop(LG_OP_SIN, LG_U_SIN, LG_SAVE_IN
 lg_tensor *lg_cos(lg_tensor *a) { return lg_unop(LG_OP_COS, LG_U_COS, LG_SAVE_IN, a, 0, 0); }
 lg_tensor *lg_tanh(lg_tensor *a) { return lg_unop(LG_OP_TANH, LG_U_TANH, LG_SAVE_OUT, a, 0, 0); }
 lg_tensor *lg_sigmoid(lg_tensor *a) { return lg_unop(LG_OP_SIGMOID, LG_U_SIGMOID, LG_SAVE_OUT, a, 0, 0); }
-lg_tensor *lg_relu(lg_tensor *a) { return lg_unop(LG_OP_RELU, LG_U_RELU, LG_SAVE_IN, a, 0, 0); }
+/* relu and leaky_relu (slope >= 0) keep their output for the gradient:
+ * y > 0 exactly where a > 0, so the formula's mask is the same, and the
+ * input (the conv / batch-norm output before the activation) can be freed
+ * after the forward pass instead of living until backward. */
+lg_tensor *lg_relu(lg_tensor *a) { return lg_unop(LG_OP_RELU, LG_U_RELU, LG_SAVE_OUT, a, 0, 0); }
 lg_tensor *lg_leaky_relu(lg_tensor *a, float slope)
 {
-  return lg_unop(LG_OP_LEAKY_RELU, LG_U_LEAKY, LG_SAVE_IN, a, slope, 0);
+  return lg_unop(LG_OP_LEAKY_RELU, LG_U_LEAKY, slope >= 0 ? LG_SAVE_OUT : LG_SAVE_IN, a, slope, 0);
 }
 lg_tensor *lg_elu(lg_tensor *a, float alpha) { return lg_unop(LG_OP_ELU, LG_U_ELU, LG_SAVE_BOTH, a, alpha, 0); }
 lg_tensor *lg_softplus(lg_tensor *a) { return lg_unop(LG_OP_SOFTPLUS, LG_U_SOFTPLUS, LG_SAVE_IN, a, 0, 0); }

@@ -454,6 +454,17 @@ local function state_modules(state)
   return out
 end
 
+-- The entries of a state whose gradients the loop drops after each step:
+-- modules and optimizers (anything with a zero_grad method), sorted keys.
+local function grad_holders(state)
+  local out = {}
+  for _, k in ipairs(state_keys(state)) do
+    local v = state[k]
+    if type(v) == "table" and type(v.zero_grad) == "function" then out[#out + 1] = v end
+  end
+  return out
+end
+
 -- After setup: rank 0's weights everywhere, then a noise stream per rank
 -- (rank 0 keeps the seed's own, so one rank runs exactly as without MPI).
 local function dist_start(dist, state, opt, start)
@@ -603,10 +614,16 @@ function train.run(r, args)
   local guard <close> = setmetatable({}, {__close = function() core.catch_interrupts(false) end})
   core.catch_interrupts(true)
 
+  -- Every recipe zeroes a net's gradients before its backward, so the ones
+  -- left after a step are dead: dropping them here keeps a gradient per
+  -- parameter (51 MiB for dcgan) from sitting through the next step's forward
+  -- passes, which is where the peak is (docs/perf_notes.md, "Memory").
+  local holders = grad_holders(state)
   local i = start
   while i < opt.steps do
     i = i + 1
     local m = numbers(r.step(state, i), r, i)
+    for _, h in ipairs(holders) do h:zero_grad() end
     if nranks > 1 then m = dist_metrics(dist, m) end
     for k, v in pairs(m) do acc[k] = (acc[k] or 0) + v end
     count = count + 1
