@@ -646,6 +646,10 @@ function train.run(r, args)
     end
   end
   core.catch_interrupts(false)
+  -- the step's temporaries cached for the next step are dead now: give them
+  -- back before the final checkpoint, samples and loss curve, whose own
+  -- allocations would otherwise come on top of them
+  lg.mem_trim()
   progress:show(i, stream and stream.epoch, (i - start) / math.max(clock() - t0, 1e-9), clock(), true)
   progress:finish()
 
