@@ -93,10 +93,13 @@ return require("luagan.recipe"){
     s.optD:zero_grad()
     ld:backward()
     s.optD:step()
-    -- G step through the updated D; D's gradients from it are cleared by its next zero_grad
+    s.optD:zero_grad()   -- D's gradients are spent: free them before the G step's peak
+    -- G step through the updated D, into G's gradients only (D's weight
+    -- gradients would be thrown away: not computing them saves a D-weight-sized
+    -- buffer at the peak and their matrix products)
     local lgen = s.loss.g(s.D(fake))
     s.optG:zero_grad()
-    lgen:backward()
+    lgen:backward{inputs = s.G:parameters()}
     s.optG:step()
     return {loss_d = ld, loss_g = lgen,
             d_real = real_logits:detach():sigmoid():mean(),

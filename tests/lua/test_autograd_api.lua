@@ -59,6 +59,33 @@ T.test("relu and leaky_relu keep their output, not their input, for the gradient
   T.errors(function() y:sum():backward() end, "relu: a tensor needed for the gradient was modified by an in-place operation")
 end)
 
+T.test("backward{inputs = ...} fills only the listed leaves' .grad", function()
+  local a = lg.tensor({1, 2, 3}, {requires_grad = true})
+  local b = lg.tensor({-1, 0.5, 2}, {requires_grad = true})
+  local function loss() return (a * b):sum() + (a * a):sum() end
+  loss():backward{inputs = {a}}
+  T.eq(a.grad:totable(), {1, 4.5, 8})
+  T.eq(b.grad, nil)
+  b.grad = lg.tensor{7, 7, 7}
+  loss():backward{inputs = a}                       -- one tensor is a list of one
+  T.eq(a.grad:totable(), {2, 9, 16})
+  T.eq(b.grad:totable(), {7, 7, 7}, "a leaf not listed keeps its .grad")
+  a.grad, b.grad = nil, nil
+  loss():backward(nil, {inputs = {a, b}})
+  local full_a, full_b = a.grad:totable(), b.grad:totable()
+  a.grad, b.grad = nil, nil
+  loss():backward()
+  T.eq(full_a, a.grad:totable())
+  T.eq(full_b, b.grad:totable())
+  T.errors(function() loss():backward{inputs = {a * 2}} end, "backward: inputs[1] is not a leaf")
+  T.errors(function() loss():backward{inputs = {lg.ones(3)}} end,
+           "backward: inputs[1] does not require grad")
+  T.errors(function() loss():backward{inputs = {}} end, "backward: inputs is an empty list")
+  T.errors(function() loss():backward{inputs = {a, 3}} end, "backward: inputs[2] is")
+  T.errors(function() loss():backward{inputs = 3} end,
+           "backward: inputs must be a tensor or a list of tensors")
+end)
+
 T.test("backward with an explicit gradient and through views", function()
   local x = lg.tensor({{1, 2}, {3, 4}}, {requires_grad = true})
   local y = x * 2
