@@ -99,7 +99,7 @@ return require("luagan.recipe"){
     -- buffer at the peak and their matrix products)
     local lgen = s.loss.g(s.D(fake))
     s.optG:zero_grad()
-    lgen:backward{inputs = s.G:parameters()}
+    lgen:backward{inputs = s.optG:params()}
     s.optG:step()
     return {loss_d = ld, loss_g = lgen,
             d_real = real_logits:detach():sigmoid():mean(),

@@ -82,12 +82,13 @@ return require("luagan.recipe"){
     s.optD:zero_grad()
     ld:backward()
     s.optD:step()
+    s.optD:zero_grad()   -- spent: freed before the G step (memory)
     -- G: energy of its samples under the updated D, plus the pull-away term
     local recon, code = s.D(fake)
     local e_g = s.loss.energy(recon, fake)
     local lgen = s.loss.g(e_g, code)
     s.optG:zero_grad()
-    lgen:backward()
+    lgen:backward{inputs = s.optG:params()}   -- no gradients of D's weights
     s.optG:step()
     return {loss_d = ld, loss_g = lgen, e_real = e_real:detach():mean(),
             e_fake = e_fake:detach():mean(),

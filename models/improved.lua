@@ -114,6 +114,7 @@ return require("luagan.recipe"){
     s.optD:zero_grad()
     total:backward()
     s.optD:step()
+    s.optD:zero_grad()   -- spent: freed before the G step (memory)
     if s.haD then s.haD:update() end
     -- G step
     local lgen
@@ -134,7 +135,7 @@ return require("luagan.recipe"){
       out.hist_g = h
     end
     s.optG:zero_grad()
-    gtotal:backward()
+    gtotal:backward{inputs = s.optG:params()}   -- no gradients of D's weights
     s.optG:step()
     if s.haG then s.haG:update() end
     out.d_real = real_l:detach():sigmoid():mean()

@@ -75,10 +75,11 @@ return require("luagan.recipe"){
       s.optD:zero_grad()
       ld:backward()
       s.optD:step()
+      s.optD:zero_grad()   -- spent: freed before the G step (memory)
     end
     local lgen = s.loss.g(s.D(s.G(lg.randn(B, nz))))
     s.optG:zero_grad()
-    lgen:backward()
+    lgen:backward{inputs = s.optG:params()}   -- no gradients of D's weights
     s.optG:step()
     return {loss_d = ld, loss_g = lgen,
             d_real = real_out:detach():mean(), d_fake = fake_out:detach():mean(),

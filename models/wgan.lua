@@ -73,12 +73,13 @@ return require("luagan.recipe"){
       s.optD:zero_grad()
       ld:backward()
       s.optD:step()
+      s.optD:zero_grad()   -- spent: freed before the G step (memory)
       lg.penalties.clip_weights(s.D, s.opt.clip)
     end
     s.sched.g_iter = s.sched.g_iter + 1
     local lgen = s.loss.g(s.D(s.G(lg.randn(B, nz))))
     s.optG:zero_grad()
-    lgen:backward()
+    lgen:backward{inputs = s.optG:params()}   -- no gradients of D's weights
     s.optG:step()
     return {loss_d = ld, loss_g = lgen, wdist = -ld:item()}
   end,

@@ -81,10 +81,11 @@ return require("luagan.recipe"){
       s.optD:zero_grad()
       ;(ld + gp):backward()
       s.optD:step()
+      s.optD:zero_grad()   -- spent: freed before the G step (memory)
     end
     local lgen = s.loss.g(s.D(s.G(lg.randn(B, nz))))
     s.optG:zero_grad()
-    lgen:backward()
+    lgen:backward{inputs = s.optG:params()}   -- no gradients of D's weights
     s.optG:step()
     return {loss_d = ld, loss_g = lgen, gp = gp, wdist = -ld:item(), grad_norm = st.grad_norm}
   end,

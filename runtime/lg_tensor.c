@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <strings.h>
 #include <assert.h>
 #include <omp.h>
@@ -186,6 +189,12 @@ void lg_mem_trim(void)
   }
   lg_cached_bytes = 0;
   lg_unlock();
+#ifdef __GLIBC__
+  /* The blocks under LG_MAP_MIN went back to malloc's heap, where freed
+   * pages stay resident; hand the free pages to the kernel too, or a phase
+   * after a trim (a recipe's final evaluation) grows RSS past them. */
+  malloc_trim(0);
+#endif
 }
 
 /* ---- lifetime ------------------------------------------------------------- */

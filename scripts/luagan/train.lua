@@ -444,26 +444,19 @@ end
 ---------------------------------------------------------------------------
 -- data parallel: luagan run under mpirun (docs/distributed.md)
 
--- the modules of a state, in sorted key order (the same on every rank)
-local function state_modules(state)
+-- the entries of a state that have a method of this name, in sorted key
+-- order (the same on every rank)
+local function state_with(state, method)
   local out = {}
   for _, k in ipairs(state_keys(state)) do
     local v = state[k]
-    if type(v) == "table" and type(v.named_parameters) == "function" then out[#out + 1] = v end
+    if type(v) == "table" and type(v[method]) == "function" then out[#out + 1] = v end
   end
   return out
 end
 
--- The entries of a state whose gradients the loop drops after each step:
--- modules and optimizers (anything with a zero_grad method), sorted keys.
-local function grad_holders(state)
-  local out = {}
-  for _, k in ipairs(state_keys(state)) do
-    local v = state[k]
-    if type(v) == "table" and type(v.zero_grad) == "function" then out[#out + 1] = v end
-  end
-  return out
-end
+-- the modules of a state
+local function state_modules(state) return state_with(state, "named_parameters") end
 
 -- After setup: rank 0's weights everywhere, then a noise stream per rank
 -- (rank 0 keeps the seed's own, so one rank runs exactly as without MPI).
@@ -618,7 +611,7 @@ function train.run(r, args)
   -- left after a step are dead: dropping them here keeps a gradient per
   -- parameter (51 MiB for dcgan) from sitting through the next step's forward
   -- passes, which is where the peak is (docs/perf_notes.md, "Memory").
-  local holders = grad_holders(state)
+  local holders = state_with(state, "zero_grad")   -- modules and optimizers
   local i = start
   while i < opt.steps do
     i = i + 1
