@@ -104,7 +104,7 @@ static int a_retain_grad(lua_State *L)
   return 1;
 }
 
-static const char *const backward_opts[] = {"retain_graph", "create_graph", NULL};
+static const char *const backward_opts[] = {"retain_graph", "create_graph", "inputs", NULL};
 static const char *const grad_opts[] = {"grad_outputs", "retain_graph", "create_graph",
                                         "allow_unused", NULL};
 
@@ -114,14 +114,18 @@ static int run_backward(lua_State *L, int nr, lg_tensor **roots, lg_tensor **gra
 {
   lua_State *prev = lgl_active_L;
   lgl_active_L = L;
-  int rc = inputs ? lg_grad(nr, roots, grads, ni, inputs, result, retain, create, unused)
-                  : lg_backward(nr, roots, grads, retain, create);
+  int rc = result ? lg_grad(nr, roots, grads, ni, inputs, result, retain, create, unused)
+           : inputs ? lg_backward_to(nr, roots, grads, ni, inputs, retain, create)
+           : lg_backward(nr, roots, grads, retain, create);
   lgl_active_L = prev;
   sweep(L);
   return rc;
 }
 
-/* t:backward(grad?, {retain_graph=, create_graph=}) */
+static int tensor_list(lua_State *L, int idx, lg_tensor ***out, int n_expect, const char *who,
+                       const char *what);
+
+/* t:backward(grad?, {retain_graph=, create_graph=, inputs=}) */
 static int a_backward(lua_State *L)
 {
   lg_tensor *t = lgl_check(L, 1), *g = NULL;
@@ -132,19 +136,29 @@ static int a_backward(lua_State *L)
   lgl_checkopts(L, optidx, backward_opts);
   int create = lgl_optbool(L, optidx, "create_graph", 0);
   int retain = lgl_optbool(L, optidx, "retain_graph", create);
-  if (run_backward(L, 1, &t, g ? &g : NULL, 0, NULL, NULL, retain, create, 0)) return lgl_error(L);
+  lg_tensor **ins = NULL;
+  int ni = 0;
+  if (lua_type(L, optidx) == LUA_TTABLE) {
+    lua_getfield(L, optidx, "inputs");
+    if (!lua_isnil(L, -1)) {
+      ni = tensor_list(L, lua_gettop(L), &ins, -1, "backward", "inputs");
+      if (ni == 0) return luaL_error(L, "backward: inputs is an empty list");
+    }
+  }
+  if (run_backward(L, 1, &t, g ? &g : NULL, ni, ins, NULL, retain, create, 0)) return lgl_error(L);
   return 0;
 }
 
 /* A tensor or a list of tensors at idx -> array in GC-owned scratch left on
  * the stack; holes (nil) allowed only when holes_ok. */
-static int tensor_list(lua_State *L, int idx, lg_tensor ***out, int n_expect, const char *what)
+static int tensor_list(lua_State *L, int idx, lg_tensor ***out, int n_expect, const char *who,
+                       const char *what)
 {
   lg_tensor *one = lgl_test(L, idx);
   int n = one ? 1 : -1;
   if (!one) {
     if (lua_type(L, idx) != LUA_TTABLE)
-      return luaL_error(L, "grad: %s must be a tensor or a list of tensors, got %s", what,
+      return luaL_error(L, "%s: %s must be a tensor or a list of tensors, got %s", who, what,
                         lgl_what(L, idx));
     n = n_expect >= 0 ? n_expect : (int)lua_rawlen(L, idx);
   }
@@ -154,7 +168,7 @@ static int tensor_list(lua_State *L, int idx, lg_tensor ***out, int n_expect, co
     lua_rawgeti(L, idx, i + 1);
     v[i] = lgl_test(L, -1);
     if (!v[i] && !(n_expect >= 0 && lua_isnil(L, -1)))
-      return luaL_error(L, "grad: %s[%d] is %s", what, i + 1, lgl_not_tensor(L, -1));
+      return luaL_error(L, "%s: %s[%d] is %s", who, what, i + 1, lgl_not_tensor(L, -1));
     lua_pop(L, 1);
   }
   *out = v;
@@ -170,8 +184,8 @@ static int a_grad(lua_State *L)
   int create = lgl_optbool(L, 3, "create_graph", 0);
   int retain = lgl_optbool(L, 3, "retain_graph", create);
   int unused = lgl_optbool(L, 3, "allow_unused", 0);
-  int no = tensor_list(L, 1, &outs, -1, "outputs");
-  int ni = tensor_list(L, 2, &ins, -1, "inputs");
+  int no = tensor_list(L, 1, &outs, -1, "grad", "outputs");
+  int ni = tensor_list(L, 2, &ins, -1, "grad", "inputs");
   if (no == 0) return luaL_error(L, "grad: no outputs given");
   if (ni == 0) return luaL_error(L, "grad: no inputs given");
   if (lua_type(L, 3) == LUA_TTABLE) {
@@ -180,7 +194,7 @@ static int a_grad(lua_State *L)
     if (!lua_isnil(L, gi)) {
       if (lgl_test(L, gi) && no != 1)
         return luaL_error(L, "grad: %d outputs but grad_outputs is a single tensor", no);
-      tensor_list(L, gi, &gouts, no, "grad_outputs");
+      tensor_list(L, gi, &gouts, no, "grad", "grad_outputs");
     }
   }
   lg_tensor **res = lua_newuserdatauv(L, sizeof *res * ni, 0);

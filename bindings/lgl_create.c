@@ -292,6 +292,9 @@ static int c_mem_live_bytes(lua_State *L) { lua_pushinteger(L, (lua_Integer)lg_m
 static int c_mem_cached_bytes(lua_State *L) { lua_pushinteger(L, (lua_Integer)lg_mem_cached_bytes()); return 1; }
 static int c_mem_sys_allocs(lua_State *L) { lua_pushinteger(L, (lua_Integer)lg_mem_sys_allocs()); return 1; }
 static int c_mem_trim(lua_State *L) { lg_mem_trim(); return 0; }
+static int c_mem_peak_live_bytes(lua_State *L) { lua_pushinteger(L, (lua_Integer)lg_mem_peak_live_bytes()); return 1; }
+static int c_mem_peak_held_bytes(lua_State *L) { lua_pushinteger(L, (lua_Integer)lg_mem_peak_held_bytes()); return 1; }
+static int c_mem_reset_peaks(lua_State *L) { lg_mem_reset_peaks(); return 0; }
 
 static const luaL_Reg lgl_create_fns[] = {
   {"tensor", c_tensor},
@@ -307,6 +310,8 @@ static const luaL_Reg lgl_create_fns[] = {
   {"set_num_threads", c_set_num_threads}, {"get_num_threads", c_get_num_threads},
   {"mem_live_bytes", c_mem_live_bytes}, {"mem_cached_bytes", c_mem_cached_bytes},
   {"mem_sys_allocs", c_mem_sys_allocs}, {"mem_trim", c_mem_trim},
+  {"mem_peak_live_bytes", c_mem_peak_live_bytes}, {"mem_peak_held_bytes", c_mem_peak_held_bytes},
+  {"mem_reset_peaks", c_mem_reset_peaks},
   {NULL, NULL},
 };
 

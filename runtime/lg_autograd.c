@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lg_ops.h"
+#include "lg_ops_private.h"
 
 const char *const lg_op_names[LG_OP_COUNT] = {
 #define LG_OP(ID, name) #name,
@@ -242,6 +243,35 @@ static lg_tensor *lg_own_grad(lg_tensor *g)
   return c;
 }
 
+/* Set while lg_backward runs without create_graph: the only runs in which
+ * leaves' gradients are added in place (lg_bw_sink). */
+static _Thread_local int lg_sink_ok;
+
+/* A leaf's .grad the engine adds into in place (as in step 5). */
+static lg_tensor *lg_inplace_grad(const lg_tensor *leaf)
+{
+  return leaf && leaf->grad && !leaf->grad->grad_fn ? leaf->grad : NULL;
+}
+
+lg_tensor *lg_bw_sink(lg_node *n, int i)
+{
+  if (!lg_sink_ok || i < 0 || i >= n->n_in || !n->needs[i]) return NULL;
+  lg_tensor *g = lg_inplace_grad(n->next_leaf[i]);
+  if (g) return lg_same_shape(g, n->next_leaf[i]) ? lg_retain(g) : NULL;
+  /* through m = leaf:t(): only when n is m's last consumer and nothing has
+   * reached m yet, so m would pass exactly n's gradient on (a sum of several
+   * would be added in another order) */
+  lg_node *m = n->next_fn[i];
+  if (!m || m->op != LG_OP_PERMUTE || m->n_in != 1 || m->deps != 1 || m->acc ||
+      m->retain_tensor || m->out_ndim != 2)
+    return NULL;
+  const int *perm = lg_params_get(m, lg_permute_params)->perm;
+  if (perm[0] != 1 || perm[1] != 0) return NULL;
+  g = lg_inplace_grad(m->next_leaf[0]);
+  if (!g || g->ndim != 2 || !lg_same_shape(g, m->next_leaf[0])) return NULL;
+  return lg_transpose(g, 0, 1);
+}
+
 /* Shared by lg_backward (inputs == NULL: accumulate into leaves) and lg_grad
  * (capture gradients of the given inputs into result). */
 static int lg_engine(int n_roots, lg_tensor *const *roots, lg_tensor *const *grads,
@@ -250,6 +280,8 @@ static int lg_engine(int n_roots, lg_tensor *const *roots, lg_tensor *const *gra
 {
   char b1[128], b2[128];
   int run = ++lg_run_counter, rc = -1;
+  int prev_sink = lg_sink_ok;
+  lg_sink_ok = !inputs && !create_graph;
   lg_nodevec all = {0}, stack = {0}, ready = {0};
   lg_tensor **root_g = calloc(n_roots ? n_roots : 1, sizeof *root_g);
   int prev_mode = lg_set_grad_enabled(0);
@@ -431,6 +463,7 @@ static int lg_engine(int n_roots, lg_tensor *const *roots, lg_tensor *const *gra
   rc = 0;
 
 done:
+  lg_sink_ok = prev_sink;
   lg_set_grad_enabled(prev_mode);
   for (int a = 0; a < all.n; a++) {     /* drop partial sums left by an error */
     lg_release(all.v[a]->acc);
@@ -446,6 +479,38 @@ int lg_backward(int n_roots, lg_tensor *const *roots, lg_tensor *const *grads,
                 int retain_graph, int create_graph)
 {
   return lg_engine(n_roots, roots, grads, 0, NULL, NULL, retain_graph, create_graph, "backward");
+}
+
+int lg_backward_to(int n_roots, lg_tensor *const *roots, lg_tensor *const *grads,
+                   int n_inputs, lg_tensor *const *inputs, int retain_graph, int create_graph)
+{
+  for (int j = 0; j < n_inputs; j++) {
+    if (inputs[j]->grad_fn)
+      return lg_error("backward: inputs[%d] is not a leaf (it was computed by %s)", j + 1,
+                      lg_node_name(inputs[j]->grad_fn)), -1;
+    if (!inputs[j]->requires_grad)
+      return lg_error("backward: inputs[%d] does not require grad", j + 1), -1;
+  }
+  lg_tensor **res = calloc(n_inputs ? n_inputs : 1, sizeof *res);
+  if (!res) return lg_error("out of memory (autograd)"), -1;
+  int rc = lg_engine(n_roots, roots, grads, n_inputs, inputs, res, retain_graph, create_graph,
+                     "backward");
+  /* then into each leaf as step 5 of the engine would have added it */
+  for (int j = 0; j < n_inputs; j++) {
+    lg_tensor *g = res[j], *leaf = inputs[j];
+    res[j] = NULL;
+    if (rc || !g) { lg_release(g); continue; }
+    if (!create_graph && lg_inplace_grad(leaf)) {
+      rc = lg_add_(leaf->grad, g, 1.0f);
+      lg_release(g);
+    } else if (!create_graph && !leaf->grad && !(g = lg_own_grad(g))) {
+      rc = -1;
+    } else {
+      rc = lg_accumulate(&leaf->grad, g);
+    }
+  }
+  free(res);
+  return rc;
 }
 
 int lg_grad(int n_roots, lg_tensor *const *roots, lg_tensor *const *grads,

@@ -79,6 +79,14 @@ void lg_save_output(lg_node *n, int k, const lg_tensor *out);
  * grad_fn, the output with this node as grad_fn, so formulas that use them
  * stay differentiable. NULL + error if released or modified in place. */
 lg_tensor *lg_saved(lg_node *n, int k);
+/* For a formula running in a backward pass: the tensor that the gradient of
+ * input i would end up added into in place (the .grad a leaf already has,
+ * reached directly or through a 2-D transpose that only n uses), seen with
+ * input i's shape, or NULL (then return gin[i] as usual). A formula may add
+ * its result there itself, in pieces, with lg_add_(dst, piece, 1) and leave
+ * gin[i] NULL: the same sums as the engine's, without the whole gradient as
+ * a temporary. Never under create_graph or lg_grad. Caller releases. */
+lg_tensor *lg_bw_sink(lg_node *n, int i);
 /* Whether the op's backward formula is linked in (tests check all are). */
 int lg_op_has_formula(int op);
 /* Name of the node's op, for messages. */
@@ -92,6 +100,12 @@ void lg_node_release(lg_node *n);
  * grads[k] may be NULL for a scalar root (ones). Returns 0 or -1 with error. */
 int lg_backward(int n_roots, lg_tensor *const *roots, lg_tensor *const *grads,
                 int retain_graph, int create_graph);
+/* lg_backward into the ->grad of the given leaves only (PyTorch's
+ * backward(inputs=)): other leaves keep their ->grad, and the parts of the
+ * graph that lead only to them are not differentiated (a GAN's G step
+ * through D computes no gradients of D's weights). Returns 0 or -1. */
+int lg_backward_to(int n_roots, lg_tensor *const *roots, lg_tensor *const *grads,
+                   int n_inputs, lg_tensor *const *inputs, int retain_graph, int create_graph);
 /* Gradients of roots with respect to inputs, returned in result[j] (new refs;
  * NULL for an unused input when allow_unused, else an error). Leaves' ->grad
  * are untouched. */

@@ -201,6 +201,35 @@ static int lg_col_major_2d(const lg_tensor *t)
          t->stride[1] == t->shape[0];
 }
 
+/* Rows of gb computed per sgemm when gb is added into an existing .grad. */
+#define LG_SINK_BYTES ((size_t)1 << 20)
+
+/* gb = (G^T @ A)^T added into sink S (K,N) in blocks of rows of G^T @ A,
+ * so the only temporary is one block (~1 MiB) instead of the whole weight
+ * gradient: a weight reached twice in one backward (D on real and on fake
+ * images) no longer holds a second weight-sized buffer. Each element is the
+ * same sgemm dot product over M as in one call, added to the same .grad
+ * element, so the sums are the engine's bit for bit.
+ * G: (M,N), A: (M,K), S: (K,N). */
+static int lg_bw_matmul_into(lg_tensor *G, lg_tensor *A, lg_tensor *S)
+{
+  int64_t N = G->shape[1], K = A->shape[1];
+  int64_t rows = (int64_t)(LG_SINK_BYTES / sizeof(float)) / (K > 0 ? K : 1);
+  if (rows < 1) rows = 1;
+  lg_tensor *Gt = lg_transpose(G, 0, 1), *St = lg_transpose(S, 0, 1);   /* (N,M), (N,K) */
+  int rc = Gt && St ? 0 : -1;
+  for (int64_t r0 = 0; rc == 0 && r0 < N; r0 += rows) {
+    int64_t r = N - r0 < rows ? N - r0 : rows;
+    lg_tensor *g = lg_narrow(Gt, 0, r0, r);              /* (r,M) */
+    lg_tensor *p = g ? lg_matmul(g, A) : NULL;           /* (r,K) */
+    lg_tensor *d = p ? lg_narrow(St, 0, r0, r) : NULL;   /* (r,K) of the .grad */
+    if (!d || lg_add_(d, p, 1.0f)) rc = -1;
+    lg_release(g); lg_release(p); lg_release(d);
+  }
+  lg_release(Gt); lg_release(St);
+  return rc;
+}
+
 /* With the 1-D cases made 2-D (A = a as (1,K), B = b as (K,1), G = g with
  * the dropped M / N dims restored): ga = G @ B^T, gb = A^T @ G, then the
  * restored dims squeezed again and broadcast batch dims summed away. */
@@ -229,12 +258,19 @@ int lg_bw_matmul(lg_node *n, lg_tensor *g, lg_tensor **gin)
     /* b is a transposed view (Linear's weight:t()): build gb in b's own
      * layout, gb = (G^T @ A)^T, so the transpose's backward hands the leaf a
      * contiguous gradient instead of a strided one that must be copied. */
-    lg_tensor *Gt = lg_transpose(G, -1, -2);             /* (N,M) */
-    lg_tensor *P = Gt ? lg_matmul(Gt, A) : NULL;         /* (N,K) */
-    gin[1] = P ? lg_transpose(P, -1, -2) : NULL;         /* (K,N), column-major */
-    lg_release(Gt);
-    lg_release(P);
-    if (!gin[1]) goto done;
+    lg_tensor *S = (size_t)lg_numel(b) * sizeof(float) > 2 * LG_SINK_BYTES ? lg_bw_sink(n, 1) : NULL;
+    if (S) {                                             /* (K,N): an existing .grad, transposed */
+      int e = lg_bw_matmul_into(G, A, S);
+      lg_release(S);
+      if (e) goto done;
+    } else {
+      lg_tensor *Gt = lg_transpose(G, -1, -2);           /* (N,M) */
+      lg_tensor *P = Gt ? lg_matmul(Gt, A) : NULL;       /* (N,K) */
+      gin[1] = P ? lg_transpose(P, -1, -2) : NULL;       /* (K,N), column-major */
+      lg_release(Gt);
+      lg_release(P);
+      if (!gin[1]) goto done;
+    }
   } else if (n->needs[1]) {
     lg_tensor *At = lg_transpose(A, -1, -2);             /* (...,K,M) */
     if (!At) goto done;

@@ -205,6 +205,7 @@ static void lg_binary_run(const lg_kp *kp, float *const *p, const int64_t *st, i
 #define B_IN(K, PAR, E) BX(K, g, x, PAR, E)
 #define B_OUT(K, PAR, E) BX(K, g, y, PAR, E)
 #define B_BOTH(K, PAR, E) BX(K, g, x, PAR, E)
+#define B_SIGN(K, PAR, E) BX(K, g, x, PAR, E)
   switch (kp->k) {
   B(LG_B_ADD, x + y)
   B(LG_B_SUB, x - y)
@@ -235,6 +236,7 @@ static void lg_binary_run(const lg_kp *kp, float *const *p, const int64_t *st, i
 #undef B_IN
 #undef B_OUT
 #undef B_BOTH
+#undef B_SIGN
 #undef BX
 #undef B
 }
@@ -304,7 +306,15 @@ static int lg_rec(int op, lg_tensor *out, int n, lg_tensor *const *in, int nsave
   return 0;
 }
 
-enum { LG_SAVE_NONE = 0, LG_SAVE_IN = 1, LG_SAVE_OUT = 2, LG_SAVE_BOTH = 3 };
+enum { LG_SAVE_NONE = 0, LG_SAVE_IN = 1, LG_SAVE_OUT = 2, LG_SAVE_BOTH = 3, LG_SAVE_SIGN = 4 };
+
+/* What a row of lg_ops.def with save kind saves and parameter p keeps: SIGN
+ * is the output for p >= 0, else the input (lg_ops.def). */
+static int lg_save_mode(int saves, float p)
+{
+  if (saves != LG_SAVE_SIGN) return saves;
+  return p >= 0 ? LG_SAVE_OUT : LG_SAVE_IN;
+}
 
 /* Saved slots of the unary ops (input x, output y), of the binary ops (a, b,
  * and the output of pow), of where (the condition). */
@@ -403,7 +413,7 @@ lg_tensor *lg_sign(lg_tensor *a) { return lg_unop(LG_OP_SIGN, LG_U_SIGN, LG_SAVE
   { return lg_unop(LG_OP_##ID, LG_U_##ID, LG_SAVE_##saves, x, 0, 0); }
 #define LG_UNARY_P(ID, name, param, dflt, saves, forward, fused, formula) \
   lg_tensor *lg_##name(lg_tensor *x, float param) \
-  { return lg_unop(LG_OP_##ID, LG_U_##ID, LG_SAVE_##saves, x, param, 0); }
+  { return lg_unop(LG_OP_##ID, LG_U_##ID, lg_save_mode(LG_SAVE_##saves, param), x, param, 0); }
 #include "lg_ops.def"
 #undef LG_OP
 #undef LG_UNARY
@@ -613,7 +623,8 @@ LG_BW_UNARY(clamp, LG_SV_X, LG_B_CLAMP_BW,
 
 /* The backward of each LG_UNARY row of lg_ops.def (lg_bw_exp, lg_bw_tanh,
  * lg_bw_softplus, ...): the row's fused kernel on the saved input x (or
- * output y for OUT rows) when no graph of the gradient is wanted, else its
+ * output y for OUT rows; for SIGN rows whichever was saved, as x) when no
+ * graph of the gradient is wanted, else its
  * formula, with x and y the saved tensors (y fetched after the fused check
  * for BOTH rows) and the row's parameter. */
 #define LG_BW_ROW(ID, name, param, saves, formula) \
@@ -622,7 +633,7 @@ LG_BW_UNARY(clamp, LG_SV_X, LG_B_CLAMP_BW,
     if (!n->needs[0]) return 0; \
     const float param = lg_params_get(n, lg_unary_params)->a; \
     (void)param; \
-    const int sv = LG_SAVE_##saves; \
+    const int sv = lg_save_mode(LG_SAVE_##saves, param); \
     lg_fx s = {0}; \
     lg_tensor *t = fx(&s, lg_saved(n, sv == LG_SAVE_OUT ? LG_SV_Y : LG_SV_X)); \
     if (t && !lg_fx_graph(g, t)) { \
@@ -630,8 +641,9 @@ LG_BW_UNARY(clamp, LG_SV_X, LG_B_CLAMP_BW,
       fx_free(&s); \
       return rc; \
     } \
-    lg_tensor *x = sv == LG_SAVE_OUT ? NULL : t; \
-    lg_tensor *y = sv == LG_SAVE_OUT ? t : sv == LG_SAVE_BOTH && t ? fx(&s, lg_saved(n, LG_SV_Y)) : NULL; \
+    const int sign_ = LG_SAVE_##saves == LG_SAVE_SIGN; /* the saved tensor reads as x */ \
+    lg_tensor *x = sv == LG_SAVE_OUT && !sign_ ? NULL : t; \
+    lg_tensor *y = sv == LG_SAVE_OUT && !sign_ ? t : sv == LG_SAVE_BOTH && t ? fx(&s, lg_saved(n, LG_SV_Y)) : NULL; \
     (void)x; (void)y; \
     if (t) gin[0] = fx_out(formula); \
     fx_free(&s); \

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <strings.h>
 #include <assert.h>
 #include <omp.h>
@@ -62,6 +65,7 @@ typedef struct { size_t size; lg_block *head; } lg_bucket;
 
 static lg_bucket lg_buckets[LG_NBUCKETS];
 static size_t lg_live_bytes, lg_cached_bytes;
+static size_t lg_peak_live, lg_peak_held;   /* high-water marks, lg_mem_reset_peaks */
 static uint64_t lg_sys_allocs;
 static omp_lock_t lg_alloc_lock;
 static int lg_alloc_lock_ready;
@@ -135,6 +139,8 @@ static void *lg_alloc(size_t n)
   }
   lg_lock();
   lg_live_bytes += size;
+  if (lg_live_bytes > lg_peak_live) lg_peak_live = lg_live_bytes;
+  if (lg_live_bytes + lg_cached_bytes > lg_peak_held) lg_peak_held = lg_live_bytes + lg_cached_bytes;
   lg_unlock();
   return p;
 }
@@ -161,6 +167,16 @@ static void lg_dealloc(void *p, size_t n)
 size_t lg_mem_live_bytes(void) { return lg_live_bytes; }
 size_t lg_mem_cached_bytes(void) { return lg_cached_bytes; }
 uint64_t lg_mem_sys_allocs(void) { return lg_sys_allocs; }
+size_t lg_mem_peak_live_bytes(void) { return lg_peak_live; }
+size_t lg_mem_peak_held_bytes(void) { return lg_peak_held; }
+
+void lg_mem_reset_peaks(void)
+{
+  lg_lock();
+  lg_peak_live = lg_live_bytes;
+  lg_peak_held = lg_live_bytes + lg_cached_bytes;
+  lg_unlock();
+}
 
 void lg_mem_trim(void)
 {
@@ -173,6 +189,12 @@ void lg_mem_trim(void)
   }
   lg_cached_bytes = 0;
   lg_unlock();
+#ifdef __GLIBC__
+  /* The blocks under LG_MAP_MIN went back to malloc's heap, where freed
+   * pages stay resident; hand the free pages to the kernel too, or a phase
+   * after a trim (a recipe's final evaluation) grows RSS past them. */
+  malloc_trim(0);
+#endif
 }
 
 /* ---- lifetime ------------------------------------------------------------- */

@@ -63,6 +63,11 @@ void lg_mem_trim(void);
 /* Number of system allocations the caching allocator has made (for tests
  * asserting a steady-state loop allocates nothing). */
 uint64_t lg_mem_sys_allocs(void);
+/* High-water marks since the last lg_mem_reset_peaks (or the start): of the
+ * live bytes, and of the bytes held (live + cached), which RSS follows. */
+size_t lg_mem_peak_live_bytes(void);
+size_t lg_mem_peak_held_bytes(void);
+void lg_mem_reset_peaks(void);
 
 /* ---- construction ----------------------------------------------------- */
 /* shape: ndim sizes, each >= 0, passing lg_shape_check. Uninitialised

@@ -24,11 +24,11 @@
 #define LG_OMP_MIN 32768
 
 /* Node parameters: the slice window (slice, slice_backward), the selected
- * index (select, select_backward), the permutation, the dim (and size) of
- * cat, index_select and index_add_zeros; their saved slot, the indices. */
+ * index (select, select_backward), the dim (and size) of
+ * cat, index_select and index_add_zeros (the permutation: lg_ops_private.h);
+ * their saved slot, the indices. */
 typedef struct { int64_t dim, start, end, step; } lg_slice_params;
 typedef struct { int64_t dim, index; } lg_select_params;
-typedef struct { int perm[LG_MAXDIM]; } lg_permute_params;
 typedef struct { int64_t dim, size; } lg_dim_params;
 enum { LG_SV_IDX };
 

@@ -152,11 +152,19 @@ function kit.d_means_raw(c, out) return kit.d_means(c, out, true) end
 local STEP_HOOKS = {"n_d", "fresh", "real", "noise", "generate", "fakes", "d_loss", "after_d",
                     "g_loss", "after_g", "metrics"}
 
--- One optimiser update on loss (+ pen, when there is a penalty term).
-local function update(optimizer, loss, pen)
+-- One optimiser update on loss (+ pen, when there is a penalty term). only:
+-- backward into the optimizer's parameters alone (backward{inputs =}), for
+-- G's update through D: D's weight gradients would be thrown away, and not
+-- computing them saves their buffers at the step's peak and their matrix
+-- products. free: drop the gradients after the step (D's: they are dead
+-- until D's next update, and G's update would otherwise hold them at its
+-- peak). The same updates bit for bit either way.
+local function update(optimizer, loss, pen, o)
   optimizer:zero_grad()
-  ;(pen and loss + pen or loss):backward()
+  local l = pen and loss + pen or loss
+  if o.only then l:backward{inputs = optimizer:params()} else l:backward() end
   optimizer:step()
+  if o.free then optimizer:zero_grad() end
 end
 
 local function generate(h, c, z)
@@ -165,7 +173,8 @@ local function generate(h, c, z)
 end
 
 -- gan_step(s, hooks, i) -> the step's metrics {loss_d, loss_g, ...}.
--- n_d D updates, then one G update, each: zero_grad, backward, step.
+-- n_d D updates, then one G update, each: zero_grad, backward, step (D's
+-- gradients freed after its step; G's backward into G's parameters only).
 -- A D update: c.x = real(c) (default s.data:next()); fakes(c) sets c.fake
 -- and c.fake_d (default: c.z = noise(c) (default randn(B, nz)), c.fake =
 -- generate(c, z) (default s.G(z)), c.fake_d = c.fake:detach(); with fresh,
@@ -203,16 +212,16 @@ function kit.gan_step(s, h, i)
       end
     end
     c.loss_d, c.penalty = (h.d_loss or kit.d_loss)(c)
-    update(s.optD, c.loss_d, c.penalty)
+    update(s.optD, c.loss_d, c.penalty, {free = true})
     if h.after_d then h.after_d(c) end
   end
-  -- G's update; D's gradients from it are cleared by D's next zero_grad
+  -- G's update, into G's gradients only (D's were freed after its update)
   if h.fresh then
     c.z = noise(c)
     c.fake = generate(h, c, c.z)
   end
   c.loss_g, c.penalty_g = (h.g_loss or kit.g_loss)(c)
-  update(s.optG, c.loss_g, c.penalty_g)
+  update(s.optG, c.loss_g, c.penalty_g, {only = true})
   if h.after_g then h.after_g(c) end
   local out = {loss_d = c.loss_d, loss_g = c.loss_g}
   if h.metrics then h.metrics(c, out) end

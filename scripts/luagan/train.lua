@@ -432,15 +432,19 @@ end
 ---------------------------------------------------------------------------
 -- data parallel: luagan run under mpirun (docs/distributed.md)
 
--- the modules of a state, in sorted key order (the same on every rank)
-local function state_modules(state)
+-- the entries of a state that have a method of this name, in sorted key
+-- order (the same on every rank)
+local function state_with(state, method)
   local out = {}
   for _, k in ipairs(state_keys(state)) do
     local v = state[k]
-    if type(v) == "table" and type(v.named_parameters) == "function" then out[#out + 1] = v end
+    if type(v) == "table" and type(v[method]) == "function" then out[#out + 1] = v end
   end
   return out
 end
+
+-- the modules of a state
+local function state_modules(state) return state_with(state, "named_parameters") end
 
 -- After setup: rank 0's weights everywhere, then a noise stream per rank
 -- (rank 0 keeps the seed's own, so one rank runs exactly as without MPI).
@@ -619,10 +623,16 @@ function train.run(r, args)
   local guard <close> = setmetatable({}, {__close = function() core.catch_interrupts(false) end})
   core.catch_interrupts(true)
 
+  -- Every recipe zeroes a net's gradients before its backward, so the ones
+  -- left after a step are dead: dropping them here keeps a gradient per
+  -- parameter (51 MiB for dcgan) from sitting through the next step's forward
+  -- passes, which is where the peak is (docs/perf_notes.md, "Memory").
+  local holders = state_with(state, "zero_grad")   -- modules and optimizers
   local i = start
   while i < opt.steps do
     i = i + 1
     local m = numbers(r.step(state, i), r, i)
+    for _, h in ipairs(holders) do h:zero_grad() end
     if nranks > 1 then m = dist_metrics(dist, m) end
     for k, v in pairs(m) do acc[k] = (acc[k] or 0) + v end
     count = count + 1
@@ -645,6 +655,10 @@ function train.run(r, args)
     end
   end
   core.catch_interrupts(false)
+  -- the step's temporaries cached for the next step are dead now: give them
+  -- back before the final checkpoint, samples and loss curve, whose own
+  -- allocations would otherwise come on top of them
+  lg.mem_trim()
   progress:show(i, stream and stream.epoch, (i - start) / math.max(clock() - t0, 1e-9), clock(), true)
   progress:finish()
 

@@ -222,6 +222,92 @@ static void test_formula_arena_overflow(void)
   lg_release(s); lg_release(out); lg_release(y); lg_release(x);
 }
 
+/* loss = sum(tanh(x1 @ W^T)) + sum(tanh(x2 @ W'^T)), W' = W^T again from a
+ * second transpose (as Linear does per call) or the same one (shared). */
+static lg_tensor *two_branch_loss(lg_tensor *x1, lg_tensor *x2, lg_tensor *w, int shared)
+{
+  lg_tensor *t1 = OK(lg_transpose(w, 0, 1)), *t2 = shared ? lg_retain(t1) : OK(lg_transpose(w, 0, 1));
+  lg_tensor *h1 = OK(lg_matmul(x1, t1)), *h2 = OK(lg_matmul(x2, t2));
+  lg_tensor *a1 = OK(lg_tanh(h1)), *a2 = OK(lg_tanh(h2));
+  lg_tensor *s1 = OK(lg_sum(a1, 0, NULL, 0)), *s2 = OK(lg_sum(a2, 0, NULL, 0));
+  lg_tensor *loss = OK(lg_add(s1, s2));
+  lg_release(t1); lg_release(t2); lg_release(h1); lg_release(h2); lg_release(a1);
+  lg_release(a2); lg_release(s1); lg_release(s2);
+  return loss;
+}
+
+/* A Linear weight reached twice in one backward (D on real and on fake
+ * images): the second weight gradient is added into .grad in ~1 MiB row
+ * blocks (lg_bw_sink, lg_matmul.c) instead of as one whole temporary. The
+ * oracle is lg_grad, which never sinks and sums the two out of place: the
+ * bits must agree (the sum of two is the same in either order), for a batch
+ * past OpenBLAS's K blocking too; a .grad already there gets the same sum
+ * as lg_add_; and the backward's peak holds one weight-sized buffer, not two. */
+static void test_linear_weight_sink(void)
+{
+  lg_gen gen;
+  lg_gen_seed(&gen, 5);
+  int64_t ws[2] = {1024, 1000};                        /* 3.9 MiB: above the sink's minimum */
+  size_t wbytes = sizeof(float) * 1024 * 1000;
+  for (int c = 0; c < 3; c++) {
+    int64_t batch = c == 1 ? 700 : 64;
+    int shared = c == 2;
+    int64_t xs[2] = {batch, 1000};
+    lg_tensor *w = OK(lgt_randn(&gen, 2, ws)), *x1 = OK(lgt_randn(&gen, 2, xs)),
+              *x2 = OK(lgt_randn(&gen, 2, xs));
+    lg_requires_grad_(w, 1);
+    lg_tensor *loss = two_branch_loss(x1, x2, w, shared), *ref = NULL;
+    CHECK(lg_grad(1, &loss, NULL, 1, &w, &ref, 0, 0, 0) == 0);
+    lg_release(loss);
+    loss = two_branch_loss(x1, x2, w, shared);
+    size_t live0 = lg_mem_live_bytes();
+    lg_mem_reset_peaks();
+    CHECK(lg_backward(1, &loss, NULL, 0, 0) == 0);
+    if (!shared) CHECK(lg_mem_peak_live_bytes() - live0 < wbytes + ((size_t)5 << 19));
+    CHECK(w->grad && ref && lg_same_shape(w->grad, ref));
+    if (w->grad && ref) {
+      lg_tensor *gc = OK(lg_contiguous(w->grad)), *rc = OK(lg_contiguous(ref));
+      CHECK(memcmp(lg_data(gc), lg_data(rc), wbytes) == 0);
+      lg_release(gc); lg_release(rc);
+    }
+    /* into a .grad already there: one more branch through its own transpose */
+    lg_tensor *g0 = OK(lg_clone(w->grad)), *t = OK(lg_transpose(w, 0, 1));
+    lg_tensor *h = OK(lg_matmul(x1, t)), *a = OK(lg_tanh(h)), *s = OK(lg_sum(a, 0, NULL, 0));
+    lg_tensor *one = NULL;
+    CHECK(lg_grad(1, &s, NULL, 1, &w, &one, 1, 0, 0) == 0);
+    CHECK(lg_backward(1, &s, NULL, 0, 0) == 0);
+    int prev = lg_set_grad_enabled(0);
+    CHECK(lg_add_(g0, one, 1.0f) == 0);
+    lg_set_grad_enabled(prev);
+    lg_tensor *gc = OK(lg_contiguous(w->grad)), *ec = OK(lg_contiguous(g0));
+    CHECK(memcmp(lg_data(gc), lg_data(ec), wbytes) == 0);
+    lg_release(gc); lg_release(ec); lg_release(one); lg_release(s); lg_release(a);
+    lg_release(h); lg_release(t); lg_release(g0);
+    lg_release(loss); lg_release(ref); lg_release(w); lg_release(x1); lg_release(x2);
+  }
+}
+
+/* lg_backward_to: only the named leaves get gradients, equal to a full
+ * backward's; the others keep theirs; a non-leaf input is an error. */
+static void test_backward_to(void)
+{
+  float av[3] = {1, 2, 3}, bv[3] = {-1, 0.5f, 2};
+  lg_tensor *a = OK(vec(3, av)), *b = OK(vec(3, bv));
+  lg_requires_grad_(a, 1);
+  lg_requires_grad_(b, 1);
+  lg_tensor *p = OK(lg_mul(a, b)), *s = OK(lg_sum(p, 0, NULL, 0));
+  CHECK(lg_backward_to(1, &s, NULL, 1, &a, 1, 0) == 0);
+  CHECK(a->grad && !b->grad);
+  for (int i = 0; a->grad && i < 3; i++) CHECK(lg_data(a->grad)[i] == bv[i]);
+  CHECK(lg_backward_to(1, &s, NULL, 1, &a, 0, 0) == 0);     /* accumulates, as backward does */
+  for (int i = 0; a->grad && i < 3; i++) CHECK(lg_data(a->grad)[i] == 2 * bv[i]);
+  CHECK(!b->grad);
+  lg_tensor *q = OK(lg_mul(a, b)), *s2 = OK(lg_sum(q, 0, NULL, 0));
+  CHECK(lg_backward_to(1, &s2, NULL, 1, &q, 0, 0) == -1);
+  CHECK(strstr(lg_last_error(), "inputs[1] is not a leaf") != NULL);
+  lg_release(q); lg_release(s2); lg_release(s); lg_release(p); lg_release(a); lg_release(b);
+}
+
 int main(void)
 {
   LGT_RUN(test_every_op_has_a_formula);
@@ -235,5 +321,7 @@ int main(void)
   LGT_RUN(test_retain_grad_and_no_grad);
   LGT_RUN(test_memory_flat);
   LGT_RUN(test_formula_arena_overflow);
+  LGT_RUN(test_linear_weight_sink);
+  LGT_RUN(test_backward_to);
   return lgt_finish();
 }

@@ -114,9 +114,36 @@ static void test_steady_state_step_allocates_nothing(void)
   lg_release(n.rm); lg_release(n.rv); lg_release(real); lg_release(ones); lg_release(zeros);
 }
 
+/* The high-water marks: peak live follows the largest set alive at once,
+ * peak held (live + cached, what RSS follows) includes the cache, and a
+ * reset starts both from the present. */
+static void test_peak_counters(void)
+{
+  lg_mem_trim();
+  lg_mem_reset_peaks();
+  size_t live0 = lg_mem_live_bytes();
+  CHECK(lg_mem_peak_live_bytes() == live0);
+  CHECK(lg_mem_peak_held_bytes() == live0);
+  int64_t n1 = 1 << 18, n2 = 1 << 19;                  /* 1 MiB and 2 MiB */
+  lg_tensor *a = OK(lg_zeros(1, &n1)), *b = OK(lg_zeros(1, &n2));
+  lg_release(a);                                        /* cached: held stays */
+  lg_release(b);
+  CHECK(lg_mem_peak_live_bytes() == live0 + (3u << 20));
+  CHECK(lg_mem_live_bytes() == live0);
+  CHECK(lg_mem_peak_held_bytes() == live0 + (3u << 20));
+  a = OK(lg_zeros(1, &n1));                             /* from the cache: no new peak */
+  lg_release(a);
+  CHECK(lg_mem_peak_live_bytes() == live0 + (3u << 20));
+  lg_mem_reset_peaks();
+  CHECK(lg_mem_peak_live_bytes() == live0);
+  CHECK(lg_mem_peak_held_bytes() == live0 + lg_mem_cached_bytes());
+  lg_mem_trim();
+}
+
 int main(void)
 {
   lg_gen_seed(&G, 3);
   LGT_RUN(test_steady_state_step_allocates_nothing);
+  LGT_RUN(test_peak_counters);
   return lgt_finish();
 }

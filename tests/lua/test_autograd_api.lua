@@ -24,6 +24,68 @@ T.test("backward accumulates into .grad", function()
   T.close(x.grad, {2, 4, 6})
 end)
 
+T.test("relu and leaky_relu keep their output, not their input, for the gradient", function()
+  local x = lg.tensor({-2, -0.0, 0.0, 1e-30, 3}, {requires_grad = true})
+  x:relu():sum():backward()
+  T.eq(x.grad:totable(), {0, 0, 0, 1, 1})
+  x.grad = nil
+  x:leaky_relu(0.2):sum():backward()
+  T.close(x.grad, {0.2, 0.2, 0.2, 1, 1})
+  x.grad = nil
+  x:leaky_relu(0):sum():backward()
+  T.eq(x.grad:totable(), {0, 0, 0, 1, 1})
+  x.grad = nil
+  x:leaky_relu(-0.5):sum():backward()       -- a negative slope keeps the input
+  T.close(x.grad, {-0.5, -0.5, -0.5, 1, 1})
+  -- the activation's input (a 4 MiB intermediate here) is freed after the
+  -- forward pass instead of living until backward
+  local w = lg.ones(1 << 20):requires_grad_()
+  for _, f in ipairs{function(a) return a:relu() end, function(a) return a:leaky_relu(0.2) end} do
+    collectgarbage()
+    local live0 = lg.mem_live_bytes()
+    local a = w * 2
+    local y = f(a)
+    a = nil
+    collectgarbage()
+    T.eq(lg.mem_live_bytes() - live0, 4 << 20, "only the output is live")
+    y:sum():backward()
+    T.eq(w.grad:sum():item(), 2 * (1 << 20))
+    w.grad = nil
+  end
+  -- so changing the output in place before backward is the error it is for
+  -- any saved tensor
+  local y = (x * 1):relu()
+  lg.no_grad(function() y:add_(1) end)
+  T.errors(function() y:sum():backward() end, "relu: a tensor needed for the gradient was modified by an in-place operation")
+end)
+
+T.test("backward{inputs = ...} fills only the listed leaves' .grad", function()
+  local a = lg.tensor({1, 2, 3}, {requires_grad = true})
+  local b = lg.tensor({-1, 0.5, 2}, {requires_grad = true})
+  local function loss() return (a * b):sum() + (a * a):sum() end
+  loss():backward{inputs = {a}}
+  T.eq(a.grad:totable(), {1, 4.5, 8})
+  T.eq(b.grad, nil)
+  b.grad = lg.tensor{7, 7, 7}
+  loss():backward{inputs = a}                       -- one tensor is a list of one
+  T.eq(a.grad:totable(), {2, 9, 16})
+  T.eq(b.grad:totable(), {7, 7, 7}, "a leaf not listed keeps its .grad")
+  a.grad, b.grad = nil, nil
+  loss():backward(nil, {inputs = {a, b}})
+  local full_a, full_b = a.grad:totable(), b.grad:totable()
+  a.grad, b.grad = nil, nil
+  loss():backward()
+  T.eq(full_a, a.grad:totable())
+  T.eq(full_b, b.grad:totable())
+  T.errors(function() loss():backward{inputs = {a * 2}} end, "backward: inputs[1] is not a leaf")
+  T.errors(function() loss():backward{inputs = {lg.ones(3)}} end,
+           "backward: inputs[1] does not require grad")
+  T.errors(function() loss():backward{inputs = {}} end, "backward: inputs is an empty list")
+  T.errors(function() loss():backward{inputs = {a, 3}} end, "backward: inputs[2] is")
+  T.errors(function() loss():backward{inputs = 3} end,
+           "backward: inputs must be a tensor or a list of tensors")
+end)
+
 T.test("backward with an explicit gradient and through views", function()
   local x = lg.tensor({{1, 2}, {3, 4}}, {requires_grad = true})
   local y = x * 2

@@ -302,6 +302,28 @@ T.test("resume from an earlier checkpoint truncates the metrics log; errors are 
            "the checkpoint was made by recipe 'tiny'")
 end)
 
+T.test("the loop drops the gradients of the state's modules and optimizers after each step", function()
+  -- every recipe zeroes before its backward, so a step must never see the
+  -- previous step's gradients; the loop frees them between steps (memory)
+  local seen = {}
+  local r = recipe{name = "grads", about = "x",
+    setup = function()
+      local net = lg.nn.Linear(3, 2)
+      local extra = lg.zeros(2):requires_grad_()
+      return {net = net, opt = lg.optim.SGD({extra}, {lr = 0.1}), extra = extra}
+    end,
+    step = function(s)
+      seen[#seen + 1] = (s.net.weight.grad == nil) and (s.extra.grad == nil)
+      local loss = s.net(lg.ones(4, 3)):sum() + s.extra:sum()
+      loss:backward()          -- no zero_grad here: the loop's drop is what clears them
+      s.opt:step()
+      return {loss = loss}
+    end}
+  local state = train.run(r, {out = tmpdir(), quiet = true, steps = 3})
+  T.eq(seen, {true, true, true})
+  T.ok(state.net.weight.grad == nil and state.extra.grad == nil, "none left after the run")
+end)
+
 T.test("checkpoints are atomic: a failing save keeps the last good one", function()
   local d = tmpdir()
   local r = tiny()
