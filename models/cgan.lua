@@ -32,10 +32,11 @@
 -- sandal, shirt, sneaker, bag, ankle boot, top to bottom), the same noise
 -- down each column. What to expect (measured, docs/RESULTS.md "Issue-19
 -- defaults"): rows become class-correct within a few hundred steps; after the
--- default 4000 steps (seed 1: 219 CPU s on one core, ~18 steps/s) FD 41 and
--- a label accuracy of 0.921 (the classifier of models/weights/ on 2000
--- samples, written to eval.json by finish; the classifier's own accuracy on
--- real test images is 0.919, so this is near its ceiling).
+-- default 4000 steps (219-314 CPU s on one loaded core, 13-18 steps/s) FD
+-- 41 / 41 / 38 and a label accuracy of 0.921 / 0.898 / 0.906 for seeds 1-3,
+-- mean 0.908 (the classifier of models/weights/ on 2000 samples, written to
+-- eval.json by finish; the classifier's own accuracy on real test images is
+-- 0.919, so this is near its ceiling).
 local lg = require "luagan"
 local nn, image, kit, nets = lg.nn, lg.image, lg.recipe_kit, lg.nets
 

@@ -17,9 +17,9 @@
 -- needs many more updates than the convolutional recipes. At 4000 steps (the
 -- old default) the samples are blurry shirts, trousers and shoes in speckle
 -- noise, FD 344; FD falls steadily to 183-192 at 15000-20000 steps and
--- reaches 145 and 133 (seeds 1, 2) at the default 40000 steps (43 epochs),
--- about 200 CPU s per 10000 steps on one loaded core (~100 steps/s on an idle
--- one). For ns, loss_d climbs towards 2 log 2 = 1.39 (D nearly fooled) and
+-- reaches 145, 133 and 140 (seeds 1-3) at the default 40000 steps (43
+-- epochs): ~6 CPU-minutes on an idle core (~110 steps/s), 1002 CPU s on a
+-- loaded one. For ns, loss_d climbs towards 2 log 2 = 1.39 (D nearly fooled) and
 -- d_real / d_fake (mean D(x), D(G(z))) settle near 0.52 / 0.48.
 local lg = require "luagan"
 local nn, kit, nets = lg.nn, lg.recipe_kit, lg.nets
