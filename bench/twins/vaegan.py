@@ -27,7 +27,7 @@ import common as C
 EQUILIBRIUM = 0.68
 
 OPTIONS = [
-    ("steps", 2000, "training steps"),
+    ("steps", 6000, "training steps"),
     ("batch", 64, "batch size"),
     ("nz", 32, "latent dimension"),
     ("gamma", 1e-2, "weight of L_llike in the decoder's loss (against the GAN loss)"),
