@@ -254,8 +254,11 @@ def linear_case(backward):
             with torch.no_grad():
                 m(x)
         return fwd
-    x.requires_grad_()
+    return fwdbwd_case(m, x.requires_grad_())
 
+
+def fwdbwd_case(m, x):
+    """A forward and backward of module m on x (gradient y itself), grads cleared."""
     def fwdbwd():
         y = m(x)
         y.backward(y)
@@ -265,14 +268,7 @@ def linear_case(backward):
 
 
 def bn_case():
-    m, x = nn.BatchNorm2d(RC), torch.randn(B, RC, 16, 16).requires_grad_()
-
-    def fwdbwd():
-        y = m(x)
-        y.backward(y)
-        x.grad = None
-        m.zero_grad(set_to_none=True)
-    return fwdbwd
+    return fwdbwd_case(nn.BatchNorm2d(RC), torch.randn(B, RC, 16, 16).requires_grad_())
 
 
 def add_case():
