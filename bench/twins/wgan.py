@@ -4,7 +4,7 @@
 Critic minimises E f(G(z)) - E f(x); after every critic step each of its
 parameters (batch-norm gamma and beta included, as lg.penalties.clip_weights
 does) is clamped to [-clip, clip], and once at the start. G minimises
--E f(G(z)). DCGAN nets with batch norm in both, DCGAN init, RMSprop(5e-5;
+-E f(G(z)). DCGAN nets with batch norm in both, DCGAN init, RMSprop(2e-4, the recipe's default;
 alpha 0.99, eps 1e-8, no momentum: luagan's and PyTorch's defaults) for both,
 batch 64. One step = --n-critic critic updates (fresh real batch, fakes drawn
 without gradient, G in training mode) then one G update on fresh noise;
@@ -18,11 +18,11 @@ import torch
 import common as C
 
 OPTIONS = [
-    ("steps", 400, "generator updates (each after --n-critic critic updates)"),
+    ("steps", 1000, "generator updates (each after --n-critic critic updates)"),
     ("batch", 64, "batch size"),
     ("n_critic", 5, "critic updates per generator update"),
     ("clip", 0.01, "clip every critic weight to [-clip, clip]"),
-    ("lr", 5e-5, "RMSprop learning rate (both nets)"),
+    ("lr", 2e-4, "RMSprop learning rate (both nets; the paper: 5e-5)"),
     ("burst", False, "100 critic updates before each of the first 25 and every 500th G update"),
     ("nz", 100, "noise dimension"),
     ("limit", 0, "train on the first N images only (0 = all 60000)"),
