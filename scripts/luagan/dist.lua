@@ -27,7 +27,7 @@ local function type_name(v) return core.is_tensor(v) and "tensor" or type(v) end
 local mpi          -- the C module, once init() found it
 local exact = false
 local sync_step = true
-local overlap = true   -- start bucket allreduces during backward (init{overlap}, LUAGAN_DIST_OVERLAP)
+local overlap = false  -- start bucket allreduces during backward (init{overlap}, LUAGAN_DIST_OVERLAP)
 
 -- LUAGAN_DIST_PROFILE=1: seconds spent waiting for the other ranks (the
 -- agreement check that opens a gradient allreduce returns when the slowest
@@ -59,16 +59,22 @@ end
 -- in-process run over N shards bit for bit (at N buffers of memory).
 -- sync_on_step: every optimizer's step() first averages its gradients over
 -- the ranks (allreduce_grads); false leaves that to the caller.
--- overlap (default on; false or LUAGAN_DIST_OVERLAP=0 turns it off): an
+-- overlap = true (or LUAGAN_DIST_OVERLAP=1; default false, or =0): an
 -- optimizer's gradients start their allreduce during the backward pass, as
--- soon as a bucket of them is final (see allreduce_grads); exact mode turns
--- it off (its ordered sum is a blocking allgather).
+-- soon as a bucket of them is final (see allreduce_grads). Off by default:
+-- dcgan at np 2 measured 4-7 % slower with it, on one host and across two
+-- (docs/distributed.md, "Overlap"). Exact mode turns it off (its ordered
+-- sum is a blocking allgather).
 function dist.init(opts)
   util.check_opts("dist.init", opts, {"exact", "force", "overlap", "sync_on_step"})
   opts = opts or {}
   exact = opts.exact == true or os.getenv("LUAGAN_DIST_EXACT") == "1"
   sync_step = opts.sync_on_step ~= false
-  overlap = opts.overlap ~= false and os.getenv("LUAGAN_DIST_OVERLAP") ~= "0"
+  if opts.overlap ~= nil and type(opts.overlap) ~= "boolean" then
+    error("dist.init: overlap must be true or false, got " .. tostring(opts.overlap), 2)
+  end
+  if opts.overlap ~= nil then overlap = opts.overlap
+  else overlap = os.getenv("LUAGAN_DIST_OVERLAP") == "1" end
   if mpi then return dist.rank(), dist.size() end
   if not (dist.launched() or opts.force) then return 0, 1 end
   local m, why = load_mpi()
@@ -344,6 +350,8 @@ function dist.bucket_mb() return BUCKET_ELEMS * 4 / (1024 * 1024) end
 local groups = setmetatable({}, {__mode = "k"})
 
 local function overlapping() return overlap and not exact and mpi ~= nil and mpi.size() > 1 end
+-- whether allreduce_grads overlaps optimizers' gradients with backward now
+function dist.overlapping() return overlapping() end
 
 local function same_list(a, b)
   if #a ~= #b then return false end

@@ -24,6 +24,10 @@ T.test("one process: rank 0 of 1, collectives are the identity", function()
   T.errors(function() dist.allreduce(t, {op = "prod"}) end, "op must be one of")
   T.errors(function() dist.broadcast(t, 1) end, "root must be a rank in [0, 1)")
   T.errors(function() dist.allreduce(3) end, "expected a tensor, got number")
+  T.errors(function() dist.init{overlap = "yes"} end, "overlap must be true or false, got yes")
+  dist.init()
+  T.eq(dist.overlapping(), false)
+  T.eq(dist.overlap_stats().early, 0)
 end)
 
 T.test("SyncBatchNorm on one process computes what BatchNorm does, to second order", function()
@@ -105,7 +109,9 @@ mpi_test("a GAN with SyncBatchNorm and WGAN-GP: N ranks x b = 1 process x N*b", 
   T.eq(#ref, steps + 1 + 8)
   for _, np in ipairs{2, 4} do
     local f = string.format("%s/np%d.txt", d, np)
-    local out, ok = mpirun(np, "gan_parity.lua", string.format("%d %d '%s'", steps, batch, f))
+    -- with the overlapped gradient allreduce (off by default on one host)
+    local out, ok = mpirun(np, "gan_parity.lua", string.format("%d %d '%s'", steps, batch, f),
+                           "LUAGAN_DIST_OVERLAP=1")
     T.ok(ok, out)
     local got = read_lines(f)
     T.eq(#got, #ref)
@@ -153,10 +159,20 @@ end)
 
 for _, np in ipairs{2, 4} do
   mpi_test("overlap at np " .. np .. ": every backward pattern gives the blocking mean exactly", function()
-    local out, ok = mpirun(np, "overlap.lua", "", "LUAGAN_DIST_BUCKET_MB=0.0008")
+    local out, ok = mpirun(np, "overlap.lua", "", "LUAGAN_DIST_OVERLAP=1 LUAGAN_DIST_BUCKET_MB=0.0008")
     T.ok(ok and out:find("ok overlap " .. np, 1, true), out)
   end)
 end
+
+mpi_test("overlap in luagan run: dcgan trains 3 steps at np 2 with it", function()
+  local d = tmpdir()
+  local out, ok = H.mpirun_args(2, "run dcgan --steps 3 --batch 8 --limit 64 --threads 1 --quiet " ..
+                                "--log-every 1 --sample-every 0 --ckpt-every 0 --out '" .. d .. "/run'",
+                                "LUAGAN_DIST_OVERLAP=1 LUAGAN_DIST_PROFILE=1")
+  T.ok(ok, out)
+  T.ok(out:find("dist profile, steps 3%-3"), out)
+  os.execute("rm -rf '" .. d .. "'")
+end)
 
 mpi_test("a branch on a rank-local value fails with an error naming it, not a hang", function()
   local out, ok = mpirun(2, "diverge.lua")
