@@ -62,7 +62,7 @@ end
 -- overlap = true (or LUAGAN_DIST_OVERLAP=1; default false, or =0): an
 -- optimizer's gradients start their allreduce during the backward pass, as
 -- soon as a bucket of them is final (see allreduce_grads). Off by default:
--- dcgan at np 2 measured 4-7 % slower with it, on one host and across two
+-- dcgan at np 2 measured 4-9 % slower with it, on one host and across two
 -- (docs/distributed.md, "Overlap"). Exact mode turns it off (its ordered
 -- sum is a blocking allgather).
 function dist.init(opts)
