@@ -52,7 +52,7 @@ local function load_mpi()
   return nil, m
 end
 
--- init{exact = false, sync_on_step = true, overlap = true, force = false} -> rank, size
+-- init{exact = false, sync_on_step = true, overlap = false, force = false} -> rank, size
 -- Starts MPI when launched by mpirun (or when force = true); otherwise the
 -- process is rank 0 of 1. exact = true (or LUAGAN_DIST_EXACT=1) makes every
 -- sum add the ranks' values in rank order, so N ranks reproduce an
