@@ -264,11 +264,21 @@ static void test_conv2d_random(void)
 /* Several sgemm chunks (full ones and a remainder of one sample). */
 static void test_conv2d_chunks(void)
 {
+  /* The chunking depends on the team size, so the test pins it (an
+   * OMP_NUM_THREADS=1 environment must not change what is checked). Five
+   * samples fit the column budget at once; a team of two still gets two
+   * chunks so both threads work. */
+  const int saved = lg_get_num_threads();
   lg_conv_geom g = {3, 60, 60, 3, 3, 1, 1, 1, 1, 1, 1, 60, 60};
+  prm p = {1, 1, 1, 1, 1, 1, 0, 0};
+  lg_set_num_threads(2);
   int64_t nb = lg_conv_chunk(&g, 5);
   CHECK(nb >= 2 && nb < 5);
-  prm p = {1, 1, 1, 1, 1, 1, 0, 0};
   conv2d_case(5, 3, 60, 60, 2, 3, 3, p, 1, 0);
+  lg_set_num_threads(1);
+  CHECK(lg_conv_chunk(&g, 5) == 5);
+  conv2d_case(5, 3, 60, 60, 2, 3, 3, p, 1, 0);
+  lg_set_num_threads(saved);
 }
 
 /* ---- conv_transpose2d ---------------------------------------------------------------- */

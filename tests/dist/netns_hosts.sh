@@ -67,13 +67,13 @@ cd "$src"
 # sanitizer builds: Open MPI keeps allocations of components it unloaded
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 OMP_NUM_THREADS=1 "$exe" tests/dist/gan_parity.lua $steps $batch "$tmp/one.txt"
-OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun \
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 10 120 mpirun \
   --hostfile "$tmp/hosts" -np 2 --bind-to none -x OMP_NUM_THREADS=1 \
   --mca plm_rsh_agent "$tmp/agent" --mca oob_tcp_if_include 10.231.$net.0/24 \
   --mca btl tcp,self --mca btl_tcp_if_include 10.231.$net.0/24 \
   "$exe" tests/dist/gan_parity.lua $steps $batch "$tmp/two.txt"
 # ranks really ran on two hosts: each names its own hostname
-OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 60 mpirun \
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 10 60 mpirun \
   --hostfile "$tmp/hosts" -np 2 --bind-to none \
   --mca plm_rsh_agent "$tmp/agent" --mca oob_tcp_if_include 10.231.$net.0/24 \
   --mca btl tcp,self --mca btl_tcp_if_include 10.231.$net.0/24 \
@@ -90,7 +90,7 @@ paste -d'\n' "$tmp/one.txt" "$tmp/two.txt" | awk '
         exit !(worst < 1e-6) }'
 if [ -n "${NETNS_BENCH:-}" ]; then
   echo "netns_hosts: 2 hosts${NETNS_RATE:+, each sending at most $NETNS_RATE}: luagan run $NETNS_BENCH"
-  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LUAGAN_DIST_PROFILE=1 timeout 600 mpirun \
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LUAGAN_DIST_PROFILE=1 timeout -k 10 600 mpirun \
     --hostfile "$tmp/hosts" -np 2 --bind-to none -x OMP_NUM_THREADS=1 -x LUAGAN_DIST_PROFILE \
     ${LUAGAN_DIST_OVERLAP:+-x LUAGAN_DIST_OVERLAP} --mca plm_rsh_agent "$tmp/agent" --mca oob_tcp_if_include 10.231.$net.0/24 \
     --mca btl tcp,self --mca btl_tcp_if_include 10.231.$net.0/24 \

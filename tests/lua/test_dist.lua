@@ -102,8 +102,8 @@ mpi_test("a GAN with SyncBatchNorm and WGAN-GP: N ranks x b = 1 process x N*b", 
   local d = tmpdir()
   local steps, batch = 32, 8
   local one = d .. "/np1.txt"
-  local ok1 = os.execute(string.format("'%s' tests/dist/gan_parity.lua %d %d '%s'", exe, steps,
-                                       batch, one))
+  local ok1 = os.execute(string.format("timeout -k 10 120 '%s' tests/dist/gan_parity.lua %d %d '%s'",
+                                       exe, steps, batch, one))
   T.ok(ok1, "the one-process run")
   local ref = read_lines(one)
   T.eq(#ref, steps + 1 + 8)
@@ -192,8 +192,9 @@ end)
 mpi_test("mpirun -np 2 luagan run dcgan: one valid checkpoint, resumable on another rank count", function()
   local d = tmpdir()
   local cmd = string.format(MPI_ENV .. "OMP_NUM_THREADS=1 LUAGAN_DIST_PROFILE=1 " ..
-    "timeout 120 mpirun --oversubscribe --bind-to none -np 2 -x LUAGAN_DIST_PROFILE '%s' run dcgan " ..
-    "--steps 4 --batch 8 --limit 64 --threads 1 --quiet --sample-every 0 --out '%s/run' 2>&1", exe, d)
+    "%s -np 2 -x LUAGAN_DIST_PROFILE '%s' run dcgan " ..
+    "--steps 4 --batch 8 --limit 64 --threads 1 --quiet --sample-every 0 --out '%s/run' 2>&1",
+    H.mpirun_cmd(120), exe, d)
   local p = io.popen(cmd); local out = p:read("a"); local ok = p:close()
   T.ok(ok, out)
   -- LUAGAN_DIST_PROFILE: one line from rank 0 splitting the step
