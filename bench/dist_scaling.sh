@@ -11,6 +11,10 @@
 #        samples seen), at STEPS/2 and STEPS (default 1000), one seed; FD_CONFIGS="1x64"
 #        runs one of them (NPxBATCH), so the two can run side by side
 #
+#   bash bench/dist_scaling.sh overlap [STEPS] [REPS]  dcgan at np 2 x batch 32, one thread
+#        per rank, LUAGAN_DIST_OVERLAP=0 and 1 alternating REPS times (default 3): steps/s
+#        and the profile's split with the gradient allreduce after backward vs overlapped
+#
 # Environment: LUAGAN (default build/luagan), OUT (default /tmp/luagan_dist_scaling).
 # On a machine with fewer cores than ranks the runs are oversubscribed: say so when
 # quoting the figures, with the load average printed here.
@@ -24,7 +28,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 run_np() {   # np, then luagan arguments
   local np=$1; shift
   mpirun --oversubscribe --bind-to none -np "$np" -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS \
-    -x LUAGAN_DIST_PROFILE "$exe" "$@"
+    -x LUAGAN_DIST_PROFILE ${LUAGAN_DIST_OVERLAP:+-x LUAGAN_DIST_OVERLAP} "$exe" "$@"
 }
 echo "# $(date -u +%FT%TZ) $(getconf _NPROCESSORS_ONLN) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -52,6 +56,21 @@ if [ "$part" = scaling ]; then
     done
   done
   echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+elif [ "$part" = overlap ]; then
+  steps=${2:-30} reps=${3:-3}
+  printf '%-4s %3s %9s  %s\n' rep ov steps/s "profile (last interval, ms per step)"
+  for rep in $(seq "$reps"); do
+    for ov in 0 1; do
+      dir=$out/overlap_$ov
+      rm -rf "$dir"
+      LUAGAN_DIST_OVERLAP=$ov LUAGAN_DIST_PROFILE=1 run_np 2 run dcgan --steps "$steps" --batch 32 \
+        --threads 1 --log-every 10 --sample-every 0 --ckpt-every 0 --quiet --out "$dir" \
+        2> "$dir.err" >/dev/null
+      prof=$(grep "dist profile" "$dir.err" | tail -1 | sed 's/.*ms per step ([^)]*): //' || true)
+      printf '%-4d %3d %9s  %s\n' "$rep" $ov "$(rate "$dir/metrics.jsonl")" "${prof:--}"
+    done
+  done
+  echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 elif [ "$part" = fd ]; then
   steps=${2:-1000}
   half=$((steps / 2))
@@ -72,6 +91,6 @@ elif [ "$part" = fd ]; then
   done
   echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 else
-  echo "usage: bash bench/dist_scaling.sh scaling|fd [STEPS]" >&2
+  echo "usage: bash bench/dist_scaling.sh scaling|overlap|fd [STEPS]" >&2
   exit 2
 fi

@@ -253,6 +253,74 @@ static lg_tensor *lg_inplace_grad(const lg_tensor *leaf)
   return leaf && leaf->grad && !leaf->grad->grad_fn ? leaf->grad : NULL;
 }
 
+/* Add g (consumed) into leaf->grad as step 5 of the engine does: in place
+ * into a plain .grad, else as the leaf's own new .grad. */
+static int lg_add_into_leaf(lg_tensor *leaf, lg_tensor *g, int create_graph)
+{
+  if (!create_graph && lg_inplace_grad(leaf)) {
+    int rc = lg_add_(leaf->grad, g, 1.0f);
+    lg_release(g);
+    return rc;
+  }
+  if (!create_graph && !leaf->grad && !(g = lg_own_grad(g))) return -1;
+  return lg_accumulate(&leaf->grad, g);
+}
+
+/* ---- the gradient-ready hook (lg_set_grad_ready_hook) ---------------------
+ * A leaf is final for a backward call once every node of the run that holds
+ * an edge to it has been processed: the engine counts those edges (a leaf
+ * used k times gets k contributions) and fires when its count reaches 0.
+ * Only built while a hook is set, so plain runs pay nothing. */
+static lg_grad_ready_fn lg_ready_fn;
+static void *lg_ready_user;
+
+void lg_set_grad_ready_hook(lg_grad_ready_fn fn, void *user)
+{
+  lg_ready_fn = fn;
+  lg_ready_user = user;
+}
+
+typedef struct { lg_tensor *leaf; int pending; } lg_leafcount;
+typedef struct { lg_leafcount *v; int n, cap; } lg_leafvec;
+
+static int lg_leaf_cmp(const void *a, const void *b)
+{
+  uintptr_t x = (uintptr_t)((const lg_leafcount *)a)->leaf;
+  uintptr_t y = (uintptr_t)((const lg_leafcount *)b)->leaf;
+  return (x > y) - (x < y);
+}
+
+static int lg_leaf_push(lg_leafvec *s, lg_tensor *leaf)
+{
+  if (s->n == s->cap) {
+    int cap = s->cap ? 2 * s->cap : 64;
+    lg_leafcount *v = realloc(s->v, (size_t)cap * sizeof *v);
+    if (!v) return lg_error("out of memory (autograd)"), -1;
+    s->v = v; s->cap = cap;
+  }
+  s->v[s->n++] = (lg_leafcount){leaf, 1};
+  return 0;
+}
+
+/* Sort the pushed edges and merge them into one entry per leaf with its count. */
+static void lg_leaf_merge(lg_leafvec *s)
+{
+  if (!s->n) return;
+  qsort(s->v, (size_t)s->n, sizeof *s->v, lg_leaf_cmp);
+  int k = 0;
+  for (int a = 1; a < s->n; a++) {
+    if (s->v[a].leaf == s->v[k].leaf) s->v[k].pending++;
+    else s->v[++k] = s->v[a];
+  }
+  s->n = k + 1;
+}
+
+static lg_leafcount *lg_leaf_find(const lg_leafvec *s, const lg_tensor *leaf)
+{
+  lg_leafcount key = {(lg_tensor *)leaf, 0};
+  return s->n ? bsearch(&key, s->v, (size_t)s->n, sizeof *s->v, lg_leaf_cmp) : NULL;
+}
+
 lg_tensor *lg_bw_sink(lg_node *n, int i)
 {
   if (!lg_sink_ok || i < 0 || i >= n->n_in || !n->needs[i]) return NULL;
@@ -276,13 +344,18 @@ lg_tensor *lg_bw_sink(lg_node *n, int i)
  * (capture gradients of the given inputs into result). */
 static int lg_engine(int n_roots, lg_tensor *const *roots, lg_tensor *const *grads,
                      int n_inputs, lg_tensor *const *inputs, lg_tensor **result,
-                     int retain_graph, int create_graph, const char *who)
+                     int retain_graph, int create_graph, int accumulate, const char *who)
 {
   char b1[128], b2[128];
   int run = ++lg_run_counter, rc = -1;
   int prev_sink = lg_sink_ok;
   lg_sink_ok = !inputs && !create_graph;
   lg_nodevec all = {0}, stack = {0}, ready = {0};
+  /* the hook fires for runs that add into leaves' .grad: lg_backward, and
+   * lg_backward_to (accumulate), which then adds each input as it is final */
+  lg_grad_ready_fn ready_fn = accumulate ? lg_ready_fn : NULL;
+  void *ready_user = lg_ready_user;
+  lg_leafvec leaves = {0};
   lg_tensor **root_g = calloc(n_roots ? n_roots : 1, sizeof *root_g);
   int prev_mode = lg_set_grad_enabled(0);
   if (!root_g) { lg_error("out of memory (autograd)"); goto done; }
@@ -356,6 +429,19 @@ static int lg_engine(int n_roots, lg_tensor *const *roots, lg_tensor *const *gra
     }
   }
 
+  /* 3b. With a gradient-ready hook: the edges into each wanted leaf. */
+  if (ready_fn) {
+    for (int a = 0; a < all.n; a++) {
+      lg_node *n = all.v[a];
+      if (!n->needed) continue;
+      for (int i = 0; i < n->n_in; i++)
+        if (n->next_leaf[i] && (!inputs || lg_index_of(n_inputs, inputs, n->next_leaf[i]) >= 0) &&
+            lg_leaf_push(&leaves, n->next_leaf[i]))
+          goto done;
+    }
+    lg_leaf_merge(&leaves);
+  }
+
   /* 4. Seed: roots that are leaves or inputs themselves get their gradient
    * directly; the others into their node's accumulator. */
   lg_set_grad_enabled(create_graph);
@@ -369,6 +455,8 @@ static int lg_engine(int n_roots, lg_tensor *const *roots, lg_tensor *const *gra
     } else if (!r->grad_fn) {
       if (!inputs && lg_accumulate(&r->grad, g)) goto done;
       if (inputs) lg_release(g);
+      /* a root leaf no node reaches is final now */
+      if (!inputs && ready_fn && !lg_leaf_find(&leaves, r)) ready_fn(r, ready_user);
     } else if (lg_accumulate(&r->grad_fn->acc, g)) goto done;
   }
 
@@ -452,6 +540,23 @@ static int lg_engine(int n_roots, lg_tensor *const *roots, lg_tensor *const *gra
       lg_release(g);
     }
     if (!retain_graph && n->needed) { lg_node_drop_saved(n); n->released = 1; }
+    if (ready_fn) {
+      /* n was the last contributor to these leaves: they are final. Under
+       * backward_to an input's gradient is added into its .grad now, not
+       * after the run, so a listener can use it while the rest runs. */
+      for (int i = 0; i < n->n_in && n->needed; i++) {
+        lg_leafcount *lc = n->next_leaf[i] ? lg_leaf_find(&leaves, n->next_leaf[i]) : NULL;
+        if (!lc || --lc->pending) continue;
+        if (inputs) {
+          int j = lg_index_of(n_inputs, inputs, lc->leaf);
+          lg_tensor *gj = result[j];
+          result[j] = NULL;
+          if (gj && lg_add_into_leaf(lc->leaf, gj, create_graph)) goto done;
+        }
+        ready_fn(lc->leaf, ready_user);
+      }
+      ready_fn(NULL, ready_user);      /* progress tick after every node */
+    }
     for (int i = 0; i < n->n_in; i++) {
       lg_node *m = n->next_fn[i];
       if (m && --m->deps == 0 && lg_push(&ready, m)) goto done;
@@ -471,14 +576,14 @@ done:
   }
   for (int k = 0; k < n_roots && root_g; k++) lg_release(root_g[k]);
   free(root_g);
-  free(all.v); free(stack.v); free(ready.v);
+  free(all.v); free(stack.v); free(ready.v); free(leaves.v);
   return rc;
 }
 
 int lg_backward(int n_roots, lg_tensor *const *roots, lg_tensor *const *grads,
                 int retain_graph, int create_graph)
 {
-  return lg_engine(n_roots, roots, grads, 0, NULL, NULL, retain_graph, create_graph, "backward");
+  return lg_engine(n_roots, roots, grads, 0, NULL, NULL, retain_graph, create_graph, 1, "backward");
 }
 
 int lg_backward_to(int n_roots, lg_tensor *const *roots, lg_tensor *const *grads,
@@ -494,20 +599,15 @@ int lg_backward_to(int n_roots, lg_tensor *const *roots, lg_tensor *const *grads
   lg_tensor **res = calloc(n_inputs ? n_inputs : 1, sizeof *res);
   if (!res) return lg_error("out of memory (autograd)"), -1;
   int rc = lg_engine(n_roots, roots, grads, n_inputs, inputs, res, retain_graph, create_graph,
-                     "backward");
-  /* then into each leaf as step 5 of the engine would have added it */
+                     1, "backward");
+  /* then into each leaf as step 5 of the engine would have added it (with a
+   * gradient-ready hook the engine has already added those it reached) */
   for (int j = 0; j < n_inputs; j++) {
     lg_tensor *g = res[j], *leaf = inputs[j];
     res[j] = NULL;
     if (rc || !g) { lg_release(g); continue; }
-    if (!create_graph && lg_inplace_grad(leaf)) {
-      rc = lg_add_(leaf->grad, g, 1.0f);
-      lg_release(g);
-    } else if (!create_graph && !leaf->grad && !(g = lg_own_grad(g))) {
-      rc = -1;
-    } else {
-      rc = lg_accumulate(&leaf->grad, g);
-    }
+    rc = lg_add_into_leaf(leaf, g, create_graph);
+    if (!rc && lg_ready_fn) lg_ready_fn(leaf, lg_ready_user);
   }
   free(res);
   return rc;
@@ -524,7 +624,8 @@ int lg_grad(int n_roots, lg_tensor *const *roots, lg_tensor *const *grads,
       return -1;
     }
   }
-  if (lg_engine(n_roots, roots, grads, n_inputs, inputs, result, retain_graph, create_graph, "grad"))
+  if (lg_engine(n_roots, roots, grads, n_inputs, inputs, result, retain_graph, create_graph, 0,
+                "grad"))
     goto fail;
   for (int j = 0; j < n_inputs; j++)
     if (!result[j] && !allow_unused) {

@@ -113,6 +113,20 @@ int lg_grad(int n_roots, lg_tensor *const *roots, lg_tensor *const *grads,
             int n_inputs, lg_tensor *const *inputs, lg_tensor **result,
             int retain_graph, int create_graph, int allow_unused);
 
+/* Gradient-ready hook (for data-parallel training: start reducing a
+ * parameter's gradient while the rest of the backward pass runs). While set,
+ * every lg_backward / lg_backward_to call calls fn(leaf, user) once for each
+ * leaf it adds into, as soon as the last contribution of this call has been
+ * added into leaf->grad (a leaf used several times, in several branches or
+ * through a double backward, fires once, after all of them; with
+ * backward_to only for the given inputs). leaf->grad may still be NULL when
+ * every contribution was zero. It also calls fn(NULL, user) after each node
+ * it runs, so the listener can make progress on its own work. lg_grad never
+ * calls it (it adds into no .grad). fn must not run autograd itself. One
+ * hook per process; fn == NULL removes it. */
+typedef void (*lg_grad_ready_fn)(lg_tensor *leaf, void *user);
+void lg_set_grad_ready_hook(lg_grad_ready_fn fn, void *user);
+
 /* Keep the gradient of a non-leaf tensor in t->grad after backward. */
 int lg_retain_grad(lg_tensor *t);
 /* Called by lg_release when a retaining tensor dies (clears the weak pointer). */

@@ -27,6 +27,7 @@ local function type_name(v) return core.is_tensor(v) and "tensor" or type(v) end
 local mpi          -- the C module, once init() found it
 local exact = false
 local sync_step = true
+local overlap = false  -- start bucket allreduces during backward (init{overlap}, LUAGAN_DIST_OVERLAP)
 
 -- LUAGAN_DIST_PROFILE=1: seconds spent waiting for the other ranks (the
 -- agreement check that opens a gradient allreduce returns when the slowest
@@ -51,18 +52,29 @@ local function load_mpi()
   return nil, m
 end
 
--- init{exact = false, sync_on_step = true, force = false} -> rank, size
+-- init{exact = false, sync_on_step = true, overlap = false, force = false} -> rank, size
 -- Starts MPI when launched by mpirun (or when force = true); otherwise the
 -- process is rank 0 of 1. exact = true (or LUAGAN_DIST_EXACT=1) makes every
 -- sum add the ranks' values in rank order, so N ranks reproduce an
 -- in-process run over N shards bit for bit (at N buffers of memory).
 -- sync_on_step: every optimizer's step() first averages its gradients over
 -- the ranks (allreduce_grads); false leaves that to the caller.
+-- overlap = true (or LUAGAN_DIST_OVERLAP=1; default false, or =0): an
+-- optimizer's gradients start their allreduce during the backward pass, as
+-- soon as a bucket of them is final (see allreduce_grads). Off by default:
+-- dcgan at np 2 measured 4-9 % slower with it, on one host and across two
+-- (docs/distributed.md, "Overlap"). Exact mode turns it off (its ordered
+-- sum is a blocking allgather).
 function dist.init(opts)
-  util.check_opts("dist.init", opts, {"exact", "force", "sync_on_step"})
+  util.check_opts("dist.init", opts, {"exact", "force", "overlap", "sync_on_step"})
   opts = opts or {}
   exact = opts.exact == true or os.getenv("LUAGAN_DIST_EXACT") == "1"
   sync_step = opts.sync_on_step ~= false
+  if opts.overlap ~= nil and type(opts.overlap) ~= "boolean" then
+    error("dist.init: overlap must be true or false, got " .. tostring(opts.overlap), 2)
+  end
+  if opts.overlap ~= nil then overlap = opts.overlap
+  else overlap = os.getenv("LUAGAN_DIST_OVERLAP") == "1" end
   if mpi then return dist.rank(), dist.size() end
   if not (dist.launched() or opts.force) then return 0, 1 end
   local m, why = load_mpi()
@@ -329,6 +341,42 @@ function dist.set_bucket_mb(mb)
 end
 function dist.bucket_mb() return BUCKET_ELEMS * 4 / (1024 * 1024) end
 
+-- Overlap (dist.init's overlap): each optimizer gets a group in the C module
+-- the first time its gradients are reduced; from its next zero_grad on, the
+-- buckets of its gradients start their allreduce during the backward pass
+-- (luagan_mpi.c says how), and allreduce_grads collects them. Groups are
+-- keyed weakly by the optimizer and remember the parameter list they were
+-- made for (a new list, after add_param_group, makes a new group).
+local groups = setmetatable({}, {__mode = "k"})
+
+local function overlapping() return overlap and not exact and mpi ~= nil and mpi.size() > 1 end
+-- whether allreduce_grads overlaps optimizers' gradients with backward now
+function dist.overlapping() return overlapping() end
+
+local function same_list(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if rawequal(a[i], b[i]) == false then return false end end
+  return true
+end
+
+-- grads_zeroed(optimizer): the optimizer's gradients were just dropped
+-- (Optimizer:zero_grad calls it): reductions started from now on belong to
+-- its next step.
+function dist.grads_zeroed(opt)
+  local g = groups[opt]
+  if g and overlapping() then mpi.overlap_arm(g.h) end
+end
+
+-- overlap_stats() -> {early = buckets started during a backward pass, used =
+-- buckets whose overlapped result was taken, redone = buckets left to the
+-- blocking path (a second backward before the step, a gradient changed
+-- after it was final, ...)}, counted since init; zeros without MPI.
+function dist.overlap_stats()
+  if not mpi then return {early = 0, used = 0, redone = 0} end
+  local early, used, redone = mpi.overlap_stats()
+  return {early = early, used = used, redone = redone}
+end
+
 -- allreduce_grads(opt_or_module_or_list, {op = "mean"|"sum"}): replace each
 -- parameter's .grad by its mean (default) or sum over ranks: gradients of
 -- 1 MiB or more in place, the others packed into reused buckets of at most
@@ -348,9 +396,44 @@ function dist.allreduce_grads(x, opts)
     sig[i] = g and shape_sig(g) or "-"
     if g then grads[#grads + 1] = g end
   end
+  -- the overlap group of an optimizer: "new" makes one (a collective, so
+  -- it is part of the signature every rank must agree on)
+  local group, gstate = nil, "-"
+  if overlapping() and type(x) == "table" and x.param_groups then
+    group = groups[x]
+    if group and not same_list(group.params, params) then group = nil end
+    gstate = group and "ov" or "new"
+  end
   local t0 = prof and clock()
-  agree("allreduce_grads", table.concat(sig, ","))   -- returns when the slowest rank arrives
+  agree("allreduce_grads", table.concat(sig, ",") .. "|" .. gstate)   -- returns when the slowest rank arrives
   local scale = op == "mean" and 1 / dist.size() or nil
+  if gstate == "new" then
+    local list = {}
+    for i, p in ipairs(params) do list[i] = p end
+    group = {params = list, h = mpi.overlap_new(list, BUCKET_ELEMS)}
+    groups[x] = group
+  elseif group then
+    -- the buckets this step's backward started (or their fallback): the
+    -- gradients they hold are reduced; the rest go the blocking way below
+    local t1 = prof and clock()
+    if prof then prof.wait = prof.wait + (t1 - t0) end
+    local done, used = mpi.overlap_finish(group.h, scale)
+    if prof then
+      t0 = clock()
+      prof.comm = prof.comm + (t0 - t1)
+      prof.buckets = prof.buckets + used
+    end
+    grads = {}
+    for i, p in ipairs(params) do
+      if p.grad then
+        if done[i] then
+          if prof then prof.bytes = prof.bytes + 4 * p.grad:numel() end
+        else
+          grads[#grads + 1] = p.grad
+        end
+      end
+    end
+  end
   -- a large contiguous gradient is reduced where it lies (slices of at most
   -- a bucket): copying it into a bucket and back cost as much as the sum
   local direct, small = {}, {}

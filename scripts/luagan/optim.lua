@@ -196,6 +196,10 @@ end
 
 function Optimizer:zero_grad()
   for _, p in ipairs(self:params()) do p.grad = nil end
+  -- data-parallel runs: the allreduce of the next gradients may start during
+  -- their backward pass (dist.lua, "overlap")
+  local dist = package.loaded["luagan.dist"]
+  if dist and dist.sync_on_step() then dist.grads_zeroed(self) end
 end
 
 -- The gradient as the C update wants it: detached and contiguous.

@@ -55,6 +55,15 @@ for _, net in ipairs{G, D} do
   end
 end
 local same = dist.same(table.concat(sums, ","))
+-- OUT.weights: the exact weights, and how many gradient buckets overlapped
+-- their allreduce with the backward pass (tests compare overlap on and off)
+if rank == 0 then
+  local w = assert(io.open(out .. ".weights", "w"))
+  w:write(table.concat(sums, ","), "\n")
+  w:close()
+  local st = dist.overlap_stats()
+  print(string.format("overlap: early %d used %d redone %d", st.early, st.used, st.redone))
+end
 G:eval()
 local y = G(fixed_z)
 if f then

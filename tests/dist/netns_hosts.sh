@@ -11,7 +11,8 @@
 # Measuring (BENCHMARKS.md): NETNS_RATE=1gbit limits what each host sends
 # (tc tbf on its interface); NETNS_BENCH="dcgan --steps 20 --batch 32" then
 # also trains that recipe on the two hosts with LUAGAN_DIST_PROFILE=1 and
-# prints its per-step profile (compute, wait, communication, copies).
+# prints its per-step profile (compute, wait, communication, copies);
+# LUAGAN_DIST_OVERLAP=0 there measures it without the overlapped allreduce.
 set -euo pipefail
 exe=$(realpath "$1")
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -91,7 +92,7 @@ if [ -n "${NETNS_BENCH:-}" ]; then
   echo "netns_hosts: 2 hosts${NETNS_RATE:+, each sending at most $NETNS_RATE}: luagan run $NETNS_BENCH"
   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LUAGAN_DIST_PROFILE=1 timeout -k 10 600 mpirun \
     --hostfile "$tmp/hosts" -np 2 --bind-to none -x OMP_NUM_THREADS=1 -x LUAGAN_DIST_PROFILE \
-    --mca plm_rsh_agent "$tmp/agent" --mca oob_tcp_if_include 10.231.$net.0/24 \
+    ${LUAGAN_DIST_OVERLAP:+-x LUAGAN_DIST_OVERLAP} --mca plm_rsh_agent "$tmp/agent" --mca oob_tcp_if_include 10.231.$net.0/24 \
     --mca btl tcp,self --mca btl_tcp_if_include 10.231.$net.0/24 \
     "$exe" run $NETNS_BENCH --threads 1 --log-every 10 --sample-every 0 --ckpt-every 0 --quiet \
     --out "$tmp/bench" 2>&1 | grep "dist profile"

@@ -24,6 +24,10 @@ T.test("one process: rank 0 of 1, collectives are the identity", function()
   T.errors(function() dist.allreduce(t, {op = "prod"}) end, "op must be one of")
   T.errors(function() dist.broadcast(t, 1) end, "root must be a rank in [0, 1)")
   T.errors(function() dist.allreduce(3) end, "expected a tensor, got number")
+  T.errors(function() dist.init{overlap = "yes"} end, "overlap must be true or false, got yes")
+  dist.init()
+  T.eq(dist.overlapping(), false)
+  T.eq(dist.overlap_stats().early, 0)
 end)
 
 T.test("SyncBatchNorm on one process computes what BatchNorm does, to second order", function()
@@ -105,7 +109,9 @@ mpi_test("a GAN with SyncBatchNorm and WGAN-GP: N ranks x b = 1 process x N*b", 
   T.eq(#ref, steps + 1 + 8)
   for _, np in ipairs{2, 4} do
     local f = string.format("%s/np%d.txt", d, np)
-    local out, ok = mpirun(np, "gan_parity.lua", string.format("%d %d '%s'", steps, batch, f))
+    -- with the overlapped gradient allreduce (off by default on one host)
+    local out, ok = mpirun(np, "gan_parity.lua", string.format("%d %d '%s'", steps, batch, f),
+                           "LUAGAN_DIST_OVERLAP=1")
     T.ok(ok, out)
     local got = read_lines(f)
     T.eq(#got, #ref)
@@ -124,6 +130,47 @@ mpi_test("a GAN with SyncBatchNorm and WGAN-GP: N ranks x b = 1 process x N*b", 
     end
     T.ok(worst < 1e-6, string.format("np %d: losses and outputs differ by %.3g (relative)", np, worst))
   end
+  os.execute("rm -rf '" .. d .. "'")
+end)
+
+-- Overlapped gradient allreduce (small buckets, so the nets make several):
+-- buckets start during the backward pass, and the run equals the
+-- non-overlapped one bit for bit (a sum of 2 does not depend on order).
+mpi_test("overlap at np 2: buckets start during backward; bit for bit the blocking run", function()
+  local d = tmpdir()
+  local runs = {}
+  for _, ov in ipairs{"1", "0"} do
+    local f = string.format("%s/ov%s.txt", d, ov)
+    local out, ok = mpirun(2, "gan_parity.lua", "12 8 '" .. f .. "'",
+                           "LUAGAN_DIST_OVERLAP=" .. ov .. " LUAGAN_DIST_BUCKET_MB=0.0004")
+    T.ok(ok, out)
+    local early, used, redone = out:match("overlap: early (%d+) used (%d+) redone (%d+)")
+    runs[ov] = {early = tonumber(early), used = tonumber(used), redone = tonumber(redone),
+                lines = table.concat(read_lines(f), "\n"), weights = read_lines(f .. ".weights")[1]}
+  end
+  -- 11 steps after the one that makes the groups, G and D two buckets each
+  T.eq(runs["1"].early, 44, "buckets started during backward")
+  T.eq(runs["1"].used, 44); T.eq(runs["1"].redone, 0)
+  T.eq(runs["0"].early, 0)
+  T.ok(runs["1"].lines == runs["0"].lines, "losses and outputs differ with overlap on and off")
+  T.ok(runs["1"].weights == runs["0"].weights, "weights differ with overlap on and off")
+  os.execute("rm -rf '" .. d .. "'")
+end)
+
+for _, np in ipairs{2, 4} do
+  mpi_test("overlap at np " .. np .. ": every backward pattern gives the blocking mean exactly", function()
+    local out, ok = mpirun(np, "overlap.lua", "", "LUAGAN_DIST_OVERLAP=1 LUAGAN_DIST_BUCKET_MB=0.0008")
+    T.ok(ok and out:find("ok overlap " .. np, 1, true), out)
+  end)
+end
+
+mpi_test("overlap in luagan run: dcgan trains 3 steps at np 2 with it", function()
+  local d = tmpdir()
+  local out, ok = H.mpirun_args(2, "run dcgan --steps 3 --batch 8 --limit 64 --threads 1 --quiet " ..
+                                "--log-every 1 --sample-every 0 --ckpt-every 0 --out '" .. d .. "/run'",
+                                "LUAGAN_DIST_OVERLAP=1 LUAGAN_DIST_PROFILE=1")
+  T.ok(ok, out)
+  T.ok(out:find("dist profile, steps 3%-3"), out)
   os.execute("rm -rf '" .. d .. "'")
 end)
 

@@ -175,7 +175,8 @@ local NO_OPTIONS = {
   ["dist.allreduce_number"] = "number, op", ["dist.same"] = "string",
   ["dist.broadcast_module"] = "module, root", ["dist.allreduce_sum"] = "tensor",
   ["dist.split_map"] = "n, chunk, fn", ["dist.set_bucket_mb"] = "number", ["dist.bucket_mb"] = "none",
-  ["dist.profile_take"] = "none", ["dist.profiling"] = "none",
+  ["dist.profile_take"] = "none", ["dist.profiling"] = "none", ["dist.overlapping"] = "none",
+  ["dist.overlap_stats"] = "none", ["dist.grads_zeroed"] = "optimizer",
   -- optim
   ["optim.LambdaLR"] = "opt, fn", ["optim.Optimizer"] = "the base class",
   ["optim.clip_grad_value"] = "params, value", ["optim.clip_weights"] = "params, c",
