@@ -28,14 +28,14 @@
 --
 -- Samples: rows 1 and 3 are test images, rows 2 and 4 their reconstructions
 -- Dec(mu(x)); rows 5-8 random samples Dec(z), z ~ N(0, I). What to expect
--- (measured, seed 1, docs/RESULTS.md "Issue-19 defaults"): reconstructions
+-- (measured, docs/RESULTS.md "Issue-19 defaults"): reconstructions
 -- are sharp and faithful early (stripes, logos, shoe shapes), far sharper
 -- than a pixel-loss VAE's; random samples from the prior take longer, since
 -- the aggregate posterior (KL ~43-47 nats) must come to cover N(0, I): their
--- FD is 207 at 2000 steps, 147 at 4000 and 121 at the default 6000 (665 CPU s
--- on one loaded core, ~9-10 steps/s), while the test reconstruction MSE goes
--- 0.077 -> 0.070 -> 0.069 and the linear probe on mu(x) 0.816 -> 0.826 ->
--- 0.833. finish() writes eval.json: the test reconstruction error (per
+-- FD is 207 at 2000 steps, 147 at 4000 and 121 at the default 6000 (seed 1;
+-- seeds 2 and 3: 123 and 118 at 6000, 141 and 159 at 4000; ~490 CPU s, about
+-- 12 steps/s on one core), while the test reconstruction MSE goes 0.077 ->
+-- 0.070 -> 0.069 and the linear probe on mu(x) 0.816 -> 0.826 -> 0.833. finish() writes eval.json: the test reconstruction error (per
 -- pixel, [-1,1] scale) and the linear-probe accuracy of mu(x) (lg.eval).
 local lg = require "luagan"
 local nn, kit, nets = lg.nn, lg.recipe_kit, lg.nets
