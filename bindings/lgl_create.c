@@ -295,6 +295,8 @@ static int c_mem_trim(lua_State *L) { lg_mem_trim(); return 0; }
 static int c_mem_peak_live_bytes(lua_State *L) { lua_pushinteger(L, (lua_Integer)lg_mem_peak_live_bytes()); return 1; }
 static int c_mem_peak_held_bytes(lua_State *L) { lua_pushinteger(L, (lua_Integer)lg_mem_peak_held_bytes()); return 1; }
 static int c_mem_reset_peaks(lua_State *L) { lg_mem_reset_peaks(); return 0; }
+static int c_mem_step_mark(lua_State *L) { lg_mem_step_mark(); return 0; }
+static int c_mem_hold_limit(lua_State *L) { lua_pushinteger(L, (lua_Integer)lg_mem_hold_limit()); return 1; }
 
 static const luaL_Reg lgl_create_fns[] = {
   {"tensor", c_tensor},
@@ -312,6 +314,7 @@ static const luaL_Reg lgl_create_fns[] = {
   {"mem_sys_allocs", c_mem_sys_allocs}, {"mem_trim", c_mem_trim},
   {"mem_peak_live_bytes", c_mem_peak_live_bytes}, {"mem_peak_held_bytes", c_mem_peak_held_bytes},
   {"mem_reset_peaks", c_mem_reset_peaks},
+  {"mem_step_mark", c_mem_step_mark}, {"mem_hold_limit", c_mem_hold_limit},
   {NULL, NULL},
 };
 

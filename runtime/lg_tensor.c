@@ -54,18 +54,44 @@ void lg_error_prefix(const char *ctx)
  * freed while its own live set, which they are part of, is at least as
  * large), while one-off phases (loading a data set or a checkpoint, sampling
  * or featurising in chunks) no longer leave hundreds of MB of dead blocks of
- * sizes that never recur. */
+ * sizes that never recur.
+ *
+ * Following the live set alone fails a large step, though: late in its
+ * backward pass the live set falls to weights and gradients while the
+ * activations are freed, so the cache may keep only a live set's worth of
+ * them and the next forward pass takes the rest from the system again. So
+ * each completed step (lg_mem_step_mark, called by every optimizer step)
+ * records its live peak, and live + cached may also reach twice the largest
+ * peak of the last LG_MARK_WINDOWS steps (not the peak itself: blocks of
+ * sizes that are never alive together must all stay cached, so a step's
+ * blocks add up to more than its live peak). What a steady loop holds is
+ * then just the blocks it takes again; a size no allocation asked for
+ * during the last LG_MARK_WINDOWS steps is given back at the next mark, so a
+ * one-off phase inside training does not stay cached. A phase after
+ * training (or after a trim, which forgets the marks) is back to the live
+ * rule. */
 #define LG_ALIGN 64
 #define LG_NBUCKETS 1024
 #define LG_CACHE_CAP ((size_t)2 << 30)     /* 2 GiB kept for reuse at most */
 #define LG_CACHE_FLOOR ((size_t)64 << 20)  /* always cacheable: small runs never hit the cap */
+/* Steps whose live peaks bound the cache: enough for a GAN step of several
+ * optimizer steps (WGAN: five critic steps and a generator step). */
+#define LG_MARK_WINDOWS 16
 
 typedef struct lg_block { struct lg_block *next; } lg_block;
-typedef struct { size_t size; lg_block *head; } lg_bucket;
+typedef struct {
+  size_t size;
+  lg_block *head;
+  uint64_t used;    /* lg_nmarks when a block of this size was last taken or cached */
+} lg_bucket;
 
 static lg_bucket lg_buckets[LG_NBUCKETS];
 static size_t lg_live_bytes, lg_cached_bytes;
 static size_t lg_peak_live, lg_peak_held;   /* high-water marks, lg_mem_reset_peaks */
+static size_t lg_window_peak;               /* live peak since the last step mark */
+static size_t lg_marks[LG_MARK_WINDOWS];    /* live peaks of the last marked steps */
+static uint64_t lg_nmarks;                  /* marks so far; lg_marks[lg_nmarks % N] is next */
+static size_t lg_hold_limit;                /* 2 x max of lg_marks: live + cached may reach it */
 static uint64_t lg_sys_allocs;
 static omp_lock_t lg_alloc_lock;
 static int lg_alloc_lock_ready;
@@ -127,6 +153,7 @@ static void *lg_alloc(size_t n)
   if (b && b->head) {
     p = b->head;
     b->head = b->head->next;
+    b->used = lg_nmarks;
     lg_cached_bytes -= size;
   }
   lg_unlock();
@@ -140,6 +167,7 @@ static void *lg_alloc(size_t n)
   lg_lock();
   lg_live_bytes += size;
   if (lg_live_bytes > lg_peak_live) lg_peak_live = lg_live_bytes;
+  if (lg_live_bytes > lg_window_peak) lg_window_peak = lg_live_bytes;
   if (lg_live_bytes + lg_cached_bytes > lg_peak_held) lg_peak_held = lg_live_bytes + lg_cached_bytes;
   lg_unlock();
   return p;
@@ -151,12 +179,15 @@ static void lg_dealloc(void *p, size_t n)
   lg_lock();
   lg_live_bytes -= size;
   size_t cap = lg_live_bytes > LG_CACHE_FLOOR ? lg_live_bytes : LG_CACHE_FLOOR;
+  if (lg_hold_limit > lg_live_bytes && lg_hold_limit - lg_live_bytes > cap)
+    cap = lg_hold_limit - lg_live_bytes;
   if (cap > LG_CACHE_CAP) cap = LG_CACHE_CAP;
   lg_bucket *b = lg_cached_bytes + size <= cap ? lg_bucket_for(size, 1) : NULL;
   if (b) {
     lg_block *blk = p;
     blk->next = b->head;
     b->head = blk;
+    b->used = lg_nmarks;
     lg_cached_bytes += size;
     p = NULL;
   }
@@ -178,9 +209,37 @@ void lg_mem_reset_peaks(void)
   lg_unlock();
 }
 
+void lg_mem_step_mark(void)
+{
+  lg_lock();
+  lg_marks[lg_nmarks % LG_MARK_WINDOWS] = lg_window_peak;
+  lg_nmarks++;
+  size_t peak = 0;
+  for (int i = 0; i < LG_MARK_WINDOWS; i++)
+    if (lg_marks[i] > peak) peak = lg_marks[i];
+  lg_hold_limit = peak > LG_CACHE_CAP ? 2 * LG_CACHE_CAP : 2 * peak;
+  lg_window_peak = lg_live_bytes;
+  for (int i = 0; i < LG_NBUCKETS; i++) {
+    lg_bucket *b = &lg_buckets[i];
+    if (!b->head || lg_nmarks - b->used <= LG_MARK_WINDOWS) continue;
+    while (b->head) {
+      lg_block *nx = b->head->next;
+      lg_sys_free(b->head, b->size);
+      lg_cached_bytes -= b->size;
+      b->head = nx;
+    }
+  }
+  lg_unlock();
+}
+
+size_t lg_mem_hold_limit(void) { return lg_hold_limit; }
+
 void lg_mem_trim(void)
 {
   lg_lock();
+  memset(lg_marks, 0, sizeof lg_marks);
+  lg_hold_limit = 0;
+  lg_window_peak = lg_live_bytes;
   for (int i = 0; i < LG_NBUCKETS; i++) {
     lg_block *blk = lg_buckets[i].head;
     while (blk) { lg_block *nx = blk->next; lg_sys_free(blk, lg_buckets[i].size); blk = nx; }

@@ -59,7 +59,18 @@ void lg_release(lg_tensor *t);            /* NULL-safe */
 size_t lg_mem_live_bytes(void);
 /* Bytes the caching allocator holds for reuse; lg_mem_trim frees them. */
 size_t lg_mem_cached_bytes(void);
+/* Frees the cached blocks and forgets the step marks. */
 void lg_mem_trim(void);
+/* A training step ended (every optimizer step calls it): the live peak since
+ * the previous mark joins the last 16 marked steps' peaks, and the cache may
+ * hold blocks until live + cached reaches twice their largest, so a step
+ * whose backward pass frees more than stays alive still reuses all of it
+ * next time; cached sizes no allocation took during those 16 steps are
+ * freed. Without marks the cache holds at most the live bytes (or 64 MiB). */
+void lg_mem_step_mark(void);
+/* What live + cached may reach since the last mark: twice the largest live
+ * peak of the marked steps (0 without marks). */
+size_t lg_mem_hold_limit(void);
 /* Number of system allocations the caching allocator has made (for tests
  * asserting a steady-state loop allocates nothing). */
 uint64_t lg_mem_sys_allocs(void);

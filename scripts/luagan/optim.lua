@@ -227,6 +227,9 @@ function Optimizer:step()
       end
     end
   end
+  -- a step ended: its live peak lets the allocator keep the blocks the next
+  -- step will take again (lg_tensor.c, "caching allocator")
+  core().mem_step_mark()
 end
 
 function Optimizer:add_param_group(spec)

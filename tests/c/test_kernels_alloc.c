@@ -140,10 +140,61 @@ static void test_peak_counters(void)
   lg_mem_trim();
 }
 
+/* A step larger than the cache floor: its backward pass frees the
+ * activations (A blocks of 16 MiB) while only small gradients stay alive.
+ * Following the live set, the cache keeps a live set's worth of them and
+ * every step maps the rest again; once steps are marked, the cache may fill
+ * up to twice the marked peak and a steady step maps nothing, while a size
+ * not asked for in 16 marked steps is given back. A trim forgets the marks:
+ * a one-off phase after it keeps no more than the live rule allows. */
+enum { A = 8 };
+static void big_step(lg_tensor **keep, int mark)
+{
+  int64_t act = 4 << 20, grad = 1 << 10;              /* 16 MiB, 4 KiB */
+  lg_tensor *a[A], *g[A];
+  for (int i = 0; i < A; i++) a[i] = OK(lg_empty(1, &act));
+  for (int i = A - 1; i >= 0; i--) { g[i] = OK(lg_empty(1, &grad)); lg_release(a[i]); }
+  for (int i = 0; i < A; i++) { lg_release(keep[i]); keep[i] = g[i]; }
+  if (mark) lg_mem_step_mark();
+}
+
+static void test_marked_steps_keep_their_blocks(void)
+{
+  lg_mem_trim();
+  lg_tensor *keep[A] = {0};
+  for (int it = 0; it < 3; it++) big_step(keep, 0);
+  uint64_t sys0 = lg_mem_sys_allocs();
+  big_step(keep, 0);
+  CHECK(lg_mem_sys_allocs() - sys0 >= 4);            /* unmarked: 128 MiB > floor, remapped */
+  CHECK(lg_mem_hold_limit() == 0);
+  for (int it = 0; it < 2; it++) big_step(keep, 1);
+  CHECK(lg_mem_hold_limit() >= (size_t)A * (16u << 20));
+  sys0 = lg_mem_sys_allocs();
+  lg_mem_reset_peaks();
+  for (int it = 0; it < 5; it++) big_step(keep, 1);
+  CHECK(lg_mem_sys_allocs() == sys0);                 /* marked: every block reused */
+  CHECK(lg_mem_peak_held_bytes() <= lg_mem_hold_limit());
+  /* a one-off size stays cached while its step is recent, then goes */
+  size_t cached0 = lg_mem_cached_bytes();
+  int64_t odd = (3 << 20) + 5;                        /* ~12 MiB, no other tensor's size */
+  lg_release(OK(lg_empty(1, &odd)));
+  CHECK(lg_mem_cached_bytes() > cached0);
+  for (int it = 0; it < 17; it++) big_step(keep, 1);
+  CHECK(lg_mem_cached_bytes() == cached0);
+  lg_mem_trim();
+  CHECK(lg_mem_hold_limit() == 0);
+  CHECK(lg_mem_cached_bytes() == 0);
+  big_step(keep, 0);                                  /* after a trim: the live rule */
+  CHECK(lg_mem_cached_bytes() <= (64u << 20));
+  for (int i = 0; i < A; i++) lg_release(keep[i]);
+  lg_mem_trim();
+}
+
 int main(void)
 {
   lg_gen_seed(&G, 3);
   LGT_RUN(test_steady_state_step_allocates_nothing);
   LGT_RUN(test_peak_counters);
+  LGT_RUN(test_marked_steps_keep_their_blocks);
   return lgt_finish();
 }
