@@ -186,7 +186,11 @@ mpi_test("a rank that stops calling collectives: the watchdog ends every rank, n
   local out, ok = mpirun(2, "stall.lua", "", "LUAGAN_DIST_TIMEOUT=2")
   T.ok(not ok, "non-zero exit")
   T.ok(out:find("rank 1 waited 2 s in barrier for the other ranks", 1, true), out)
-  T.ok(os.time() - t0 < 50, "ended by the watchdog, not by the test's timeout")
+  -- seen once in CI under load (2026-12-06, ASan build, ctest -j2 beside two
+  -- training jobs): the message came but mpirun ran into its timeout; not
+  -- reproduced in 30 runs since, so the output says which rank was left
+  T.ok(os.time() - t0 < 50, "ended by the watchdog, not by the test's timeout (" ..
+       (os.time() - t0) .. " s):\n" .. out)
 end)
 
 mpi_test("mpirun -np 2 luagan run dcgan: one valid checkpoint, resumable on another rank count", function()
