@@ -26,7 +26,9 @@
 -- docs/RESULTS.md "Issue-19 defaults"): FD 250/215/214 at 500 steps,
 -- 130/104/94 at 1000 (every class covered), 87 at 1500 (seed 1); 1000 steps
 -- (5000 critic updates) are ~0.55 CPU s per step on an idle core, ~9 CPU
--- minutes. --lr 5e-5 is the paper's setting. wdist (the critic's estimate of
+-- minutes. Its PyTorch twin (bench/twins/wgan.py) over the same seeds: FD
+-- 141.5/106.6/110.7, no difference beyond the seed spread (Welch t -0.66).
+-- --lr 5e-5 is the paper's setting. wdist (the critic's estimate of
 -- the Wasserstein distance, E f(x) - E f(G(z))) rises first, then falls
 -- slowly as G improves: it is the curve to watch, not loss_g.
 local lg = require "luagan"
