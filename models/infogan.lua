@@ -34,7 +34,8 @@
 -- measured 0.687, 0.499 and 0.622 for seeds 1-3 (mean 0.60) (docs/RESULTS.md,
 -- "Issue-19 defaults"), far from a supervised model's ~0.92 — unsupervised
 -- GAN clustering of Fashion-MNIST is known to land near 0.6 (ClusterGAN,
--- Mukherjee et al. 2019: 0.63).
+-- Mukherjee et al. 2019: 0.63); its PyTorch twin (bench/twins/infogan.py)
+-- reaches 0.52 on the same seeds.
 local lg = require "luagan"
 local nn, data, image, kit, nets = lg.nn, lg.data, lg.image, lg.recipe_kit, lg.nets
 
