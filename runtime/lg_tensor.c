@@ -209,6 +209,17 @@ void lg_mem_reset_peaks(void)
   lg_unlock();
 }
 
+/* Gives every cached block of b back to the system (the lock is held). */
+static void lg_bucket_release_all(lg_bucket *b)
+{
+  while (b->head) {
+    lg_block *nx = b->head->next;
+    lg_sys_free(b->head, b->size);
+    lg_cached_bytes -= b->size;
+    b->head = nx;
+  }
+}
+
 void lg_mem_step_mark(void)
 {
   lg_lock();
@@ -219,16 +230,8 @@ void lg_mem_step_mark(void)
     if (lg_marks[i] > peak) peak = lg_marks[i];
   lg_hold_limit = peak > LG_CACHE_CAP ? 2 * LG_CACHE_CAP : 2 * peak;
   lg_window_peak = lg_live_bytes;
-  for (int i = 0; i < LG_NBUCKETS; i++) {
-    lg_bucket *b = &lg_buckets[i];
-    if (!b->head || lg_nmarks - b->used <= LG_MARK_WINDOWS) continue;
-    while (b->head) {
-      lg_block *nx = b->head->next;
-      lg_sys_free(b->head, b->size);
-      lg_cached_bytes -= b->size;
-      b->head = nx;
-    }
-  }
+  for (int i = 0; i < LG_NBUCKETS; i++)
+    if (lg_nmarks - lg_buckets[i].used > LG_MARK_WINDOWS) lg_bucket_release_all(&lg_buckets[i]);
   lg_unlock();
 }
 
@@ -241,12 +244,9 @@ void lg_mem_trim(void)
   lg_hold_limit = 0;
   lg_window_peak = lg_live_bytes;
   for (int i = 0; i < LG_NBUCKETS; i++) {
-    lg_block *blk = lg_buckets[i].head;
-    while (blk) { lg_block *nx = blk->next; lg_sys_free(blk, lg_buckets[i].size); blk = nx; }
-    lg_buckets[i].head = NULL;
+    lg_bucket_release_all(&lg_buckets[i]);
     lg_buckets[i].size = 0;
   }
-  lg_cached_bytes = 0;
   lg_unlock();
 #ifdef __GLIBC__
   /* The blocks under LG_MAP_MIN went back to malloc's heap, where freed
