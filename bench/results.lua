@@ -24,7 +24,18 @@
 --   --grids DIR       copy each recipe's first-seed grids to DIR/NAME.png and
 --                     DIR/NAME_twin.png and show them as images in the table
 --   --grid-link P     the image links' directory (default DIR; e.g. --grids docs/img
---                     --grid-link img for a table pasted into docs/RESULTS.md)
+--                     --grid-link img for a table pasted into docs/RESULTS.md);
+--                     without --grids but with --store, the grids are linked
+--                     where the store keeps them, P standing for the store
+--                     (--store docs/results --grid-link results)
+--   --store DIR       also keep every finished run as a small record in DIR
+--                     (DIR/NAME/SIDE/sSEED.json, and the seed-1 sample grid
+--                     as sSEED.png next to it): a run recorded there is not
+--                     run again, and the tables take it from there when OUT
+--                     lacks it. The records outlive OUT (commit them: the
+--                     project's are in docs/results/), so the tables can be
+--                     built from runs made on several days or machines;
+--                     each record names its commit, machine and load.
 --   --dry-run         print the jobs it would run, run nothing
 --   --tables-only     run nothing, write the tables from what OUT holds
 --   -- ARGS           flags for every run of both sides (recipe option names:
@@ -39,7 +50,11 @@
 -- bench/twins/measure.lua) and touches DIR/done last. Resuming: a rerun
 -- skips every job whose done file exists, so an interrupted run picks up
 -- where it stopped; OUT/config.json records the settings (--n, the extra
--- flags) and a rerun with other settings is refused (use another --out).
+-- flags) and a rerun with other settings is refused (use another --out);
+-- a --store directory holds its own config.json, checked the same way. A job
+-- also leaves its provenance: the commit of the tree that ran it
+-- (`git describe --always --dirty`), the CPU model and core count, and the
+-- load average before and after training.
 --
 -- luagan's samples are drawn from its checkpoint (`luagan eval CKPT`, G in
 -- eval mode, float values); the twin's come as IDX ubyte pixels (rounding
@@ -93,8 +108,12 @@ local function write_file(path, text)
   local tmp = path .. ".tmp"
   local f, err = io.open(tmp, "w")
   if not f then fail("cannot write " .. tmp .. ": " .. tostring(err)) end
-  f:write(text)
-  f:close()
+  local wrote, werr = f:write(text)
+  local closed, cerr = f:close()
+  if not wrote or not closed then
+    os.remove(tmp)
+    fail("cannot write " .. tmp .. ": " .. tostring(werr or cerr))
+  end
   local ok, e = os.rename(tmp, path)
   if not ok then fail("cannot rename " .. tmp .. ": " .. tostring(e)) end
 end
@@ -126,7 +145,7 @@ local function parse(argv)
   local FLAGS = {["no-twins"] = true, ["dry-run"] = true, ["tables-only"] = true}
   local INTS = {jobs = true, threads = true, n = true}
   local STRS = {recipes = "recipes_arg", seeds = "seeds", out = "out", luagan = "luagan",
-                python = "python", grids = "grids", ["grid-link"] = "grid_link"}
+                python = "python", grids = "grids", ["grid-link"] = "grid_link", store = "store"}
   local i = 1
   while i <= #argv do
     local a = argv[i]
@@ -207,11 +226,17 @@ local function job_script(o, r, side, seed)
   for _, w in ipairs(o.pass) do flags[#flags + 1] = w end
   for _, w in ipairs(o.extra[name] or {}) do flags[#flags + 1] = w end
   local L = {"set -e", "D=" .. q(dir), 'rm -rf "$D"', 'mkdir -p "$D"',
-             "export OMP_NUM_THREADS=" .. o.threads, "export MKL_NUM_THREADS=" .. o.threads}
+             "export OMP_NUM_THREADS=" .. o.threads, "export MKL_NUM_THREADS=" .. o.threads,
+             -- provenance: the tree, the machine, its load around the training
+             "echo " .. q(o.commit) .. ' > "$D/commit"',
+             "{ grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//'; nproc; } > \"$D/machine\" || true",
+             'cut -d" " -f1-3 /proc/loadavg > "$D/load_start"'}
   local time = "/usr/bin/time -f " .. q(TIME_FMT) .. ' -o "$D/time.json" '
+  local load_end = 'cut -d" " -f1-3 /proc/loadavg > "$D/load_end"'
   if side == "twin" then
     L[#L + 1] = time .. q(o.python) .. " " .. q(twin_path(name)) .. " " .. words(flags) ..
                 " --n " .. o.n .. ' --out "$D"'
+    L[#L + 1] = load_end
     L[#L + 1] = q(o.luagan) .. " " .. q(here .. "/twins/measure.lua") .. ' "$D"'
     if r.fd then
       L[#L + 1] = q(o.luagan) .. ' eval "$D/samples.idx" ' .. words(eval_args(o)) .. ' --json "$D/fd.json"'
@@ -219,12 +244,13 @@ local function job_script(o, r, side, seed)
   else
     if side == "untrained" then flags[#flags + 1] = "--steps"; flags[#flags + 1] = "0" end
     L[#L + 1] = time .. q(o.luagan) .. " run " .. q(name) .. " " .. words(flags) .. ' --out "$D"'
+    L[#L + 1] = load_end
     if r.fd and side == "luagan" then
       L[#L + 1] = q(o.luagan) .. ' eval "$D/checkpoint.safetensors" ' .. words(eval_args(o)) ..
                   ' --json "$D/fd.json"'
     end
   end
-  L[#L + 1] = 'touch "$D/done"'
+  L[#L + 1] = 'date -u +%FT%TZ > "$D/done"'
   return table.concat(L, "\n") .. "\n"
 end
 
@@ -246,20 +272,33 @@ local function config_of(o)
           extra = table.concat(extra, "; ")}
 end
 
-local function check_config(o)
-  local path = o.out .. "/config.json"
+-- dir: OUT or the store (flag: the option that names it, for the message)
+local function check_config(o, dir, flag)
+  local path = dir .. "/config.json"
   local want = config_of(o)
   local have = read_json_or_nil(path)
   if have then
     for k, v in pairs(want) do
       if tostring(have[k]) ~= tostring(v) then
         fail(string.format("%s was made with %s = '%s', this call has '%s': resume with the same " ..
-                           "settings or give another --out", o.out, k, tostring(have[k]), tostring(v)))
+                           "settings or give another %s", dir, k, tostring(have[k]), tostring(v), flag))
       end
     end
   elseif not o["dry-run"] then
+    sh("mkdir -p " .. q(dir))
     write_file(path, lgio.json_encode(want) .. "\n")
   end
+end
+
+---------------------------------------------------------------------------
+-- the store: one small record per finished run (--store)
+
+local function store_path(o, name, side, seed, ext)
+  return string.format("%s/%s/%s/s%d.%s", o.store, name, side, seed, ext)
+end
+
+local function in_store(o, name, side, seed)
+  return o.store ~= nil and exists(store_path(o, name, side, seed, "json"))
 end
 
 local function run_jobs(o)
@@ -268,7 +307,7 @@ local function run_jobs(o)
     for _, side in ipairs(sides(o, r)) do
       for _, seed in ipairs(o.seeds) do
         local dir = run_dir(o, r[1], side, seed)
-        if not exists(dir .. "/done") then
+        if not exists(dir .. "/done") and not in_store(o, r[1], side, seed) then
           todo[#todo + 1] = {r = r, side = side, seed = seed, script = dir .. ".sh", dir = dir}
         end
       end
@@ -319,13 +358,32 @@ local function last_metrics(path)
   return ok and v or nil
 end
 
--- One finished run -> {seed, fd = report, own = eval.json, cpu, wall, rss, steps, steps_per_cpu_s}
-local function collect_run(o, r, side, seed)
+-- The first line of a small text file, or nil.
+local function first_line(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local line = f:read("l")
+  f:close()
+  return line ~= "" and line or nil
+end
+
+-- One finished run in OUT -> {seed, fd = report, own = eval.json, cpu, wall,
+-- rss, steps, steps_per_cpu_s, ..., the provenance: commit, machine, load_start,
+-- load_end, finished}
+local function collect_out_run(o, r, side, seed)
   local dir = run_dir(o, r[1], side, seed)
   if not exists(dir .. "/done") then return nil end
   local t = read_json_or_nil(dir .. "/time.json") or {}
   local run = {seed = seed, dir = dir, fd = read_json_or_nil(dir .. "/fd.json"),
-               own = read_json_or_nil(dir .. "/eval.json") or {}}
+               own = read_json_or_nil(dir .. "/eval.json") or {},
+               commit = first_line(dir .. "/commit"), load_start = first_line(dir .. "/load_start"),
+               load_end = first_line(dir .. "/load_end"), finished = first_line(dir .. "/done")}
+  local f = io.open(dir .. "/machine", "r")
+  if f then
+    local model, cores = f:read("l"), f:read("l")
+    f:close()
+    if model and cores then run.machine = string.format("%s, %s cores", model, cores) end
+  end
   if t.user then run.cpu, run.wall, run.rss_mb = t.user + t.sys, t.wall, t.max_rss_kb / 1024 end
   if side == "twin" then
     local info = read_json_or_nil(dir .. "/run.json") or {}
@@ -340,6 +398,53 @@ local function collect_run(o, r, side, seed)
   local grid = dir .. "/samples_final.png"
   run.grid = exists(grid) and grid or nil
   return run
+end
+
+-- A finished run from OUT, else from the store (its grid: the stored copy).
+local function collect_run(o, r, side, seed)
+  local run = collect_out_run(o, r, side, seed)
+  if run or not in_store(o, r[1], side, seed) then return run end
+  local path = store_path(o, r[1], side, seed, "json")
+  local ok, rec = pcall(tt.read_json, path)
+  if not ok then fail("cannot read the record " .. path .. ": " .. tostring(rec)) end
+  local png = store_path(o, r[1], side, seed, "png")
+  rec.grid = exists(png) and png or nil
+  rec.stored = true
+  return rec
+end
+
+-- Every finished run of this call that OUT holds and the store lacks (or
+-- holds from an earlier run of the same job) becomes a record; seed 1 keeps
+-- its sample grid.
+local function sync_store(o)
+  if not o.store then return end
+  local n = 0
+  for _, r in ipairs(o.recipes) do
+    for _, side in ipairs(sides(o, r)) do
+      for _, seed in ipairs(o.seeds) do
+        local run = collect_out_run(o, r, side, seed)
+        local path = store_path(o, r[1], side, seed, "json")
+        local old = run and read_json_or_nil(path)
+        if run and not (old and old.finished == run.finished) then
+          local rec = {recipe = r[1], side = side, config = config_of(o)}
+          for k, v in pairs(run) do
+            if k ~= "dir" and k ~= "grid" then rec[k] = v end
+          end
+          sh("mkdir -p " .. q(path:match("^(.*)/[^/]*$")))
+          write_file(path, lgio.json_encode(rec) .. "\n")
+          if run.grid and seed == 1 and side ~= "untrained" then
+            local png = store_path(o, r[1], side, seed, "png")
+            if not sh("cp " .. q(run.grid) .. " " .. q(png .. ".tmp") .. " && mv " .. q(png .. ".tmp") ..
+                      " " .. q(png)) then
+              fail("cannot copy " .. run.grid .. " to " .. png)
+            end
+          end
+          n = n + 1
+        end
+      end
+    end
+  end
+  if n > 0 then print(string.format("results: %d run(s) recorded in %s", n, o.store)) end
 end
 
 local function values(runs, get)
@@ -370,6 +475,40 @@ end
 
 ---------------------------------------------------------------------------
 -- tables
+
+-- "Runs: N; commits a (n), b (m); machines ...; load average x-y" over every
+-- run of the tables (a run made before jobs recorded provenance counts as
+-- "unrecorded").
+local function provenance_line(data)
+  local counts, order, total = {commit = {}, machine = {}}, {commit = {}, machine = {}}, 0
+  local lo, hi
+  for _, d in ipairs(data) do
+    for _, runs in pairs(d.sides) do
+      for _, run in ipairs(runs) do
+        total = total + 1
+        for _, k in ipairs{"commit", "machine"} do
+          local v = run[k] or "unrecorded"
+          if not counts[k][v] then order[k][#order[k] + 1] = v end
+          counts[k][v] = (counts[k][v] or 0) + 1
+        end
+        for _, l in ipairs{run.load_start, run.load_end} do
+          local x = tonumber(l and l:match("^(%S+)"))
+          if x then lo, hi = math.min(lo or x, x), math.max(hi or x, x) end
+        end
+      end
+    end
+  end
+  local parts = {}
+  for _, k in ipairs{"commit", "machine"} do
+    table.sort(order[k])
+    local list = {}
+    for _, v in ipairs(order[k]) do list[#list + 1] = string.format("%s (%d)", v, counts[k][v]) end
+    parts[#parts + 1] = k .. "s " .. (#list > 0 and table.concat(list, ", ") or "–")
+  end
+  return string.format("Runs: %d; %s; load average (1 min, before and after training) %s.", total,
+                       table.concat(parts, "; "),
+                       lo and string.format("%.2f-%.2f", lo, hi) or "unrecorded")
+end
 
 local function tables(o)
   local data, md = {}, {}
@@ -412,7 +551,11 @@ local function tables(o)
     local grids = {}
     for _, g in ipairs{{lg_runs[1], name, "luagan"}, {tw_runs[1], name .. "_twin", "twin"}} do
       local run, file, label = g[1], g[2] .. ".png", g[3]
-      if run and run.grid and o.grids then
+      if run and run.grid and o.store and not o.grids and run.stored then
+        -- linked where the store keeps it, P standing for the store directory
+        local rel = run.grid:sub(#o.store + 2)
+        grids[#grids + 1] = string.format("![%s %s](%s/%s)", name, label, o.grid_link or o.store, rel)
+      elseif run and run.grid and o.grids then
         -- copied next to the docs and linked as an image
         sh("mkdir -p " .. q(o.grids) .. " && cp " .. q(run.grid) .. " " .. q(o.grids .. "/" .. file))
         grids[#grids + 1] = string.format("![%s %s](%s/%s)", name, label, o.grid_link or o.grids, file)
@@ -457,6 +600,8 @@ local function tables(o)
     end
   end
   add("")
+  add(provenance_line(data))
+  add("")
   add("Per seed (Fréchet distance):")
   add("")
   add("| recipe | side | FD per seed |")
@@ -487,14 +632,28 @@ end
 
 ---------------------------------------------------------------------------
 
+-- the tree this script runs from (each job records it)
+local function git_describe()
+  local p = io.popen("git -C " .. q(here) .. " describe --always --dirty 2>/dev/null")
+  local v = p and p:read("l")
+  if p then p:close() end
+  return v and v ~= "" and v or "unknown"
+end
+
 local function main()
   local o = parse(arg)
   sh("mkdir -p " .. q(o.out))
+  o.commit = git_describe()
+  if o.store then check_config(o, o.store, "--store") end
   if not o["tables-only"] then
-    check_config(o)
+    check_config(o, o.out, "--out")
+    sync_store(o)
     run_jobs(o)
   end
-  if not o["dry-run"] then tables(o) end
+  if not o["dry-run"] then
+    sync_store(o)
+    tables(o)
+  end
 end
 
 -- a user error is one line; a bug keeps its traceback

@@ -94,6 +94,40 @@ T.test("results.lua: tables from finished runs, resume skips them", function()
   os.execute("rm -rf " .. q(out))
 end)
 
+T.test("results.lua --store: records outlive OUT, a recorded run is not rerun, tables read them", function()
+  local out, out2, store = os.tmpname(), os.tmpname(), os.tmpname()
+  os.remove(out); os.remove(out2); os.remove(store)
+  for s, fd in ipairs{100, 110, 120} do fake_run(out, "lsgan", "luagan", s, fd, 200) end
+  for s, fd in ipairs{130, 140, 150} do fake_run(out, "lsgan", "twin", s, fd, 400) end
+  write(out .. "/lsgan/luagan/s1/commit", "abc1234\n")
+  write(out .. "/lsgan/luagan/s1/machine", "Some CPU\n2\n")
+  write(out .. "/lsgan/luagan/s1/load_start", "1.50 1.20 1.00\n")
+  write(out .. "/lsgan/luagan/s1/load_end", "2.25 1.90 1.10\n")
+  write(out .. "/lsgan/luagan/s1/samples_final.png", "png")
+  local text, ok = results("--recipes lsgan --seeds 1-3 --tables-only --out " .. q(out) .. " --store " .. q(store))
+  T.ok(ok, text)
+  T.ok(text:find("6 run(s) recorded", 1, true), text)
+  local rec = lgio.json_decode(assert(io.open(store .. "/lsgan/luagan/s1.json")):read("a"))
+  T.eq(rec.recipe, "lsgan"); T.eq(rec.side, "luagan"); T.eq(rec.seed, 1)
+  T.near(rec.fd.fd, 100); T.near(rec.cpu, 200); T.eq(rec.commit, "abc1234")
+  T.eq(rec.machine, "Some CPU, 2 cores"); T.eq(rec.config.n, 10000); T.eq(rec.dir, nil)
+  T.ok(io.open(store .. "/lsgan/luagan/s1.png"), "seed 1 keeps its grid")
+  T.ok(not io.open(store .. "/lsgan/luagan/s2.png"), "other seeds do not")
+  -- a fresh OUT with the same store: nothing to run, the same table, the grid linked in the store
+  text, ok = results("--recipes lsgan --seeds 1-3 --out " .. q(out2) .. " --store " .. q(store) ..
+                     " --grid-link results")
+  T.ok(ok, text)
+  T.ok(text:find("0 job(s) to run", 1, true), text)
+  T.ok(text:find("| `lsgan` | 100 | 3 / 3 | 110.0 ± 5.8 | 140.0 ± 5.8 | -3.67 (df 4.0) | 200 / 400 |", 1, true), text)
+  T.ok(text:find("![lsgan luagan](results/lsgan/luagan/s1.png)", 1, true), text)
+  T.ok(text:find("Runs: 6; commits abc1234 (1), unrecorded (5); machines Some CPU, 2 cores (1), " ..
+                 "unrecorded (5); load average (1 min, before and after training) 1.50-2.25.", 1, true), text)
+  -- the store keeps its settings: another sample count is refused
+  local msg, ok2 = results("--recipes lsgan --seeds 1-3 --n 500 --out " .. q(out2 .. "x") .. " --store " .. q(store))
+  T.ok(not ok2 and msg:find("made with n = '10000'", 1, true) and msg:find("--store", 1, true), msg)
+  os.execute("rm -rf " .. q(out) .. " " .. q(out2) .. " " .. q(out2 .. "x") .. " " .. q(store))
+end)
+
 T.test("results.lua --dry-run: one job per side and seed, flags after -- reach both sides", function()
   local out = os.tmpname()
   os.remove(out)
