@@ -47,13 +47,14 @@
 -- /usr/bin/time (CPU seconds, wall, peak RSS into DIR/time.json), scores the
 -- samples with `luagan eval --json DIR/fd.json`, leaves the recipe's own
 -- measure in DIR/eval.json (the recipe's finish(); for a twin
--- bench/twins/measure.lua) and touches DIR/done last. Resuming: a rerun
+-- bench/twins/measure.lua) and writes DIR/done last (the time it finished). A rerun
 -- skips every job whose done file exists, so an interrupted run picks up
 -- where it stopped; OUT/config.json records the settings (--n, the extra
 -- flags) and a rerun with other settings is refused (use another --out);
 -- a --store directory holds its own config.json, checked the same way. A job
 -- also leaves its provenance: the commit of the tree that ran it
--- (`git describe --always --dirty`), the CPU model and core count, and the
+-- (`git describe --always --dirty`), the CPU model and online core count
+-- (getconf: nproc would count OMP_NUM_THREADS), and the
 -- load average before and after training.
 --
 -- luagan's samples are drawn from its checkpoint (`luagan eval CKPT`, G in
@@ -229,7 +230,7 @@ local function job_script(o, r, side, seed)
              "export OMP_NUM_THREADS=" .. o.threads, "export MKL_NUM_THREADS=" .. o.threads,
              -- provenance: the tree, the machine, its load around the training
              "echo " .. q(o.commit) .. ' > "$D/commit"',
-             "{ grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//'; nproc; } > \"$D/machine\" || true",
+             "{ grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//'; getconf _NPROCESSORS_ONLN; } > \"$D/machine\" || true",
              'cut -d" " -f1-3 /proc/loadavg > "$D/load_start"'}
   local time = "/usr/bin/time -f " .. q(TIME_FMT) .. ' -o "$D/time.json" '
   local load_end = 'cut -d" " -f1-3 /proc/loadavg > "$D/load_end"'
