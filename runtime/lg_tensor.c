@@ -45,8 +45,8 @@ void lg_error_prefix(const char *ctx)
 /* ---- caching allocator -------------------------------------------------
  * Freed blocks go to a free list keyed by their exact rounded size, so a
  * training step that allocates the same shapes every iteration reuses them
- * and makes no system allocation in steady state. The cache is capped; the
- * oldest-size buckets are not tracked, we simply free when over the cap.
+ * and makes no system allocation in steady state. The cache is capped: a
+ * block freed while the cache is full goes back to the system.
  *
  * The cap follows the live set: the cache never holds more than the bytes
  * in use (or LG_CACHE_FLOOR, whichever is larger), so RSS stays within
@@ -220,6 +220,27 @@ static void lg_bucket_release_all(lg_bucket *b)
   }
 }
 
+/* Drops the sizes no allocation asked for during the last LG_MARK_WINDOWS
+ * marks (their blocks are gone) and rebuilds the table from the rest: an
+ * open-addressing slot cannot be emptied in place without breaking the probe
+ * chains through it, and without this a run that meets more than
+ * LG_NBUCKETS distinct sizes between trims would find the table full and
+ * cache no new size. A steady loop drops nothing and rebuilds nothing. (The
+ * lock is held.) */
+static void lg_buckets_forget_stale(void)
+{
+  static lg_bucket keep[LG_NBUCKETS];
+  int n = 0, stale = 0;
+  for (int i = 0; i < LG_NBUCKETS; i++) {
+    if (!lg_buckets[i].size) continue;
+    if (!lg_buckets[i].head && lg_nmarks - lg_buckets[i].used > LG_MARK_WINDOWS) stale++;
+    else keep[n++] = lg_buckets[i];
+  }
+  if (!stale) return;
+  memset(lg_buckets, 0, sizeof lg_buckets);
+  for (int i = 0; i < n; i++) *lg_bucket_for(keep[i].size, 1) = keep[i];
+}
+
 void lg_mem_step_mark(void)
 {
   lg_lock();
@@ -232,6 +253,7 @@ void lg_mem_step_mark(void)
   lg_window_peak = lg_live_bytes;
   for (int i = 0; i < LG_NBUCKETS; i++)
     if (lg_nmarks - lg_buckets[i].used > LG_MARK_WINDOWS) lg_bucket_release_all(&lg_buckets[i]);
+  lg_buckets_forget_stale();
   lg_unlock();
 }
 

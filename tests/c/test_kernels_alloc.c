@@ -190,11 +190,33 @@ static void test_marked_steps_keep_their_blocks(void)
   lg_mem_trim();
 }
 
+/* More distinct sizes than the table has slots, each left behind by the
+ * marks: their slots come back, so a new size is still cached. */
+static void test_evicted_sizes_free_their_slots(void)
+{
+  lg_mem_trim();
+  for (int64_t i = 0; i < 1500; i++) {
+    int64_t n = 1000 + 16 * i;                          /* 1500 distinct rounded sizes */
+    lg_release(OK(lg_empty(1, &n)));
+    lg_mem_step_mark();
+  }
+  for (int i = 0; i < 17; i++) lg_mem_step_mark();    /* every size above is now stale */
+  CHECK(lg_mem_cached_bytes() == 0);
+  int64_t fresh = 1000 + 16 * 2000;
+  lg_release(OK(lg_empty(1, &fresh)));
+  CHECK(lg_mem_cached_bytes() >= (size_t)fresh * sizeof(float));
+  uint64_t sys0 = lg_mem_sys_allocs();
+  lg_release(OK(lg_empty(1, &fresh)));                /* and reused */
+  CHECK(lg_mem_sys_allocs() == sys0);
+  lg_mem_trim();
+}
+
 int main(void)
 {
   lg_gen_seed(&G, 3);
   LGT_RUN(test_steady_state_step_allocates_nothing);
   LGT_RUN(test_peak_counters);
   LGT_RUN(test_marked_steps_keep_their_blocks);
+  LGT_RUN(test_evicted_sizes_free_their_slots);
   return lgt_finish();
 }
