@@ -22,7 +22,10 @@
 -- Budget: 2500 steps (docs/RESULTS.md, "Budget curves"): FD 102 / 99 for
 -- seeds 1 / 3 at step 2500 (at 2000: 131 / 127 / 130 for seeds 1 / 2 / 3, at
 -- 3000: 75 / 88 / 99); the old default of 1000 stopped at 268-287. About 9
--- CPU-minutes on one idle core (0.22 CPU s per step). D never wins outright: loss_d rises from 0.7
+-- CPU-minutes on one idle core of the AMD machine (0.22 CPU s per step),
+-- 16 on the 2-vCPU Intel Xeon (0.38). Against its PyTorch twin
+-- (bench/twins/sngan.py, seeds 1-3 at 2500 steps, 2026-12-06): FD 112.7 /
+-- 100.3 / 96.7 (mean 103.2) against 134.6 / 91.8 / 118.9 (115.1), Welch t -0.88. D never wins outright: loss_d rises from 0.7
 -- to about 1.6 within 400 steps and stays there (the hinge loss is 2 when D
 -- outputs 0), with d_real (mean D(x)) near 0.1-0.2 and d_fake near -0.25.
 -- More D steps (--n-dis 5 with setting "A") or longer runs sharpen the samples.
