@@ -220,23 +220,17 @@ static void lg_bucket_release_all(lg_bucket *b)
   }
 }
 
-/* Drops the sizes no allocation asked for during the last LG_MARK_WINDOWS
- * marks (their blocks are gone) and rebuilds the table from the rest: an
- * open-addressing slot cannot be emptied in place without breaking the probe
- * chains through it, and without this a run that meets more than
- * LG_NBUCKETS distinct sizes between trims would find the table full and
- * cache no new size. A steady loop drops nothing and rebuilds nothing. (The
- * lock is held.) */
-static void lg_buckets_forget_stale(void)
+/* Re-inserts every bucket that still has a size, after lg_mem_step_mark has
+ * cleared the sizes it dropped: an open-addressing slot cannot be emptied in
+ * place without breaking the probe chains through it, and without giving the
+ * slots back a run that meets more than LG_NBUCKETS distinct sizes between
+ * trims would find the table full and cache no new size. (The lock is held.) */
+static void lg_buckets_rehash(void)
 {
   static lg_bucket keep[LG_NBUCKETS];
-  int n = 0, stale = 0;
-  for (int i = 0; i < LG_NBUCKETS; i++) {
-    if (!lg_buckets[i].size) continue;
-    if (!lg_buckets[i].head && lg_nmarks - lg_buckets[i].used > LG_MARK_WINDOWS) stale++;
-    else keep[n++] = lg_buckets[i];
-  }
-  if (!stale) return;
+  int n = 0;
+  for (int i = 0; i < LG_NBUCKETS; i++)
+    if (lg_buckets[i].size) keep[n++] = lg_buckets[i];
   memset(lg_buckets, 0, sizeof lg_buckets);
   for (int i = 0; i < n; i++) *lg_bucket_for(keep[i].size, 1) = keep[i];
 }
@@ -251,9 +245,18 @@ void lg_mem_step_mark(void)
     if (lg_marks[i] > peak) peak = lg_marks[i];
   lg_hold_limit = peak > LG_CACHE_CAP ? 2 * LG_CACHE_CAP : 2 * peak;
   lg_window_peak = lg_live_bytes;
-  for (int i = 0; i < LG_NBUCKETS; i++)
-    if (lg_nmarks - lg_buckets[i].used > LG_MARK_WINDOWS) lg_bucket_release_all(&lg_buckets[i]);
-  lg_buckets_forget_stale();
+  /* sizes no allocation asked for during the last LG_MARK_WINDOWS marks go,
+   * blocks and slot (a steady loop drops nothing and rehashes nothing) */
+  int dropped = 0;
+  for (int i = 0; i < LG_NBUCKETS; i++) {
+    lg_bucket *b = &lg_buckets[i];
+    if (b->size && lg_nmarks - b->used > LG_MARK_WINDOWS) {
+      lg_bucket_release_all(b);
+      b->size = 0;
+      dropped = 1;
+    }
+  }
+  if (dropped) lg_buckets_rehash();
   lg_unlock();
 }
 
