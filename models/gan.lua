@@ -19,7 +19,11 @@
 -- noise, FD 344; FD falls steadily to 183-192 at 15000-20000 steps and
 -- reaches 145, 133 and 140 (seeds 1-3) at the default 40000 steps (43
 -- epochs): ~6 CPU-minutes on an idle core (~110 steps/s), 1002 CPU s on a
--- loaded one. For ns, loss_d climbs towards 2 log 2 = 1.39 (D nearly fooled) and
+-- loaded one. Seeds 1-3 again beside the PyTorch twin (bench/twins/gan.py,
+-- 2026-12-06, two single-thread runs on a 2-vCPU Xeon): FD 143.6 / 134.0 /
+-- 140.0 (mean 139.2) against the twin's 140.7 / 130.1 / 155.4 (142.1), Welch
+-- t -0.36; 532-546 CPU s (74 steps per CPU-second) against 933-994. Both
+-- sides draw too few pullovers (92-384 of 10,000 samples, every seed). For ns, loss_d climbs towards 2 log 2 = 1.39 (D nearly fooled) and
 -- d_real / d_fake (mean D(x), D(G(z))) settle near 0.52 / 0.48.
 local lg = require "luagan"
 local nn, kit, nets = lg.nn, lg.recipe_kit, lg.nets

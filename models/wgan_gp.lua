@@ -30,7 +30,10 @@
 -- 85 / 82 at 750 / 1000 / 1250 / 1500 for seed 2 (docs/RESULTS.md, "Budget
 -- curves"). At exactly the default (2026-12-06, seeds 1 / 2 / 3): FD 76.0 /
 -- 82.0 / 74.5, 790-803 CPU s each on a 2-vCPU Intel Xeon (1.9 steps per
--- CPU-second); about 8-13 CPU-minutes on one core. --n-critic 5 --steps 2000
+-- CPU-second); about 8-13 CPU-minutes on one core. Its PyTorch twin
+-- (bench/twins/wgan_gp.py, same seeds and settings): 84.3 / 79.7 / 81.0,
+-- mean 81.7 against luagan's 77.5 (Welch t -1.57: level), 792-800 CPU s.
+-- --n-critic 5 --steps 2000
 -- is the paper's schedule. wdist (E f(x) - E f(G(z))) falls steadily and
 -- grad_norm (the mean input-gradient norm at x_hat) stays near 1.
 local lg = require "luagan"
