@@ -598,7 +598,7 @@ T.test("SpectralNorm on convolutions uses (C_out, rest)", function()
 end)
 
 T.test("MinibatchDiscrimination by hand", function()
-  local mb = nn.MinibatchDiscrimination(2, 2, 2)
+  local mb = nn.MinibatchDiscrimination(2, 2, 2, {data_init = false})
   local Tv = {{1, 0, 0.5, -1}, {0, 2, 1, 1}}
   set(mb.T, Tv)
   local xv = {{1, 2}, {0, 1}, {-1, 0.5}}
@@ -626,6 +626,67 @@ T.test("MinibatchDiscrimination by hand", function()
   end
   T.close(y, ref, 1e-5)
   T.errors(function() mb(lg.zeros(3, 5)) end, "expected input (N, 2), got 3x5")
+end)
+
+-- The authors' data-dependent start: the first training forward scales each
+-- kernel so the mean nearest-neighbour distance is 2 and centres o at 0;
+-- later forwards (and a fresh layer in eval mode) leave s_b and b_b alone.
+T.test("MinibatchDiscrimination data-dependent initialisation", function()
+  lg.manual_seed(3)
+  local mb = nn.MinibatchDiscrimination(6, 3, 2)
+  local x = lg.randn(5, 6)
+  local M = lg.matmul(x, mb.T):totable()
+  local y = mb(x):totable()
+  T.eq(mb.initialised:item(), 1)
+  local s, bias = mb.log_scale:exp():totable(), mb.bias:totable()
+  for b = 1, 3 do
+    local dist = {}
+    for i = 1, 5 do
+      dist[i] = {}
+      for j = 1, 5 do
+        local d = 0
+        for c = 1, 2 do d = d + math.abs(M[i][(b - 1) * 2 + c] - M[j][(b - 1) * 2 + c]) end
+        dist[i][j] = d
+      end
+    end
+    local near, omean = 0, 0
+    for i = 1, 5 do
+      local m, o = math.huge, 0
+      for j = 1, 5 do
+        if j ~= i then m = math.min(m, dist[i][j]); o = o + math.exp(-s[b] * dist[i][j]) end
+      end
+      near = near + s[b] * m / 5
+      T.near(y[i][6 + b], o + bias[b], 1e-4)
+      omean = omean + (o + bias[b]) / 5
+    end
+    T.near(near, 2, 1e-4)
+    T.near(omean, 0, 1e-5)
+  end
+  local s1 = mb.log_scale:clone()
+  mb(lg.randn(5, 6))
+  T.close(mb.log_scale, s1, 0)
+  local ev = nn.MinibatchDiscrimination(6, 3, 2)
+  ev:eval()
+  ev(x)
+  T.eq(ev.initialised:item(), 0)
+  T.close(ev.log_scale, lg.zeros(3), 0)
+  T.errors(function() nn.MinibatchDiscrimination(6, 3, 2, {data_init = 1}) end, "data_init must be a boolean")
+end)
+
+-- |.| has kinks where two samples' projections agree; inputs spread by 10
+-- and steps of 1e-3 keep the finite differences off them.
+T.test("MinibatchDiscrimination: gradcheck in the input, T, log_scale and bias", function()
+  local gc = require "luagan.gradcheck"
+  lg.manual_seed(4)
+  local mb = nn.MinibatchDiscrimination(4, 2, 3, {data_init = false})
+  local fn = function(x, t, ls, b)
+    rawset(mb, "T", t); rawset(mb, "log_scale", ls); rawset(mb, "bias", b)
+    return mb(x)
+  end
+  local function leaf(t) return t:detach():clone():requires_grad_() end
+  local inputs = {(lg.randn(5, 4) * 10):requires_grad_(), leaf(mb.T),
+                  leaf(lg.tensor{-1.2, 0.4}), leaf(lg.tensor{0.3, -0.7})}
+  T.ok(gc.gradcheck(fn, inputs, {name = "MinibatchDiscrimination", eps = 1e-3}))
 end)
 
 T.test("VirtualBatchNorm normalises with reference + example statistics", function()

@@ -105,19 +105,56 @@ end
 M.SpectralNorm = SpectralNorm
 
 ---------------------------------------------------------------------------
--- MinibatchDiscrimination(A, B, C) (Salimans et al. 2016): for features
--- f (N, A), M_i = f_i T with T (A, B*C) viewed as (A, B, C) -> M_i (B, C);
--- c_b(i,j) = exp(-||M_i,b - M_j,b||_1); o_b(i) = sum_{j ~= i} c_b(i,j);
--- output [f, o] (N, A+B). Real and fake batches go through separately.
--- T starts N(0, 0.05), as in the authors' code.
+-- MinibatchDiscrimination(A, B, C, {std = 0.05, data_init = true})
+-- (Salimans et al. 2016): for features f (N, A), M_i = f_i T with T (A, B*C)
+-- viewed as (A, B, C) -> M_i (B, C); per kernel b a learned scale s_b and
+-- bias b_b: d_b(i,j) = s_b ||M_i,b - M_j,b||_1, o_b(i) = sum_{j~=i}
+-- exp(-d_b(i,j)) + b_b; output [f, o] (N, A+B). Real and fake batches go
+-- through separately. T starts N(0, std).
+-- data_init: the first forward in training mode sets s_b so that the mean
+-- distance of a sample to its nearest neighbour in that batch is 2 and b_b
+-- so that o_b has mean 0 over it, as the authors' code initialises the
+-- layer (from a batch of real data: the first batch a GAN's D sees). Without
+-- it, with T at N(0, 0.05) on 1024 unit-scale features the distances start
+-- near 10, so o is ~0 for a varied batch and large for a similar one, and D
+-- can reject a generator's first, similar-looking batches outright from
+-- these B features alone: on one seed the generator never left its
+-- starting checkerboard (docs/recipes.md, improved). The buffer
+-- `initialised` records that it ran (saved with the state).
 
 local MinibatchDiscrimination = Module:extend("MinibatchDiscrimination")
 function MinibatchDiscrimination:init(a, b, c, o)
   a, b = self:check_size("in_features", a), self:check_size("num_kernels", b)
   c = self:check_size("kernel_dim", c)
-  o = self:check_opts(o, {"std"})
+  o = self:check_opts(o, {"std", "data_init"})
+  if o.data_init ~= nil and type(o.data_init) ~= "boolean" then
+    error(string.format("%s: data_init must be a boolean, got %s", self:_who(), util.what(o.data_init)), 3)
+  end
   self.in_features, self.num_kernels, self.kernel_dim = a, b, c
+  self.data_init = opt(o, "data_init", true)
   self:add_param("T", init.normal(lg.zeros(a, b * c), 0, opt(o, "std", 0.05)))
+  self:add_param("log_scale", lg.zeros(b))
+  self:add_param("bias", lg.zeros(b))
+  self:add_buffer("initialised", lg.zeros(1))
+end
+
+-- distances (N, N, B) -> o (N, B) without the bias; drops c_b(i,i) = 1
+local function closeness(d, log_scale)
+  local b = d:size(3)
+  return (-(d * log_scale:exp():reshape(1, 1, b))):exp():sum(2):reshape(d:size(1), b) - 1
+end
+
+-- The data-dependent initialisation of s_b and b_b from distances d (N, N, B)
+function MinibatchDiscrimination:_data_init(d)
+  lg.no_grad(function()
+    local n, b = d:size(1), d:size(3)
+    local far = lg.eye(n):reshape(n, n, 1) * 1e30              -- keeps j = i out of the min
+    local nearest = (d * self.log_scale:exp():reshape(1, 1, b) + far):min(2)   -- (N, 1, B)
+    local half = nearest:reshape(n, b):mean(1) * 0.5           -- (B)
+    self.log_scale:copy_(self.log_scale - half:clamp(1e-12, math.huge):log())
+    self.bias:copy_(-closeness(d, self.log_scale):mean(1))
+    self.initialised:fill_(1)
+  end)
 end
 
 function MinibatchDiscrimination:forward(x)
@@ -127,8 +164,10 @@ function MinibatchDiscrimination:forward(x)
   local n, b, c = x:size(1), self.num_kernels, self.kernel_dim
   local m = lg.matmul(x, self.T)                               -- (N, B*C)
   local d = (m:reshape(n, 1, b, c) - m:reshape(1, n, b, c)):abs():sum(4)  -- (N, N, B)
-  local o = (-d):exp():sum(2) - 1                              -- (N, B); drops c_b(i,i) = 1
-  return lg.cat({x, o}, 2)
+  if self.data_init and self.training and n >= 2 and self.initialised:item() == 0 then
+    self:_data_init(d:detach())
+  end
+  return lg.cat({x, closeness(d, self.log_scale) + self.bias:reshape(1, b)}, 2)
 end
 
 function MinibatchDiscrimination:extra_repr()
