@@ -29,7 +29,8 @@
 -- conjugates are exponential, collapsed on this architecture: their bound
 -- jumped by one to two orders of magnitude between steps 160 and 310 while
 -- loss_g shot up to 75-1300, and the samples stayed noise (FD 1345, 1215,
--- 1175). tv was not measured.
+-- 1175). tv was not measured. pearson over seeds 1-3 (2026-12-06,
+-- bench/results.lua): FD 88.8, 79.4, 68.9 (79.0 +- 5.7), ~241 CPU-seconds a run.
 local lg = require "luagan"
 local kit, nets = lg.recipe_kit, lg.nets
 

@@ -33,8 +33,14 @@
 -- What to expect: recognisable garments after the default 1000 steps, with
 -- visibly more variety across the grid than a plain DCGAN at the same step;
 -- each step costs more than DCGAN's (VBN re-forwards the reference batch).
--- Seed 3 does not get there (2026-12-06: FD 487 against 82 and 71 for seeds
--- 1 and 2; docs/recipes.md): open, issue 19.
+-- The minibatch layer starts as the authors' code starts it (scaled and
+-- centred on the first real batch, nn.MinibatchDiscrimination's data_init):
+-- without that start D rejected seed 3's first batches outright from the
+-- minibatch features and G stayed a checkerboard for 700 steps (FD 487,
+-- 2026-12-06). With it, seeds 1-3: FD 90.2 / 69.9 / 88.5 (docs/RESULTS.md,
+-- about 490 CPU-seconds a run at 2 steps/s); seed 3 with the OpenBLAS
+-- kernels of the machine it failed on (OPENBLAS_CORETYPE=SkylakeX): FD 70.9.
+-- Sneakers stay under half their share on seeds 1 and 3 (coverage 0.9).
 local lg = require "luagan"
 local nn, kit, tricks, nets = lg.nn, lg.recipe_kit, lg.tricks, lg.nets
 

@@ -23,10 +23,12 @@
 -- FD 84 / 69 / 88 for seeds 1 / 2 / 3 at step 2000, but 169 / 138 / 163 at
 -- 1500 and 696 / 335 at the old default of 1000. D leads early: loss_d falls
 -- from about 0.26 to 0.06 by step 600 (d_real 0.89, d_fake 0.11 with 0-1
--- coding), then G catches up. About 5 CPU-minutes on one idle core (dcgan's
--- rate, the same nets). Against its PyTorch twin (bench/twins/lsgan.py), seeds
--- 1-3 with later code: FD 70.2 / 68.4 / 78.8 vs the twin's 65.0 / 114.0 / 73.9,
--- no difference beyond the seed spread (Welch t -0.77).
+-- coding), then G catches up. Against its PyTorch twin (bench/twins/lsgan.py),
+-- seeds 1-3 with later code: FD 70.2 / 68.4 / 78.8 vs the twin's 65.0 / 114.0 /
+-- 73.9, no difference beyond the seed spread (Welch t -0.77). The records of
+-- docs/results (2026-12-06, a 2-vCPU AMD EPYC, whose OpenBLAS kernels round
+-- differently): FD 85.4 / 79.3 / 87.3, 572-597 CPU-seconds a run (3.4 steps per
+-- CPU-second, two runs sharing the 2 cores).
 local lg = require "luagan"
 local kit, nets = lg.recipe_kit, lg.nets
 
