@@ -28,6 +28,10 @@
 -- (5000 critic updates) are ~0.55 CPU s per step on an idle core, ~9 CPU
 -- minutes. Its PyTorch twin (bench/twins/wgan.py) over the same seeds: FD
 -- 141.5/106.6/110.7, no difference beyond the seed spread (Welch t -0.66).
+-- The records of docs/results (2026-12-06, a 2-vCPU AMD EPYC, two runs sharing
+-- its cores): FD 83.4 / 132.5 / 107.6, every class covered, 1057-1065 CPU s a
+-- run (0.94 steps per CPU-second): over the issue's 15 CPU-minutes there, and
+-- 1000 steps is already the shortest budget under FD 150 on every seed.
 -- --lr 5e-5 is the paper's setting. wdist (the critic's estimate of
 -- the Wasserstein distance, E f(x) - E f(G(z))) rises first, then falls
 -- slowly as G improves: it is the curve to watch, not loss_g.
