@@ -92,6 +92,11 @@ mpi_test("DataLoader{shard = true} at np 2: the gathered slices are the global b
   T.ok(ok and out:find("ok shard 2", 1, true), out)
 end)
 
+mpi_test("MinibatchDiscrimination's data-dependent start at np 2: the ranks agree on the averaged start", function()
+  local out, ok = mpirun(2, "mbd_init.lua")
+  T.ok(ok and out:find("ok mbd 2", 1, true), out)
+end)
+
 local function read_lines(path)
   local out = {}
   for l in io.lines(path) do out[#out + 1] = l end

@@ -120,7 +120,9 @@ M.SpectralNorm = SpectralNorm
 -- can reject a generator's first, similar-looking batches outright from
 -- these B features alone: on one seed the generator never left its
 -- starting checkerboard (docs/recipes.md, improved). The buffer
--- `initialised` records that it ran (saved with the state).
+-- `initialised` records that it ran (saved with the state). Under lg.dist
+-- every rank sees its own slice of the batch: the ranks' statistics are
+-- averaged, so the replicas of D start (and stay) the same.
 
 local MinibatchDiscrimination = Module:extend("MinibatchDiscrimination")
 function MinibatchDiscrimination:init(a, b, c, o)
@@ -144,15 +146,22 @@ local function closeness(d, log_scale)
   return (-(d * log_scale:exp():reshape(1, 1, b))):exp():sum(2):reshape(d:size(1), b) - 1
 end
 
+-- t (B) averaged over the ranks of lg.dist (itself on one process)
+local function ranks_mean(t)
+  local dist = require "luagan.dist"
+  if not dist.is_initialized() or dist.size() == 1 then return t end
+  return dist.allreduce(t:contiguous(), {op = "mean"})
+end
+
 -- The data-dependent initialisation of s_b and b_b from distances d (N, N, B)
 function MinibatchDiscrimination:_data_init(d)
   lg.no_grad(function()
     local n, b = d:size(1), d:size(3)
     local far = lg.eye(n):reshape(n, n, 1) * 1e30              -- keeps j = i out of the min
     local nearest = (d * self.log_scale:exp():reshape(1, 1, b) + far):min(2)   -- (N, 1, B)
-    local half = nearest:reshape(n, b):mean(1) * 0.5           -- (B)
+    local half = ranks_mean(nearest:reshape(n, b):mean(1) * 0.5)   -- (B)
     self.log_scale:copy_(self.log_scale - half:clamp(1e-12, math.huge):log())
-    self.bias:copy_(-closeness(d, self.log_scale):mean(1))
+    self.bias:copy_(-ranks_mean(closeness(d, self.log_scale):mean(1)))
     self.initialised:fill_(1)
   end)
 end
