@@ -8,10 +8,6 @@ local lg = require "luagan"
 local nn, dist = lg.nn, lg.dist
 local rank, size = dist.init()
 
-local function check(cond, what)
-  if not cond then error(string.format("rank %d: %s", rank, what), 0) end
-end
-
 lg.manual_seed(1)
 local mb = nn.MinibatchDiscrimination(6, 3, 2)
 dist.broadcast_module(mb)
@@ -37,16 +33,16 @@ for b = 1, 3 do
 end
 local mean_half = dist.allreduce(lg.tensor(half), {op = "mean"}):totable()
 mb(x)
-check(mb.initialised:item() == 1, "the start did not run")
+assert(mb.initialised:item() == 1, "rank " .. rank .. ": the start did not run")
 for _, name in ipairs{"log_scale", "bias"} do
   local t = mb[name]
   local avg = dist.allreduce(t:clone(), {op = "mean"})
-  check((t - avg):abs():max():item() == 0, name .. " differs between the ranks")
+  assert((t - avg):abs():max():item() == 0, "rank " .. rank .. ": " .. name .. " differs between the ranks")
 end
 local s = mb.log_scale:exp():totable()
 for b = 1, 3 do
-  check(math.abs(s[b] * mean_half[b] - 1) < 1e-4,
-        string.format("kernel %d: scale %g is not 1 / the ranks' mean %g", b, s[b], mean_half[b]))
+  assert(math.abs(s[b] * mean_half[b] - 1) < 1e-4,
+         string.format("rank %d, kernel %d: scale %g is not 1 / the ranks' mean %g", rank, b, s[b], mean_half[b]))
 end
 dist.barrier()
 if dist.is_main() then print("ok mbd " .. size) end
