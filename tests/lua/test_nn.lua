@@ -670,7 +670,7 @@ T.test("MinibatchDiscrimination data-dependent initialisation", function()
   ev(x)
   T.eq(ev.initialised:item(), 0)
   T.close(ev.log_scale, lg.zeros(3), 0)
-  T.errors(function() nn.MinibatchDiscrimination(6, 3, 2, {data_init = 1}) end, "data_init must be a boolean")
+  T.errors(function() nn.MinibatchDiscrimination(6, 3, 2, {data_init = 1}) end, "data_init must be true or false")
 end)
 
 -- |.| has kinks where two samples' projections agree; inputs spread by 10

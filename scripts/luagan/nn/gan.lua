@@ -4,6 +4,7 @@ local base = require "luagan.nn.module"
 local init = require "luagan.init_weights"
 
 local util = require "luagan.util"
+local dist = require "luagan.dist"
 
 local Module = base.Module
 local M = {}
@@ -129,11 +130,8 @@ function MinibatchDiscrimination:init(a, b, c, o)
   a, b = self:check_size("in_features", a), self:check_size("num_kernels", b)
   c = self:check_size("kernel_dim", c)
   o = self:check_opts(o, {"std", "data_init"})
-  if o.data_init ~= nil and type(o.data_init) ~= "boolean" then
-    error(string.format("%s: data_init must be a boolean, got %s", self:_who(), util.what(o.data_init)), 3)
-  end
   self.in_features, self.num_kernels, self.kernel_dim = a, b, c
-  self.data_init = opt(o, "data_init", true)
+  self.data_init = util.check_bool(self:_who(), "data_init", o.data_init, true, 4)
   self:add_param("T", init.normal(lg.zeros(a, b * c), 0, opt(o, "std", 0.05)))
   self:add_param("log_scale", lg.zeros(b))
   self:add_param("bias", lg.zeros(b))
@@ -146,22 +144,16 @@ local function closeness(d, log_scale)
   return (-(d * log_scale:exp():reshape(1, 1, b))):exp():sum(2):reshape(d:size(1), b) - 1
 end
 
--- t (B) averaged over the ranks of lg.dist (itself on one process)
-local function ranks_mean(t)
-  local dist = require "luagan.dist"
-  if not dist.is_initialized() or dist.size() == 1 then return t end
-  return dist.allreduce(t:contiguous(), {op = "mean"})
-end
-
 -- The data-dependent initialisation of s_b and b_b from distances d (N, N, B)
 function MinibatchDiscrimination:_data_init(d)
   lg.no_grad(function()
     local n, b = d:size(1), d:size(3)
     local far = lg.eye(n):reshape(n, n, 1) * 1e30              -- keeps j = i out of the min
     local nearest = (d * self.log_scale:exp():reshape(1, 1, b) + far):min(2)   -- (N, 1, B)
-    local half = ranks_mean(nearest:reshape(n, b):mean(1) * 0.5)   -- (B)
+    -- the ranks' mean (lg.dist; the identity on one process)
+    local half = dist.allreduce(nearest:reshape(n, b):mean(1) * 0.5, {op = "mean"})   -- (B)
     self.log_scale:copy_(self.log_scale - half:clamp(1e-12, math.huge):log())
-    self.bias:copy_(-ranks_mean(closeness(d, self.log_scale):mean(1)))
+    self.bias:copy_(-dist.allreduce(closeness(d, self.log_scale):mean(1), {op = "mean"}))
     self.initialised:fill_(1)
   end)
 end
